@@ -1,0 +1,38 @@
+"""longtail-mcp: durable workflows for agents and humans on Postgres, served over MCP."""
+
+from longtail_mcp.config import Settings, load_settings
+from longtail_mcp.errors import (
+    Conflict,
+    InvalidInput,
+    LongtailError,
+    NonDeterminism,
+    NonRetryableError,
+    NotFound,
+    StepFailed,
+    Unavailable,
+    WaitTimeout,
+    WorkflowFailed,
+)
+from longtail_mcp.runtime.app import LongTail
+from longtail_mcp.runtime.context import Context, StepInfo, current_step
+from longtail_mcp.runtime.handle import Handle
+
+__all__ = [
+    "Conflict",
+    "Context",
+    "Handle",
+    "InvalidInput",
+    "LongTail",
+    "LongtailError",
+    "NonDeterminism",
+    "NonRetryableError",
+    "NotFound",
+    "Settings",
+    "StepFailed",
+    "StepInfo",
+    "Unavailable",
+    "WaitTimeout",
+    "WorkflowFailed",
+    "current_step",
+    "load_settings",
+]

@@ -1,0 +1,168 @@
+-- start_workflow --
+-- Insert a run; the id is the idempotency key, so a second start returns nothing.
+INSERT INTO workflow (id, name, input, parent_id, parent_seq, due_at)
+VALUES (%(id)s, %(name)s, %(input)s, %(parent_id)s, %(parent_seq)s, now())
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+
+-- get_workflow --
+-- One run's row.
+SELECT id, name, status, input, result, error, parent_id, parent_seq, owner, lease_epoch, due_at,
+       waiting_for, claims, created_at, updated_at, completed_at
+FROM workflow WHERE id = %(id)s
+
+-- claim_workflows --
+-- Claim due runs of the names this worker knows; bump each lease epoch (fencing). SKIP LOCKED: a claim never waits.
+WITH due AS (
+    SELECT id FROM workflow
+    WHERE due_at <= now() AND status IN ('pending', 'running', 'waiting') AND name = ANY(%(names)s)
+    ORDER BY due_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE workflow w
+SET status = 'running', owner = %(worker)s, lease_epoch = w.lease_epoch + 1,
+    due_at = now() + make_interval(secs => %(lease)s), waiting_for = NULL,
+    claims = w.claims + 1, updated_at = now()
+FROM due WHERE w.id = due.id
+RETURNING w.id, w.name, w.input, w.lease_epoch, w.wake_seq, w.parent_id, w.claims
+
+-- load_journal --
+-- A run's journal in order, for replay.
+SELECT seq, kind, name, status, input, output, error, attempts, wake_at
+FROM step WHERE workflow_id = %(id)s ORDER BY seq
+
+-- lock_for_batch --
+-- Lock the rows a journal batch touches, in id order (no deadlock between batches).
+SELECT id, lease_epoch, wake_seq FROM workflow WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE
+
+-- write_steps --
+-- Upsert journal rows (a waiting or retrying row is later completed in place).
+INSERT INTO step (workflow_id, seq, kind, name, status, input, output, error, attempts, wake_at, epoch,
+                  worker, started_at)
+SELECT b.workflow_id, b.seq, b.kind, b.name, b.status, b.input::jsonb, b.output::jsonb, b.error::jsonb,
+       b.attempts, b.wake_at, b.epoch, %(worker)s, b.started_at
+FROM unnest(%(workflow_id)s::text[], %(seq)s::int[], %(kind)s::text[], %(name)s::text[], %(status)s::text[],
+            %(input)s::text[], %(output)s::text[], %(error)s::text[], %(attempts)s::int[],
+            %(wake_at)s::timestamptz[], %(epoch)s::bigint[], %(started_at)s::timestamptz[])
+     AS b(workflow_id, seq, kind, name, status, input, output, error, attempts, wake_at, epoch, started_at)
+ON CONFLICT (workflow_id, seq) DO UPDATE
+SET status = excluded.status, output = excluded.output, error = excluded.error, attempts = excluded.attempts,
+    wake_at = excluded.wake_at, epoch = excluded.epoch, worker = excluded.worker, completed_at = now()
+
+-- finish_workflows --
+-- Record how claimed runs left the worker: completed, failed, or waiting until due_at.
+UPDATE workflow w
+SET status = b.status, result = b.result::jsonb, error = b.error::jsonb, due_at = b.due_at,
+    waiting_for = b.waiting_for, owner = NULL, updated_at = now(),
+    completed_at = CASE WHEN b.status IN ('completed', 'failed', 'cancelled') THEN now() END
+FROM unnest(%(id)s::text[], %(status)s::text[], %(result)s::text[], %(error)s::text[],
+            %(due_at)s::timestamptz[], %(waiting_for)s::text[])
+     AS b(id, status, result, error, due_at, waiting_for)
+WHERE w.id = b.id
+
+-- wake_workflows --
+-- Something a run may wait on happened: bump wake_seq; a waiting run becomes due now.
+UPDATE workflow
+SET wake_seq = wake_seq + 1,
+    due_at = CASE WHEN status = 'waiting' THEN now() ELSE due_at END
+WHERE id = ANY(%(ids)s) AND status IN ('pending', 'running', 'waiting')
+
+-- fence --
+-- Hold a run's row while a side transaction writes for it; no row means the lease was lost.
+SELECT wake_seq FROM workflow WHERE id = %(id)s AND lease_epoch = %(epoch)s FOR UPDATE
+
+-- consume_message --
+-- Take the oldest unconsumed signal of a name for the wait at seq.
+UPDATE message SET consumed_seq = %(seq)s
+WHERE id = (
+    SELECT id FROM message
+    WHERE workflow_id = %(id)s AND name = %(name)s AND consumed_seq IS NULL
+    ORDER BY id LIMIT 1 FOR UPDATE
+)
+RETURNING payload
+
+-- send_signal --
+-- Buffer a signal for a live run and wake it.
+WITH w AS (
+    UPDATE workflow
+    SET wake_seq = wake_seq + 1, due_at = CASE WHEN status = 'waiting' THEN now() ELSE due_at END
+    WHERE id = %(id)s AND status IN ('pending', 'running', 'waiting')
+    RETURNING id
+)
+INSERT INTO message (workflow_id, name, payload)
+SELECT id, %(name)s, %(payload)s FROM w
+RETURNING id
+
+-- cancel_workflows --
+-- Cancel a run and its live descendants; bumping the epoch fences out any worker still running them.
+WITH RECURSIVE tree AS (
+    SELECT id FROM workflow WHERE id = %(id)s
+    UNION
+    SELECT c.id FROM workflow c JOIN tree t ON c.parent_id = t.id
+), locked AS (
+    SELECT w.id FROM workflow w JOIN tree USING (id)
+    WHERE w.status IN ('pending', 'running', 'waiting') ORDER BY w.id FOR UPDATE OF w
+)
+UPDATE workflow w
+SET status = 'cancelled', lease_epoch = w.lease_epoch + 1, due_at = NULL, owner = NULL,
+    error = %(error)s, updated_at = now(), completed_at = now()
+FROM locked WHERE w.id = locked.id
+RETURNING w.id, w.parent_id
+
+-- renew_leases --
+-- Extend the leases of the runs this worker is executing; a run missing from the result was lost.
+WITH mine AS (
+    SELECT id FROM workflow
+    WHERE owner = %(worker)s AND status = 'running' AND id = ANY(%(ids)s)
+    ORDER BY id FOR UPDATE
+)
+UPDATE workflow w SET due_at = now() + make_interval(secs => %(lease)s)
+FROM mine WHERE w.id = mine.id
+RETURNING w.id
+
+-- release_leases --
+-- On clean shutdown: hand this worker's running runs back so any worker can take them at once.
+WITH mine AS (
+    SELECT id FROM workflow WHERE owner = %(worker)s AND status = 'running' ORDER BY id FOR UPDATE
+)
+UPDATE workflow w SET due_at = now(), owner = NULL
+FROM mine WHERE w.id = mine.id
+
+-- register_worker --
+-- A worker process announces itself.
+INSERT INTO worker (id, host, pid, workflows, concurrency)
+VALUES (%(id)s, %(host)s, %(pid)s, %(workflows)s, %(concurrency)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL
+
+-- heartbeat_worker --
+-- A worker is alive.
+UPDATE worker SET heartbeat_at = now() WHERE id = %(id)s
+
+-- stop_worker --
+-- A worker left cleanly.
+UPDATE worker SET stopped_at = now() WHERE id = %(id)s
+
+-- list_workflows --
+-- Runs, newest first, optionally filtered.
+SELECT id, name, status, parent_id, created_at, updated_at, completed_at, waiting_for
+FROM workflow
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(name)s::text IS NULL OR name = %(name)s)
+ORDER BY created_at DESC, id
+LIMIT %(limit)s
+
+-- export_steps --
+-- The full journal of a run, for export.
+SELECT seq, kind, name, status, input, output, error, attempts, wake_at, epoch, worker, started_at, completed_at
+FROM step WHERE workflow_id = %(id)s ORDER BY seq
+
+-- export_messages --
+-- Every signal a run received.
+SELECT id, name, payload, consumed_seq, created_at FROM message WHERE workflow_id = %(id)s ORDER BY id
+
+-- health --
+-- Counts for /health.
+SELECT
+    (SELECT count(*) FROM worker WHERE stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => %(stale)s)) AS workers_alive,
+    (SELECT coalesce(max(version), 0) FROM migration) AS migration

@@ -1,0 +1,99 @@
+"""The LongtailError family: what can go wrong, with messages safe to show a client."""
+
+from typing import Any
+
+
+class LongtailError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "type": type(self).__name__, "message": self.message, "data": self.data}
+
+
+class NotFound(LongtailError):
+    """The named run, step or object does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(LongtailError):
+    """Someone else changed the object first (a lost race, a duplicate)."""
+
+    code = "conflict"
+
+
+class InvalidInput(LongtailError):
+    """The caller's arguments are wrong; nothing was changed."""
+
+    code = "invalid_input"
+
+
+class Unavailable(LongtailError):
+    """The database or another dependency cannot be reached right now."""
+
+    code = "unavailable"
+
+
+class ConfigurationError(LongtailError):
+    """The process cannot start as configured (data dir locked, port taken, ...)."""
+
+    code = "configuration"
+
+
+class NonRetryableError(LongtailError):
+    """Raise from a step to fail it at once, without further attempts."""
+
+    code = "non_retryable"
+
+
+class StepFailed(LongtailError):
+    """A step used up its attempts (or failed non-retryably); raised inside the workflow."""
+
+    code = "step_failed"
+
+    def __init__(self, message: str, *, step: str, error: dict[str, Any], retryable: bool = False) -> None:
+        super().__init__(message, data={"step": step, "error": error})
+        self.step = step
+        self.error = error
+        self.retryable = retryable
+
+
+class NonDeterminism(LongtailError):
+    """Replay found the workflow asking for a different step than its journal recorded."""
+
+    code = "nondeterminism"
+
+
+class WaitTimeout(LongtailError, TimeoutError):
+    """A durable wait (signal, child, human) ran out of time. Never a success value."""
+
+    code = "timeout"
+
+
+class WorkflowFailed(LongtailError):
+    """The awaited run ended failed or cancelled; `error` holds its stored error."""
+
+    code = "workflow_failed"
+
+    def __init__(self, message: str, *, workflow_id: str, status: str, error: dict[str, Any] | None) -> None:
+        super().__init__(message, data={"workflow_id": workflow_id, "status": status, "error": error})
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = error
+
+
+def error_to_json(exc: BaseException) -> dict[str, Any]:
+    """Stored form of any exception: jsonb `{code, type, message, retryable, data}`, never a pickle."""
+    if isinstance(exc, LongtailError):
+        out = exc.to_json()
+    else:
+        out = {"code": "error", "type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "data": None}
+    out.setdefault("retryable", not isinstance(exc, NonRetryableError))
+    return out

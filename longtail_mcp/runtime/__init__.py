@@ -1,0 +1,1 @@
+"""The durable runtime: workflows, checkpointed steps, waits, workers."""

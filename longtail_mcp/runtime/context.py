@@ -1,0 +1,388 @@
+"""The workflow context: every operation a workflow body performs, checkpointed and replayable."""
+
+import contextvars
+import random as _random
+import time
+import uuid as _uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from longtail_mcp.db.queries import load
+from longtail_mcp.errors import (
+    InvalidInput,
+    NonDeterminism,
+    NonRetryableError,
+    StepFailed,
+    WaitTimeout,
+    WorkflowFailed,
+    error_to_json,
+)
+from longtail_mcp.runtime.codec import dumps, roundtrip
+from longtail_mcp.runtime.journal import LeaseLost, StepWrite, step_columns
+from longtail_mcp.runtime.registry import StepSpec, step_spec
+
+if TYPE_CHECKING:
+    from longtail_mcp.runtime.worker import Worker
+
+Q = load("runtime")
+T = TypeVar("T")
+SHORT_WAIT = 1.0  # waits up to this long stay in the worker; longer ones release it (the run becomes a row)
+
+
+class Suspend(BaseException):  # noqa: N818 - control flow: the run leaves the worker until `until` or a wake
+    """Unwinds a workflow body that must wait; workflow code cannot catch it with `except Exception`."""
+
+    def __init__(self, until: float | None, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a running step may know about itself (see `current_step()`)."""
+
+    workflow_id: str
+    seq: int
+    name: str
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and replays: pass it to the outside world to deduplicate effects."""
+        return f"{self.workflow_id}:{self.seq}"
+
+
+_current_step: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar("longtail_step", default=None)
+
+
+def current_step() -> StepInfo:
+    """Inside a step function: its workflow id, sequence number, attempt and idempotency key."""
+    info = _current_step.get()
+    if info is None:
+        raise RuntimeError("current_step() is only available inside a step run by ctx.run()")
+    return info
+
+
+@dataclass
+class Record:
+    seq: int
+    kind: str
+    name: str
+    status: str
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+    attempts: int
+    wake_at: float | None
+
+
+def _seconds(value: timedelta | float | int | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class Context:
+    """Passed to every workflow body as its first argument.
+
+    Each method allocates the next sequence number when it is *called* (not when awaited), so
+    `ctx.gather(ctx.run(a), ctx.run(b))` numbers a and b in argument order on every replay.
+    """
+
+    def __init__(
+        self,
+        worker: "Worker",
+        *,
+        workflow_id: str,
+        name: str,
+        input: Any,
+        epoch: int,
+        journal: dict[int, Record],
+    ) -> None:
+        self._worker = worker
+        self.workflow_id = workflow_id
+        self.name = name
+        self.input = input
+        self._epoch = epoch
+        self._journal = journal
+        self._seq = 0
+        self.replaying = bool(journal)
+
+    # -- journal plumbing ----------------------------------------------------------------------
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _recorded(self, seq: int, kind: str, name: str) -> Record | None:
+        rec = self._journal.get(seq)
+        if rec is None:
+            return None
+        if rec.kind != kind or rec.name != name:
+            raise NonDeterminism(
+                f"replay of run {self.workflow_id!r} diverged at step {seq}: the journal recorded "
+                f"{rec.kind} {rec.name!r} but the workflow code now asks for {kind} {name!r}; "
+                "workflow code must call the same steps in the same order (version the workflow instead)"
+            )
+        return rec
+
+    def unreplayed(self) -> Record | None:
+        """A journal entry beyond the last one the code reached (the code no longer calls it)."""
+        extra = [seq for seq in self._journal if seq > self._seq]
+        return self._journal[min(extra)] if extra else None
+
+    async def _write(self, seq: int, kind: str, name: str, status: str, **fields: Any) -> None:
+        await self._worker.journal.write(
+            StepWrite(self.workflow_id, self._epoch, seq, kind, name, status, **fields)
+        )
+        self._journal[seq] = Record(
+            seq, kind, name, status, fields.get("input"), fields.get("output"), fields.get("error"),
+            fields.get("attempts", 1), fields.get("wake_at"),
+        )
+
+    async def _side_transaction(self, work: Callable[[Any, int], Awaitable[T]]) -> T:
+        """Run `work(conn, wake_seq)` in a transaction that holds this run's row (fenced by epoch)."""
+        async with self._worker.db.transaction() as conn:
+            row = await (await conn.execute(Q["fence"], {"id": self.workflow_id, "epoch": self._epoch})).fetchone()
+            if row is None:
+                raise LeaseLost(self.workflow_id)
+            return await work(conn, row["wake_seq"])
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def run(self, fn: Callable[..., Any] | StepSpec, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
+        """Run `fn(*args, **kwargs)` as a checkpointed step with retries; returns its (JSON) result.
+
+        Raises:
+            StepFailed: the step used up its attempts or failed non-retryably.
+        """
+        spec = fn if isinstance(fn, StepSpec) else step_spec(fn)
+        return self._run_step(self._next(), spec, args, kwargs)
+
+    async def _run_step(self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        rec = self._recorded(seq, "step", spec.name)
+        attempt = 1
+        if rec is not None:
+            if rec.status == "completed":
+                return rec.output
+            if rec.status == "failed":
+                raise _step_failed(spec.name, rec.error or {})
+            attempt = rec.attempts + 1  # retrying: its backoff was recorded
+            if rec.wake_at and rec.wake_at > time.time():
+                raise Suspend(rec.wake_at, f"retry:{spec.name}")
+        call_input = _jsonable_args(args, kwargs)
+        policy = spec.retry
+        while True:
+            started = time.time()
+            token = _current_step.set(StepInfo(self.workflow_id, seq, spec.name, attempt))
+            try:
+                if spec.is_async:
+                    result = await spec.fn(*args, **kwargs)
+                else:
+                    result = await anyio.to_thread.run_sync(lambda: spec.fn(*args, **kwargs))
+                result = roundtrip(result, what=f"the result of step {spec.name!r}")
+            except Exception as exc:
+                error = error_to_json(exc)
+                retryable = not isinstance(exc, (NonRetryableError, InvalidInput, *policy.non_retryable))
+                error["retryable"] = retryable
+                if retryable and attempt < policy.retries:
+                    delay = policy.delay(attempt)
+                    if delay <= SHORT_WAIT:
+                        await anyio.sleep(delay)
+                        attempt += 1
+                        continue
+                    wake = time.time() + delay
+                    await self._write(seq, "step", spec.name, "retrying", input=call_input, error=error,
+                                      attempts=attempt, wake_at=wake, started_at=started)
+                    raise Suspend(wake, f"retry:{spec.name}") from None
+                await self._write(seq, "step", spec.name, "failed", input=call_input, error=error,
+                                  attempts=attempt, started_at=started)
+                raise _step_failed(spec.name, error) from None
+            finally:
+                _current_step.reset(token)
+            await self._write(seq, "step", spec.name, "completed", input=call_input, output=result,
+                              attempts=attempt, started_at=started)
+            return result
+
+    async def gather(self, *awaitables: Awaitable[Any]) -> list[Any]:
+        """Await several steps (or waits) concurrently; results in argument order.
+
+        If a branch must wait, the others still finish and checkpoint before the run leaves the
+        worker. The first branch (in argument order) that raised an error re-raises it.
+        """
+        results: list[Any] = [None] * len(awaitables)
+        outcomes: list[BaseException | None] = [None] * len(awaitables)
+
+        async def branch(i: int, aw: Awaitable[Any]) -> None:
+            try:
+                results[i] = await aw
+            except (Suspend, Exception) as exc:
+                outcomes[i] = exc
+
+        async with anyio.create_task_group() as tg:
+            for i, aw in enumerate(awaitables):
+                tg.start_soon(branch, i, aw)
+        errors = [e for e in outcomes if isinstance(e, Exception)]
+        if errors:
+            raise errors[0]
+        waits = [e for e in outcomes if isinstance(e, Suspend)]
+        if waits:
+            untils = [w.until for w in waits if w.until is not None]
+            raise Suspend(min(untils) if len(untils) == len(waits) else None, waits[0].reason)
+        return results
+
+    # -- deterministic values --------------------------------------------------------------------
+
+    def now(self) -> Coroutine[Any, Any, float]:
+        """Wall-clock time (epoch seconds), recorded on first run and replayed after."""
+        return self._value(self._next(), "now", time.time)
+
+    def uuid(self) -> Coroutine[Any, Any, str]:
+        """A random UUID string, recorded on first run and replayed after."""
+        return self._value(self._next(), "uuid", lambda: str(_uuid.uuid4()))
+
+    def random(self) -> Coroutine[Any, Any, float]:
+        """A float in [0, 1), recorded on first run and replayed after."""
+        return self._value(self._next(), "random", _random.random)
+
+    async def _value(self, seq: int, kind: str, make: Callable[[], Any]) -> Any:
+        rec = self._recorded(seq, kind, kind)
+        if rec is not None:
+            return rec.output
+        value = make()
+        await self._write(seq, kind, kind, "completed", output=value)
+        return value
+
+    # -- waits -----------------------------------------------------------------------------------
+
+    def sleep(self, delay: timedelta | float) -> Coroutine[Any, Any, None]:
+        """Durable timer: survives restarts; a long sleep releases the worker."""
+        return self._sleep(self._next(), _seconds(delay) or 0.0)
+
+    async def _sleep(self, seq: int, seconds: float) -> None:
+        rec = self._recorded(seq, "sleep", "sleep")
+        if rec is not None and rec.wake_at is not None:
+            until = rec.wake_at
+        else:
+            until = time.time() + seconds
+            await self._write(seq, "sleep", "sleep", "completed", input={"seconds": seconds}, wake_at=until)
+        remaining = until - time.time()
+        if remaining <= 0:
+            return
+        if remaining <= SHORT_WAIT:
+            await anyio.sleep(remaining)
+            return
+        raise Suspend(until, "sleep")
+
+    def wait_for_signal(self, name: str, *, timeout: timedelta | float | None = None) -> Coroutine[Any, Any, Any]:
+        """Wait for `app.signal(workflow_id, name, payload)` and return the payload.
+
+        Signals sent before the wait are buffered and consumed oldest first.
+
+        Raises:
+            WaitTimeout: no signal arrived within `timeout`.
+        """
+        return self._wait_for_signal(self._next(), name, _seconds(timeout))
+
+    async def _wait_for_signal(self, seq: int, name: str, timeout: float | None) -> Any:
+        rec = self._recorded(seq, "signal", name)
+        if rec is not None and rec.status == "completed":
+            return rec.output
+        if rec is not None and rec.status == "failed":
+            raise WaitTimeout(f"no signal {name!r} arrived before the deadline")
+        deadline = rec.wake_at if rec is not None else (time.time() + timeout if timeout is not None else None)
+
+        async def consume(conn: Any, _wake_seq: int) -> tuple[bool, Any]:
+            got = await (await conn.execute(
+                Q["consume_message"], {"id": self.workflow_id, "name": name, "seq": seq}
+            )).fetchone()
+            status = "completed" if got is not None else "waiting"
+            if got is None and rec is not None:
+                return False, None
+            await conn.execute(Q["write_steps"], step_columns([StepWrite(
+                self.workflow_id, self._epoch, seq, "signal", name, status,
+                output=None if got is None else got["payload"], wake_at=deadline,
+            )], self._worker.worker_id))
+            return got is not None, None if got is None else got["payload"]
+
+        received, payload = await self._side_transaction(consume)
+        if received:
+            self._journal[seq] = Record(seq, "signal", name, "completed", None, payload, None, 1, deadline)
+            return payload
+        self._journal[seq] = Record(seq, "signal", name, "waiting", None, None, None, 1, deadline)
+        if deadline is not None and time.time() >= deadline:
+            error = WaitTimeout(f"no signal {name!r} arrived before the deadline")
+            await self._write(seq, "signal", name, "failed", error=error.to_json(), wake_at=deadline)
+            raise error
+        raise Suspend(deadline, f"signal:{name}")
+
+    def child(self, name: str, input: Any = None, *, workflow_id: str | None = None) -> Coroutine[Any, Any, Any]:
+        """Start a child workflow (once) and wait for its result.
+
+        Raises:
+            WorkflowFailed: the child failed or was cancelled.
+        """
+        return self._child(self._next(), name, input, workflow_id)
+
+    async def _child(self, seq: int, name: str, input: Any, workflow_id: str | None) -> Any:
+        rec = self._recorded(seq, "child", name)
+        if rec is not None and rec.status == "completed":
+            return rec.output
+        if rec is not None and rec.status == "failed":
+            raise _child_failed(rec.input["workflow_id"], rec.error or {})
+        if rec is None:
+            child_id = workflow_id or f"{self.workflow_id}/{seq}"
+            call_input = {"workflow_id": child_id, "input": roundtrip(input, what="child input")}
+
+            async def start(conn: Any, _wake_seq: int) -> None:
+                await conn.execute(Q["start_workflow"], {
+                    "id": child_id, "name": name, "input": dumps(call_input["input"]),
+                    "parent_id": self.workflow_id, "parent_seq": seq,
+                })
+                await conn.execute(Q["write_steps"], step_columns([StepWrite(
+                    self.workflow_id, self._epoch, seq, "child", name, "waiting", input=call_input,
+                )], self._worker.worker_id))
+                await conn.execute("SELECT pg_notify(%s, '')", [self._worker.db.wake_channel])
+
+            await self._side_transaction(start)
+            self._journal[seq] = Record(seq, "child", name, "waiting", call_input, None, None, 1, None)
+        else:
+            child_id = rec.input["workflow_id"]
+            call_input = rec.input
+        async with self._worker.db.connection() as conn:
+            row = await (await conn.execute(Q["get_workflow"], {"id": child_id})).fetchone()
+        if row is None:
+            raise InvalidInput(f"child run {child_id!r} disappeared")
+        if row["status"] == "completed":
+            await self._write(seq, "child", name, "completed", input=call_input, output=row["result"])
+            return row["result"]
+        if row["status"] in ("failed", "cancelled"):
+            error = row["error"] or {"code": row["status"], "message": f"child {child_id} {row['status']}"}
+            await self._write(seq, "child", name, "failed", input=call_input, error=error)
+            raise _child_failed(child_id, error)
+        raise Suspend(None, "child")
+
+
+def _step_failed(name: str, error: dict[str, Any]) -> StepFailed:
+    return StepFailed(
+        f"step {name!r} failed: {error.get('type', 'Error')}: {error.get('message', '')}",
+        step=name, error=error, retryable=bool(error.get("retryable")),
+    )
+
+
+def _child_failed(child_id: str, error: dict[str, Any]) -> WorkflowFailed:
+    status = "cancelled" if error.get("code") == "cancelled" else "failed"
+    return WorkflowFailed(f"child run {child_id!r} {status}: {error.get('message', '')}",
+                          workflow_id=child_id, status=status, error=error)
+
+
+def _jsonable_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return roundtrip({"args": list(args), "kwargs": kwargs})
+    except InvalidInput:
+        return {"repr": repr((args, kwargs))[:2000]}

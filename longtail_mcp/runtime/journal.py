@@ -1,0 +1,198 @@
+"""The journal writer: group commit of checkpoints and run transitions, fenced by lease epoch.
+
+Executors hand it writes and wait; a few flusher tasks each take everything pending and commit
+it in one transaction. With many runs in flight one commit carries many checkpoints; with one
+run waiting its write is flushed at once. Every write carries the lease epoch its run was
+claimed with: a write whose epoch is no longer current (the lease expired and another worker
+took the run, or the run was cancelled) is refused and its run stops here with `LeaseLost`.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.db.queries import load
+from longtail_mcp.errors import Conflict
+from longtail_mcp.runtime.codec import dumps_or_none, utc
+
+logger = logging.getLogger(__name__)
+Q = load("runtime")
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+class LeaseLost(BaseException):  # noqa: N818 - a control-flow signal, not an error a workflow may catch
+    """This worker no longer owns the run; stop executing it without writing anything more."""
+
+
+@dataclass
+class StepWrite:
+    workflow_id: str
+    epoch: int
+    seq: int
+    kind: str
+    name: str
+    status: str
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    attempts: int = 1
+    wake_at: float | None = None
+    started_at: float | None = None
+
+
+@dataclass
+class Finish:
+    workflow_id: str
+    epoch: int
+    status: str  # completed | failed | waiting
+    wake_seq: int  # the value seen at claim: a later wake makes a waiting run due at once
+    result: Any = None
+    error: dict[str, Any] | None = None
+    due_at: float | None = None
+    waiting_for: str | None = None
+    parent_id: str | None = None
+
+
+@dataclass
+class _Pending:
+    op: StepWrite | Finish
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: BaseException | None = None
+
+
+class JournalWriter:
+    """Group-commits journal writes for one worker process."""
+
+    def __init__(self, db: Database, worker_id: str, *, max_batch: int = 512) -> None:
+        self.db = db
+        self.worker_id = worker_id
+        self.max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._ready = anyio.Event()
+        self.batches = 0
+        self.writes = 0
+
+    async def write(self, op: StepWrite | Finish) -> None:
+        """Commit one write (with whatever else is pending).
+
+        Raises:
+            LeaseLost: the run's epoch moved on; nothing was written for it.
+        """
+        item = _Pending(op)
+        self._pending.append(item)
+        self._ready.set()
+        await item.done.wait()
+        if item.error is not None:
+            raise item.error
+
+    async def run(self, flushers: int = 2) -> None:
+        """Flush until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for _ in range(flushers):
+                tg.start_soon(self._flusher)
+
+    async def _flusher(self) -> None:
+        while True:
+            while not self._pending:
+                if self._ready.is_set():
+                    self._ready = anyio.Event()
+                await self._ready.wait()
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            with anyio.CancelScope(shield=True):
+                await self._flush_with_retry(batch)
+
+    async def _flush_with_retry(self, batch: list[_Pending]) -> None:
+        for attempt in range(5):
+            try:
+                await self._flush(batch)
+                return
+            except Conflict:  # deadlock or serialization failure: the whole batch rolled back
+                await anyio.sleep(0.01 * (attempt + 1))
+            except Exception as exc:
+                logger.exception("journal flush failed")
+                for item in batch:
+                    item.error = exc
+                    item.done.set()
+                return
+        for item in batch:
+            item.error = Conflict("journal write kept conflicting; the run will be retried")
+            item.done.set()
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        ops = [item.op for item in batch]
+        parents = {op.parent_id for op in ops if isinstance(op, Finish) and op.parent_id and op.status in TERMINAL}
+        ids = sorted({op.workflow_id for op in ops} | parents)
+        lost: set[int] = set()
+        async with self.db.transaction() as conn:
+            rows = await (await conn.execute(Q["lock_for_batch"], {"ids": ids})).fetchall()
+            current = {r["id"]: r for r in rows}
+            accepted: list[StepWrite | Finish] = []
+            for i, op in enumerate(ops):
+                row = current.get(op.workflow_id)
+                if row is None or row["lease_epoch"] != op.epoch:
+                    lost.add(i)
+                else:
+                    accepted.append(op)
+            steps = [op for op in accepted if isinstance(op, StepWrite)]
+            finishes = [op for op in accepted if isinstance(op, Finish)]
+            wake_now = False
+            if steps:
+                await conn.execute(Q["write_steps"], step_columns(steps, self.worker_id))
+            if finishes:
+                due: list[datetime | None] = []
+                for f in finishes:
+                    if f.status == "waiting" and current[f.workflow_id]["wake_seq"] != f.wake_seq:
+                        due.append(utc(0))  # woken while it ran: due at once
+                        wake_now = True
+                    else:
+                        due.append(None if f.due_at is None else utc(f.due_at))
+                await conn.execute(
+                    Q["finish_workflows"],
+                    {
+                        "id": [f.workflow_id for f in finishes],
+                        "status": [f.status for f in finishes],
+                        "result": [dumps_or_none(f.result) if f.status == "completed" else None for f in finishes],
+                        "error": [dumps_or_none(f.error) for f in finishes],
+                        "due_at": due,
+                        "waiting_for": [f.waiting_for for f in finishes],
+                    },
+                )
+                done_ids = [f.workflow_id for f in finishes if f.status in TERMINAL]
+                if done_ids:
+                    await conn.execute(
+                        "SELECT pg_notify(%(channel)s, x) FROM unnest(%(ids)s::text[]) AS x",
+                        {"channel": self.db.done_channel, "ids": done_ids},
+                    )
+                if parents:
+                    await conn.execute(Q["wake_workflows"], {"ids": sorted(parents)})
+                    wake_now = True
+            if wake_now:
+                await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+        self.batches += 1
+        self.writes += len(batch)
+        for i, item in enumerate(batch):
+            if i in lost:
+                item.error = LeaseLost(item.op.workflow_id)
+            item.done.set()
+
+
+def step_columns(steps: list[StepWrite], worker_id: str) -> dict[str, Any]:
+    return {
+        "worker": worker_id,
+        "workflow_id": [s.workflow_id for s in steps],
+        "seq": [s.seq for s in steps],
+        "kind": [s.kind for s in steps],
+        "name": [s.name for s in steps],
+        "status": [s.status for s in steps],
+        "input": [dumps_or_none(s.input) for s in steps],
+        "output": [dumps_or_none(s.output) for s in steps],
+        "error": [dumps_or_none(s.error) for s in steps],
+        "attempts": [s.attempts for s in steps],
+        "wake_at": [None if s.wake_at is None else utc(s.wake_at) for s in steps],
+        "epoch": [s.epoch for s in steps],
+        "started_at": [None if s.started_at is None else utc(s.started_at) for s in steps],
+    }

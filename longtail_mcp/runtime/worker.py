@@ -1,0 +1,192 @@
+"""A worker process's loop: claim due runs, execute them by replay, keep their leases."""
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+import anyio
+from psycopg import sql
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.db.queries import load
+from longtail_mcp.errors import NonDeterminism, error_to_json
+from longtail_mcp.runtime.codec import roundtrip
+from longtail_mcp.runtime.context import Context, Record, Suspend
+from longtail_mcp.runtime.journal import Finish, JournalWriter, LeaseLost
+from longtail_mcp.runtime.registry import Registry
+
+logger = logging.getLogger(__name__)
+Q = load("runtime")
+
+
+class Worker:
+    """Executes the registry's workflows. Any number of workers, on any hosts, may share one database."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry,
+        *,
+        concurrency: int = 200,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+        claim_batch: int = 64,
+        flushers: int = 2,
+        worker_id: str | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.claim_batch = claim_batch
+        self.flushers = flushers
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.journal = JournalWriter(db, self.worker_id)
+        self.running: dict[str, anyio.CancelScope] = {}
+        self._wake = anyio.Event()
+        self.executed = 0
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Work until cancelled; on the way out hand running runs back for others to take at once."""
+        names = self.registry.names()
+        async with self.db.connection() as conn:
+            await conn.execute(Q["register_worker"], {
+                "id": self.worker_id, "host": socket.gethostname(), "pid": os.getpid(),
+                "workflows": names, "concurrency": self.concurrency,
+            })
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.journal.run, self.flushers)
+                await tg.start(self._listen)
+                tg.start_soon(self._heartbeat)
+                tg.start_soon(self._claim_loop, tg, names)
+                task_status.started(self)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                async with self.db.connection() as conn:
+                    await conn.execute(Q["release_leases"], {"worker": self.worker_id})
+                    await conn.execute(Q["stop_worker"], {"id": self.worker_id})
+                    await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    async def _listen(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        started = False
+        while True:
+            try:
+                conn = await self.db.connect()
+                try:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.db.wake_channel)))
+                    if not started:
+                        started = True
+                        task_status.started()
+                    self._wake.set()  # anything made due while we were not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await conn.close()
+            except Exception as exc:  # a lost listener only costs latency: polling stays correct
+                logger.warning("worker listener reconnecting: %s", exc)
+                if not started:
+                    started = True
+                    task_status.started()
+                await anyio.sleep(self.poll_seconds)
+
+    async def _heartbeat(self) -> None:
+        interval = min(self.lease_seconds / 3, 5.0)
+        while True:
+            await anyio.sleep(interval)
+            try:
+                async with self.db.connection() as conn:
+                    await conn.execute(Q["heartbeat_worker"], {"id": self.worker_id})
+                    ids = list(self.running)
+                    if not ids:
+                        continue
+                    rows = await (await conn.execute(Q["renew_leases"], {
+                        "worker": self.worker_id, "ids": ids, "lease": self.lease_seconds,
+                    })).fetchall()
+                kept = {r["id"] for r in rows}
+                for wid in ids:
+                    if wid not in kept and wid in self.running:
+                        logger.info("run %s was taken over or cancelled; stopping it here", wid)
+                        self.running[wid].cancel()
+            except Exception as exc:
+                logger.warning("heartbeat failed: %s", exc)
+
+    async def _claim_loop(self, tg: anyio.abc.TaskGroup, names: list[str]) -> None:
+        while True:
+            free = self.concurrency - len(self.running)
+            if free > 0 and names:
+                limit = min(free, self.claim_batch)
+                try:
+                    async with self.db.connection() as conn:
+                        rows = await (await conn.execute(Q["claim_workflows"], {
+                            "names": names, "limit": limit, "worker": self.worker_id, "lease": self.lease_seconds,
+                        })).fetchall()
+                except Exception as exc:
+                    logger.warning("claim failed: %s", exc)
+                    rows = []
+                for row in rows:
+                    self.running[row["id"]] = anyio.CancelScope()
+                    tg.start_soon(self._execute, row)
+                if len(rows) == limit:
+                    continue
+            with anyio.move_on_after(self.poll_seconds):
+                await self._wake.wait()
+            if self._wake.is_set():
+                self._wake = anyio.Event()
+
+    # -- one run ---------------------------------------------------------------------------------
+
+    async def _execute(self, claim: dict[str, Any]) -> None:
+        wid = claim["id"]
+        scope = self.running[wid]
+        try:
+            with scope:
+                await self._replay(claim)
+        except LeaseLost:
+            logger.info("run %s: lease lost, another worker owns it now", wid)
+        except Exception:
+            logger.exception("run %s: could not record its outcome; it will be retried after its lease", wid)
+        finally:
+            self.running.pop(wid, None)
+            self.executed += 1
+            self._wake.set()
+
+    async def _replay(self, claim: dict[str, Any]) -> None:
+        wid, epoch = claim["id"], claim["lease_epoch"]
+        journal: dict[int, Record] = {}
+        if claim["claims"] > 1:
+            async with self.db.connection() as conn:
+                rows = await (await conn.execute(Q["load_journal"], {"id": wid})).fetchall()
+            journal = {
+                r["seq"]: Record(r["seq"], r["kind"], r["name"], r["status"], r["input"], r["output"], r["error"],
+                                 r["attempts"], r["wake_at"].timestamp() if r["wake_at"] else None)
+                for r in rows
+            }
+        spec = self.registry.get(claim["name"])
+        ctx = Context(self, workflow_id=wid, name=claim["name"], input=claim["input"], epoch=epoch, journal=journal)
+        finish = Finish(wid, epoch, "failed", claim["wake_seq"], parent_id=claim["parent_id"])
+        try:
+            value = await (spec.fn(ctx, claim["input"]) if spec.takes_input else spec.fn(ctx))
+            extra = ctx.unreplayed()
+            if extra is not None:
+                raise NonDeterminism(
+                    f"replay of run {wid!r} finished but its journal has step {extra.seq} ({extra.kind} "
+                    f"{extra.name!r}) that the workflow code no longer reaches"
+                )
+            finish.result = roundtrip(value, what=f"the result of workflow {claim['name']!r}")
+            finish.status = "completed"
+        except Suspend as s:
+            finish.status, finish.due_at, finish.waiting_for = "waiting", s.until, s.reason
+        except Exception as exc:
+            logger.info("run %s failed: %s", wid, exc)
+            finish.error = error_to_json(exc)
+        await self.journal.write(finish)
