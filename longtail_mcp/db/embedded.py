@@ -297,9 +297,22 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             raise ConfigurationError(f"initdb failed for {self.data_dir}: {result.stderr.strip()[-2000:]}")
 
-    def start(self, timeout: float = 30.0) -> str:
-        """Start the server and return a DSN for the application database."""
+    def start(self, timeout: float = 30.0, *, attach: bool = False) -> str:
+        """Start the server and return a DSN for the application database.
+
+        With `attach`, a server already running on this data dir (a `serve` on this machine) is
+        used as it is, and left running by `stop()`.
+        """
         running = self.running_pid()
+        if running is not None and attach:
+            try:
+                with psycopg.connect(self.dsn(), connect_timeout=5):
+                    return self.dsn()
+            except psycopg.OperationalError as exc:
+                raise ConfigurationError(
+                    f"a PostgreSQL server (pid {running}) holds {self.data_dir} but does not accept our "
+                    f"connection on port {self.port}: {str(exc).strip()}"
+                ) from None
         if running is not None:
             raise ConfigurationError(
                 f"the data directory {self.data_dir} is in use by another PostgreSQL server (pid {running}); "

@@ -82,14 +82,17 @@ class LongTail:
             raise RuntimeError("the app is not open: use `async with app:` or `await app.open()`")
         return self._db
 
-    async def open(self, *, apply_migrations: bool = True) -> "LongTail":
-        """Connect (starting the embedded Postgres if no DATABASE_URL) and migrate."""
+    async def open(self, *, apply_migrations: bool = True, attach: bool = False) -> "LongTail":
+        """Connect (starting the embedded Postgres if no DATABASE_URL) and migrate.
+
+        With `attach`, an embedded server already running for the same home is shared.
+        """
         if self._db is not None:
             return self
         dsn = self.settings.database_url
         if dsn is None:
             self.embedded = EmbeddedPostgres.for_settings(self.settings)
-            dsn = self.embedded.start()
+            dsn = self.embedded.start(attach=attach)
         db = Database(dsn, schema=self.settings.schema_name)
         try:
             await db.open()

@@ -48,6 +48,7 @@ class Worker:
         self.running: dict[str, anyio.CancelScope] = {}
         self._wake = anyio.Event()
         self.executed = 0
+        self.alive = False
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until cancelled; on the way out hand running runs back for others to take at once."""
@@ -63,8 +64,10 @@ class Worker:
                 await tg.start(self._listen)
                 tg.start_soon(self._heartbeat)
                 tg.start_soon(self._claim_loop, tg, names)
+                self.alive = True
                 task_status.started(self)
         finally:
+            self.alive = False
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 async with self.db.connection() as conn:
                     await conn.execute(Q["release_leases"], {"worker": self.worker_id})

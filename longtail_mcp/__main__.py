@@ -1,0 +1,3 @@
+from longtail_mcp.cli import main
+
+main()

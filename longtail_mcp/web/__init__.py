@@ -1,0 +1,1 @@
+"""The HTTP app: health now; MCP endpoints, events and the web view mount here."""
