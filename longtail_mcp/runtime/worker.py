@@ -34,6 +34,7 @@ class Worker:
         poll_seconds: float = 1.0,
         claim_batch: int = 64,
         flushers: int = 2,
+        listen: bool = True,
         worker_id: str | None = None,
     ) -> None:
         self.db = db
@@ -43,6 +44,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.claim_batch = claim_batch
         self.flushers = flushers
+        self.listen = listen  # False: rely on polling alone (it stays correct, only slower)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.journal = JournalWriter(db, self.worker_id)
         self.running: dict[str, anyio.CancelScope] = {}
@@ -61,7 +63,8 @@ class Worker:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.journal.run, self.flushers)
-                await tg.start(self._listen)
+                if self.listen:
+                    await tg.start(self._listen)
                 tg.start_soon(self._heartbeat)
                 tg.start_soon(self._claim_loop, tg, names)
                 self.alive = True

@@ -1,0 +1,476 @@
+"""Runtime benchmark: drain N queued 3-step workflows with one in-process worker, against a same-run baseline.
+
+    python bench/runtime.py [--n 2000] [--concurrency 200] [--signals 50] [--json]
+
+Uses DATABASE_URL when set, else starts its own embedded Postgres (default durability: fsync on,
+synchronous_commit on) in a temp dir on 127.0.0.1, and removes it afterwards. Every run gets a
+fresh database (or, if the DATABASE_URL role cannot create databases, a fresh schema), dropped at
+the end. Progress goes to stderr; the summary (or, with --json, the figures as JSON) to stdout.
+
+Phases:
+  1. baseline   one INSERT + commit per row into bench_baseline, on 1 connection and on 8.
+  2. enqueue    N runs of `bench3` started (app.start, 16 at a time; or one bulk INSERT).
+  3. drain      one worker starts; wall time until all N are `completed` (polled every 20 ms).
+  4. journal    step overhead from the step table (completed_at - started_at) and, measured
+                in process, how long each checkpoint write waited for its group commit.
+  5. signals    K runs park on wait_for_signal("go"); each is signalled in turn and awaited.
+"""
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psycopg
+from psycopg import sql
+
+from longtail_mcp import LongTail
+from longtail_mcp.db.embedded import EmbeddedPostgres, RunAs, service_user
+from longtail_mcp.runtime.journal import StepWrite
+
+STEPS_PER_WF = 3
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of a list; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+# -- the server and a fresh database -------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server() -> Iterator[tuple[str, str]]:
+    """(admin DSN, description): DATABASE_URL, or an embedded server with fsync on, removed on exit."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        yield url, f"DATABASE_URL (host {info.get('host') or 'local socket'}, port {info.get('port') or 5432})"
+        return
+    root = Path(tempfile.mkdtemp(prefix="lt-bench-pg-"))
+    root.chmod(0o755)  # the unprivileged Postgres user must reach it when we run as root
+    who = service_user(None) if os.geteuid() == 0 else RunAs.current()
+    pg = EmbeddedPostgres(root / "pgdata", port=free_port(), password_file=root / "pw", run_as=who,
+                          fsync=True, database="postgres")
+    try:
+        log(f"starting embedded Postgres in {root} (fsync on) on 127.0.0.1:{pg.port}")
+        pg.start()
+        yield pg.dsn("postgres"), f"embedded, temp dir on {filesystem_of(root)}"
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        log("embedded Postgres stopped and removed")
+
+
+def filesystem_of(path: Path) -> str:
+    """The filesystem type holding `path` (from /proc/mounts), for the report."""
+    best, kind = "", "unknown"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _dev, mnt, fstype, *_ = line.split()
+            if str(path).startswith(mnt) and len(mnt) > len(best):
+                best, kind = mnt, fstype
+    except OSError:
+        pass
+    return kind
+
+
+def with_db(dsn: str, dbname: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(dsn)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**params)  # type: ignore[arg-type]
+
+
+@contextmanager
+def fresh_database(admin_dsn: str) -> Iterator[tuple[str, str]]:
+    """(DSN, schema) of a new database (or, lacking CREATEDB, a new schema), dropped on exit."""
+    name = f"lt_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.errors.InsufficientPrivilege:
+        log(f"cannot create a database; using schema {name} in the DATABASE_URL database instead")
+        try:
+            yield admin_dsn, name
+        finally:
+            with psycopg.connect(admin_dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+        return
+    try:
+        yield with_db(admin_dsn, name), "longtail"
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+# -- phase 1: raw commit rate ----------------------------------------------------------------------
+
+
+async def baseline(dsn: str, table: sql.Composable, connections: int, seconds: float) -> float:
+    """Commits/s of one-row INSERTs in autocommit, `connections` clients in parallel."""
+    conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(connections)]
+    counts = [0] * connections
+    insert = sql.SQL("INSERT INTO {} (v) VALUES (%s)").format(table)
+    try:
+        for c in conns:  # warm up (and let psycopg prepare the statement)
+            for _ in range(6):
+                await c.execute(insert, [0])
+        go = anyio.Event()
+        deadline = 0.0
+
+        async def client(i: int) -> None:
+            await go.wait()
+            while time.perf_counter() < deadline:
+                await conns[i].execute(insert, [i])
+                counts[i] += 1
+
+        async with anyio.create_task_group() as tg:
+            for i in range(connections):
+                tg.start_soon(client, i)
+            start = time.perf_counter()
+            deadline = start + seconds
+            go.set()
+        elapsed = time.perf_counter() - start
+    finally:
+        for c in conns:
+            await c.close()
+    return sum(counts) / elapsed
+
+
+# -- phases 2-5: the runtime ---------------------------------------------------------------------
+
+
+async def noop(i: int) -> None:
+    return None
+
+
+async def wait_until(conn: Any, name: str, status: str, target: int, timeout: float) -> float:
+    """Poll until `target` runs of `name` have `status`; returns perf_counter() when seen.
+
+    Raises:
+        RuntimeError: a run failed, or the target was not reached within `timeout` s.
+    """
+    deadline = time.perf_counter() + timeout
+    while True:
+        rows = await (await conn.execute(
+            "SELECT status, count(*) AS n FROM workflow WHERE name = %s GROUP BY status", [name]
+        )).fetchall()
+        counts = {r["status"]: r["n"] for r in rows}
+        now = time.perf_counter()
+        if counts.get(status, 0) >= target:
+            return now
+        if counts.get("failed", 0) or counts.get("cancelled", 0):
+            raise RuntimeError(f"{name}: some runs failed or were cancelled: {counts}")
+        if now > deadline:
+            raise RuntimeError(f"{name}: only {counts} after {timeout:.0f}s (wanted {target} {status})")
+        await anyio.sleep(0.02)
+
+
+async def enqueue(app: LongTail, n: int, mode: str) -> float:
+    """Queue n `bench3` runs; returns the seconds it took."""
+    start = time.perf_counter()
+    if mode == "bulk":
+        async with app.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO workflow (id, name, input, due_at) "
+                "SELECT 'bench3-' || i, 'bench3', to_jsonb(i), now() FROM generate_series(1, %s) AS i",
+                [n],
+            )
+    else:
+        limiter = anyio.CapacityLimiter(16)
+
+        async def one(i: int) -> None:
+            async with limiter:
+                await app.start("bench3", i, workflow_id=f"bench3-{i}")
+
+        async with anyio.create_task_group() as tg:
+            for i in range(1, n + 1):
+                tg.start_soon(one, i)
+    return time.perf_counter() - start
+
+
+async def run_runtime(dsn: str, schema: str, args: argparse.Namespace) -> dict[str, Any]:
+    app = LongTail(dsn, schema_name=schema, poll_seconds=args.poll_seconds, serve_mcp=False)
+
+    @app.workflow("bench3")
+    async def bench3(ctx: Any, i: int) -> int:
+        for _ in range(STEPS_PER_WF):
+            await ctx.run(noop, i)
+        return i
+
+    @app.workflow("bench_signal")
+    async def bench_signal(ctx: Any) -> Any:
+        return await ctx.wait_for_signal("go")
+
+    out: dict[str, Any] = {}
+    async with app:
+        watch = await app.db.connect()  # a dedicated connection: polling takes nothing from the worker's pool
+        try:
+            log(f"enqueueing {args.n} bench3 runs ({args.enqueue})")
+            took = await enqueue(app, args.n, args.enqueue)
+            out["enqueue_seconds"] = round(took, 3)
+            out["enqueue_per_s"] = round(args.n / took, 1)
+            await wait_until(watch, "bench3", "pending", args.n, 5)
+
+            worker = app.worker(concurrency=args.concurrency, poll_seconds=args.poll_seconds)
+            step_waits: list[float] = []
+            real_write = worker.journal.write
+
+            async def timed_write(op: Any) -> None:  # how long a checkpoint waits for its group commit
+                t = time.perf_counter()
+                await real_write(op)
+                if isinstance(op, StepWrite):
+                    step_waits.append(time.perf_counter() - t)
+
+            worker.journal.write = timed_write  # type: ignore[method-assign]
+
+            async with anyio.create_task_group() as tg:
+                log(f"draining with one worker (concurrency {args.concurrency})")
+                t0 = time.perf_counter()
+                await tg.start(worker.run)
+                t1 = await wait_until(watch, "bench3", "completed", args.n, args.timeout)
+                wall = t1 - t0
+                out["drain_seconds"] = round(wall, 3)
+                out["wf_per_s"] = round(args.n / wall, 1)
+                out["steps_per_s"] = round(args.n * STEPS_PER_WF / wall, 1)
+                out["journal_writes"] = worker.journal.writes
+                out["journal_batches"] = worker.journal.batches
+                out["writes_per_commit"] = round(worker.journal.writes / max(1, worker.journal.batches), 2)
+                out["checkpoint_wait_p50_ms"] = ms(pct(step_waits, 50))
+                out["checkpoint_wait_p99_ms"] = ms(pct(step_waits, 99))
+
+                row = await (await watch.execute(
+                    "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d) AS p50,"
+                    "       percentile_cont(0.99) WITHIN GROUP (ORDER BY d) AS p99, count(*) AS n"
+                    " FROM (SELECT extract(epoch FROM s.completed_at - s.started_at)::float8 AS d"
+                    "       FROM step s JOIN workflow w ON w.id = s.workflow_id"
+                    "       WHERE w.name = 'bench3' AND s.kind = 'step') AS x"
+                )).fetchone()
+                out["step_rows"] = row["n"]
+                out["step_overhead_p50_ms"] = ms(row["p50"])
+                out["step_overhead_p99_ms"] = ms(row["p99"])
+
+                out.update(await signals(app, watch, args.signals, args.timeout))
+                tg.cancel_scope.cancel()
+        finally:
+            await watch.close()
+    return out
+
+
+async def signals(app: LongTail, watch: Any, k: int, timeout: float) -> dict[str, Any]:
+    """Wake-up latency: signal each of k parked runs in turn and wait for it to complete.
+
+    Two clocks per run, both from t0 just before app.signal(): until handle.result() returns (the
+    caller's view; result() opens its own connection and LISTENs, in parallel with the wake-up),
+    and until the run's completion NOTIFY reaches a listener armed beforehand (the runtime alone).
+    """
+    if k <= 0:
+        return {}
+    log(f"parking {k} bench_signal runs on wait_for_signal('go')")
+    ids = [f"bench-signal-{i}" for i in range(k)]
+    for wid in ids:
+        await app.start("bench_signal", workflow_id=wid)
+    await wait_until(watch, "bench_signal", "waiting", k, timeout)
+    await anyio.sleep(0.2)  # let the worker go idle
+
+    done_at: dict[str, float] = {}
+    listener = await app.db.connect()
+    await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(app.db.done_channel)))
+
+    async def listen() -> None:
+        async for note in listener.notifies():
+            done_at.setdefault(note.payload, time.perf_counter())
+
+    total: list[float] = []
+    notified: list[float] = []
+    sent: list[float] = []
+    log(f"signalling {k} runs one at a time")
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listen)
+            await anyio.sleep(0.05)
+            for i, wid in enumerate(ids):
+                t0 = time.perf_counter()
+                await app.signal(wid, "go", {"i": i})
+                t1 = time.perf_counter()
+                result = await app.handle(wid).result(timeout=timeout)
+                t2 = time.perf_counter()
+                if result != {"i": i}:
+                    raise RuntimeError(f"{wid} returned {result!r}")
+                with anyio.fail_after(5):
+                    while wid not in done_at:
+                        await anyio.sleep(0.001)
+                sent.append(t1 - t0)
+                total.append(t2 - t0)
+                notified.append(done_at[wid] - t0)
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await listener.close()
+    return {
+        "signal_runs": k,
+        "signal_wakeup_p50_ms": ms(pct(total, 50)),
+        "signal_wakeup_p99_ms": ms(pct(total, 99)),
+        "signal_to_done_notify_p50_ms": ms(pct(notified, 50)),
+        "signal_to_done_notify_p99_ms": ms(pct(notified, 99)),
+        "signal_send_p50_ms": ms(pct(sent, 50)),
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 0
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return {"nproc": cpus, "memory": mem, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def server_facts(dsn: str) -> dict[str, Any]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        def show(name: str) -> str:
+            return str(conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()[0])  # type: ignore[index]
+
+        return {
+            "postgres": show("server_version"),
+            "fsync": show("fsync"),
+            "synchronous_commit": show("synchronous_commit"),
+            "wal_sync_method": show("wal_sync_method"),
+            "shared_buffers": show("shared_buffers"),
+        }
+
+
+def summary(r: dict[str, Any]) -> str:
+    def f(v: Any, unit: str = "") -> str:
+        if v is None:
+            return "n/a"
+        return f"{v:,.2f}{unit}" if isinstance(v, float) and abs(v) < 100 else f"{v:,.0f}{unit}"
+
+    lines = [
+        "",
+        "=== longtail_mcp runtime benchmark ===",
+        f"machine        nproc {r['nproc']}, {r['memory']}, Python {r['python']}, {r['platform']}",
+        f"postgres       {r['postgres']} ({r['server']}); fsync={r['fsync']}, "
+        f"synchronous_commit={r['synchronous_commit']}, wal_sync_method={r['wal_sync_method']}",
+        f"run            N={r['n']} x {STEPS_PER_WF}-step no-op workflows, concurrency {r['concurrency']}, "
+        f"poll {r['poll_seconds']} s, enqueue {r['enqueue']} ({f(r['enqueue_per_s'])} starts/s)",
+        "",
+        f"baseline       {f(r['baseline_1conn_commits_per_s'])} commits/s (1 conn), "
+        f"{f(r['baseline_8conn_commits_per_s'])} commits/s (8 conns)   [1-row INSERT, autocommit]",
+        f"drain          {f(r['wf_per_s'])} wf/s, {f(r['steps_per_s'])} steps/s  ({r['drain_seconds']:.2f} s wall)",
+        f"vs baseline    steps/s = {r['steps_per_baseline_commit']:.2f} x the 1-conn commit rate "
+        f"({r['steps_per_baseline8_commit']:.2f} x the 8-conn rate)",
+        f"group commit   {r['writes_per_commit']:.2f} writes per commit "
+        f"({r['journal_writes']:,} writes in {r['journal_batches']:,} commits; a run = {STEPS_PER_WF} steps + 1 finish)",
+        f"step overhead  p50 {f(r['step_overhead_p50_ms'], ' ms')}, p99 {f(r['step_overhead_p99_ms'], ' ms')}"
+        "   [step.completed_at - started_at]",
+        f"checkpoint     p50 {f(r['checkpoint_wait_p50_ms'], ' ms')}, p99 {f(r['checkpoint_wait_p99_ms'], ' ms')}"
+        "   [in-process wait in JournalWriter.write, incl. commit]",
+    ]
+    if r.get("signal_runs"):
+        lines.append(
+            f"signal wake-up p50 {f(r['signal_wakeup_p50_ms'], ' ms')}, p99 {f(r['signal_wakeup_p99_ms'], ' ms')}"
+            f"   [{r['signal_runs']} runs: app.signal -> handle.result() returns]"
+        )
+        lines.append(
+            f"  runtime only p50 {f(r['signal_to_done_notify_p50_ms'], ' ms')}, "
+            f"p99 {f(r['signal_to_done_notify_p99_ms'], ' ms')}"
+            f"   [app.signal -> completion NOTIFY at a pre-armed listener; app.signal alone "
+            f"p50 {f(r['signal_send_p50_ms'], ' ms')}]"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+async def main_async(admin_dsn: str, where: str, args: argparse.Namespace) -> dict[str, Any]:
+    with fresh_database(admin_dsn) as (dsn, schema):
+        facts = server_facts(dsn)
+        home = "public" if schema == "longtail" else schema  # a schema of our own when we got no database
+        table = sql.Identifier(home, "bench_baseline")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(home)))
+            conn.execute(sql.SQL("CREATE TABLE {} (id serial PRIMARY KEY, v int)").format(table))
+        log(f"baseline: 1 connection, {args.baseline_seconds} s")
+        b1 = await baseline(dsn, table, 1, args.baseline_seconds)
+        log(f"baseline: 8 connections, {args.baseline_seconds} s")
+        b8 = await baseline(dsn, table, 8, args.baseline_seconds)
+        figures = await run_runtime(dsn, schema, args)
+    return {
+        **machine(),
+        **facts,
+        "server": where,
+        "n": args.n,
+        "concurrency": args.concurrency,
+        "poll_seconds": args.poll_seconds,
+        "enqueue": args.enqueue,
+        "baseline_1conn_commits_per_s": round(b1, 1),
+        "baseline_8conn_commits_per_s": round(b8, 1),
+        **figures,
+        "steps_per_baseline_commit": round(figures["steps_per_s"] / b1, 3),
+        "steps_per_baseline8_commit": round(figures["steps_per_s"] / b8, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=2000, help="workflows to drain (default 2000)")
+    parser.add_argument("--concurrency", type=int, default=200, help="worker concurrency (default 200)")
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="worker poll interval (default 1.0)")
+    parser.add_argument("--signals", type=int, default=50, help="runs for the signal wake-up latency (default 50)")
+    parser.add_argument("--baseline-seconds", type=float, default=3.0, help="length of each baseline (default 3)")
+    parser.add_argument("--enqueue", choices=("api", "bulk"), default="api",
+                        help="queue runs with app.start (16 at a time) or one bulk INSERT (default api)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up on a phase after this many seconds")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the summary")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
+
+    with server() as (admin_dsn, where):
+        result = anyio.run(main_async, admin_dsn, where, args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(summary(result))
+
+
+if __name__ == "__main__":
+    main()
