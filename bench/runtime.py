@@ -242,7 +242,9 @@ async def run_runtime(dsn: str, schema: str, args: argparse.Namespace) -> dict[s
             out["enqueue_per_s"] = round(args.n / took, 1)
             await wait_until(watch, "bench3", "pending", args.n, 5)
 
-            worker = app.worker(concurrency=args.concurrency, poll_seconds=args.poll_seconds)
+            tuning = {k: v for k, v in (("flushers", args.flushers), ("claim_batch", args.claim_batch)) if v is not None}
+            worker = app.worker(concurrency=args.concurrency, poll_seconds=args.poll_seconds, **tuning)
+            out["flushers"], out["claim_batch"] = worker.flushers, worker.claim_batch
             step_waits: list[float] = []
             real_write = worker.journal.write
 
@@ -392,7 +394,7 @@ def summary(r: dict[str, Any]) -> str:
         f"postgres       {r['postgres']} ({r['server']}); fsync={r['fsync']}, "
         f"synchronous_commit={r['synchronous_commit']}, wal_sync_method={r['wal_sync_method']}",
         f"run            N={r['n']} x {STEPS_PER_WF}-step no-op workflows, concurrency {r['concurrency']}, "
-        f"poll {r['poll_seconds']} s, enqueue {r['enqueue']} ({f(r['enqueue_per_s'])} starts/s)",
+        f"flushers {r['flushers']}, claim batch {r['claim_batch']}, poll {r['poll_seconds']} s, enqueue {r['enqueue']} ({f(r['enqueue_per_s'])} starts/s)",
         "",
         f"baseline       {f(r['baseline_1conn_commits_per_s'])} commits/s (1 conn), "
         f"{f(r['baseline_8conn_commits_per_s'])} commits/s (8 conns)   [1-row INSERT, autocommit]",
@@ -455,6 +457,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000, help="workflows to drain (default 2000)")
     parser.add_argument("--concurrency", type=int, default=200, help="worker concurrency (default 200)")
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="worker poll interval (default 1.0)")
+    parser.add_argument("--flushers", type=int, help="journal flusher tasks (default: the Worker's)")
+    parser.add_argument("--claim-batch", type=int, help="runs claimed per query (default: the Worker's)")
     parser.add_argument("--signals", type=int, default=50, help="runs for the signal wake-up latency (default 50)")
     parser.add_argument("--baseline-seconds", type=float, default=3.0, help="length of each baseline (default 3)")
     parser.add_argument("--enqueue", choices=("api", "bulk"), default="api",

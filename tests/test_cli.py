@@ -134,7 +134,9 @@ class Serve:
     def __enter__(self) -> "Serve":
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(30)

@@ -22,7 +22,7 @@ from longtail_mcp.errors import (
     error_to_json,
 )
 from longtail_mcp.runtime.codec import dumps, roundtrip
-from longtail_mcp.runtime.journal import LeaseLost, StepWrite, step_columns
+from longtail_mcp.runtime.journal import Interrupted, LeaseLost, StepWrite, step_columns
 from longtail_mcp.runtime.registry import StepSpec, step_spec
 
 if TYPE_CHECKING:
@@ -112,6 +112,7 @@ class Context:
         self._journal = journal
         self._seq = 0
         self.replaying = bool(journal)
+        self.diverged: NonDeterminism | None = None  # sticky: workflow code catching it cannot hide it
 
     # -- journal plumbing ----------------------------------------------------------------------
 
@@ -124,11 +125,12 @@ class Context:
         if rec is None:
             return None
         if rec.kind != kind or rec.name != name:
-            raise NonDeterminism(
+            self.diverged = NonDeterminism(
                 f"replay of run {self.workflow_id!r} diverged at step {seq}: the journal recorded "
                 f"{rec.kind} {rec.name!r} but the workflow code now asks for {kind} {name!r}; "
                 "workflow code must call the same steps in the same order (version the workflow instead)"
             )
+            raise self.diverged
         return rec
 
     def unreplayed(self) -> Record | None:
@@ -147,11 +149,14 @@ class Context:
 
     async def _side_transaction(self, work: Callable[[Any, int], Awaitable[T]]) -> T:
         """Run `work(conn, wake_seq)` in a transaction that holds this run's row (fenced by epoch)."""
-        async with self._worker.db.transaction() as conn:
-            row = await (await conn.execute(Q["fence"], {"id": self.workflow_id, "epoch": self._epoch})).fetchone()
-            if row is None:
-                raise LeaseLost(self.workflow_id)
-            return await work(conn, row["wake_seq"])
+        try:
+            async with self._worker.db.transaction() as conn:
+                row = await (await conn.execute(Q["fence"], {"id": self.workflow_id, "epoch": self._epoch})).fetchone()
+                if row is None:
+                    raise LeaseLost(self.workflow_id)
+                return await work(conn, row["wake_seq"])
+        except Exception as exc:  # the database failed: abandon the run here, its lease brings it back
+            raise Interrupted(f"{self.workflow_id}: {exc}") from exc
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -354,8 +359,11 @@ class Context:
         else:
             child_id = rec.input["workflow_id"]
             call_input = rec.input
-        async with self._worker.db.connection() as conn:
-            row = await (await conn.execute(Q["get_workflow"], {"id": child_id})).fetchone()
+
+        async def read(conn: Any, _wake_seq: int) -> Any:
+            return await (await conn.execute(Q["get_workflow"], {"id": child_id})).fetchone()
+
+        row = await self._side_transaction(read)
         if row is None:
             raise InvalidInput(f"child run {child_id!r} disappeared")
         if row["status"] == "completed":

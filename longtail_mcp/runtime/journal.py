@@ -24,8 +24,12 @@ Q = load("runtime")
 TERMINAL = ("completed", "failed", "cancelled")
 
 
-class LeaseLost(BaseException):  # noqa: N818 - a control-flow signal, not an error a workflow may catch
-    """This worker no longer owns the run; stop executing it without writing anything more."""
+class Interrupted(BaseException):  # noqa: N818 - control flow, not an error a workflow may catch
+    """The run stops on this worker without recording anything more; a later claim resumes it."""
+
+
+class LeaseLost(Interrupted):
+    """This worker no longer owns the run (its lease expired and another took it, or it was cancelled)."""
 
 
 @dataclass
@@ -86,8 +90,10 @@ class JournalWriter:
         self._pending.append(item)
         self._ready.set()
         await item.done.wait()
-        if item.error is not None:
+        if isinstance(item.error, Interrupted):
             raise item.error
+        if item.error is not None:  # the database failed: abandon the run here, its lease brings it back
+            raise Interrupted(f"journal write failed: {item.error}") from item.error
 
     async def run(self, flushers: int = 2) -> None:
         """Flush until cancelled."""

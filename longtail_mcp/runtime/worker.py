@@ -14,7 +14,7 @@ from longtail_mcp.db.queries import load
 from longtail_mcp.errors import NonDeterminism, error_to_json
 from longtail_mcp.runtime.codec import roundtrip
 from longtail_mcp.runtime.context import Context, Record, Suspend
-from longtail_mcp.runtime.journal import Finish, JournalWriter, LeaseLost
+from longtail_mcp.runtime.journal import Finish, Interrupted, JournalWriter, LeaseLost
 from longtail_mcp.runtime.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -70,12 +70,12 @@ class Worker:
                 self.alive = True
                 task_status.started(self)
         finally:
-            self.alive = False
             with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                 async with self.db.connection() as conn:
                     await conn.execute(Q["release_leases"], {"worker": self.worker_id})
                     await conn.execute(Q["stop_worker"], {"id": self.worker_id})
                     await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+            self.alive = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -159,6 +159,8 @@ class Worker:
                 await self._replay(claim)
         except LeaseLost:
             logger.info("run %s: lease lost, another worker owns it now", wid)
+        except Interrupted as exc:
+            logger.warning("run %s interrupted (%s); it resumes after its lease expires", wid, exc)
         except Exception:
             logger.exception("run %s: could not record its outcome; it will be retried after its lease", wid)
         finally:
@@ -195,4 +197,7 @@ class Worker:
         except Exception as exc:
             logger.info("run %s failed: %s", wid, exc)
             finish.error = error_to_json(exc)
+        if ctx.diverged is not None:  # even if the workflow caught it, or went on to wait
+            finish.status, finish.error, finish.due_at, finish.waiting_for = (
+                "failed", error_to_json(ctx.diverged), None, None)
         await self.journal.write(finish)

@@ -3,6 +3,7 @@
 import anyio
 import psycopg
 import pytest
+from psycopg import sql
 
 from longtail_mcp.db.migrate import available, current_version, latest_version, migrate
 from longtail_mcp.db.pool import Database
@@ -20,7 +21,7 @@ def tables_in(dsn: str, schema: str) -> set[str]:
 
 def recorded_versions(dsn: str, schema: str) -> list[int]:
     with psycopg.connect(dsn) as conn:
-        query = psycopg.sql.SQL("SELECT version FROM {}.migration ORDER BY version").format(psycopg.sql.Identifier(schema))
+        query = sql.SQL("SELECT version FROM {}.migration ORDER BY version").format(sql.Identifier(schema))
         return [r[0] for r in conn.execute(query).fetchall()]
 
 

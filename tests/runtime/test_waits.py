@@ -242,13 +242,15 @@ async def test_cancel_fences_out_a_step_in_progress(app: LongTail) -> None:
         await ctx.run(long_step)
         await ctx.run(next_step)
 
-    async with running(app):
+    async with running(app) as worker:
         handle = await app.start("wf")
         with anyio.fail_after(10):
             await entered.wait()
         await handle.cancel()
         release.set()
-        await anyio.sleep(0.3)
+        with anyio.fail_after(10):  # the worker notices it was fenced out and drops the run
+            while worker.running:
+                await anyio.sleep(0.01)
         assert await handle.status() == "cancelled"
         assert (await handle.export())["steps"] == [], "the cancelled worker could not checkpoint"
     assert after == []
@@ -311,3 +313,32 @@ async def test_polling_alone_still_runs_everything(app: LongTail) -> None:
         for i, h in enumerate(handles):
             await h.signal("go", i)
         assert [await h.result(timeout=10) for h in handles] == [0, 1, 2, 3, 4]
+
+
+async def test_a_divergence_fails_the_run_even_if_the_workflow_catches_it(dsn: str) -> None:
+    v1 = LongTail(dsn, poll_seconds=0.2)
+
+    @v1.workflow("sloppy")
+    async def sloppy_v1(ctx):
+        await ctx.run(str, "a")
+        await ctx.wait_for_signal("go")
+
+    async with running(v1):
+        await wait_status(await v1.start("sloppy", workflow_id="s1"), "waiting")
+
+    v2 = LongTail(dsn, poll_seconds=0.2)
+
+    @v2.workflow("sloppy")
+    async def sloppy_v2(ctx):
+        try:
+            await ctx.run(repr, "b")
+        except Exception:
+            pass  # swallowing everything must not hide a replay divergence
+        await ctx.wait_for_signal("go")
+        return "should not complete"
+
+    async with running(v2):
+        await v2.signal("s1", "go")
+        with pytest.raises(WorkflowFailed) as info:
+            await v2.handle("s1").result(timeout=10)
+    assert info.value.error["code"] == "nondeterminism"
