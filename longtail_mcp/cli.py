@@ -79,10 +79,11 @@ async def cmd_serve(args: argparse.Namespace) -> None:
     from longtail_mcp.web.app import build_app
 
     app = load_app(args.app, host=args.host, port=args.port)
-    sock = _bind(app.settings.host, app.settings.port)
-    host, port = sock.getsockname()[:2]
     await app.open()
+    sock = None
     try:
+        sock = _bind(app.settings.host, app.settings.port)
+        host, port = sock.getsockname()[:2]
         worker = app.worker()
         web = build_app(app, worker)
         server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="on"))
@@ -105,7 +106,8 @@ async def cmd_serve(args: argparse.Namespace) -> None:
             display = f"[{host}]" if ":" in host else host
             print(f"longtail-mcp ready: http://{display}:{port}  data: {data}", flush=True)
     finally:
-        sock.close()
+        if sock is not None:
+            sock.close()
         await app.close()
         print("longtail-mcp stopped", flush=True)
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a real Postgres (embedded, fsync off, or DATABASE_URL), one fresh database per test."""
 
 import os
+import shutil
 import socket
 import tempfile
 import uuid
@@ -56,6 +57,7 @@ def pg_admin_dsn() -> Iterator[str]:
         yield server.dsn("postgres")
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _with_db(dsn: str, dbname: str) -> str:

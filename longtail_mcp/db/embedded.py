@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +176,11 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: get SIGINT (fast shutdown) if the launching process dies."""
+    """In the child before exec: get SIGINT (fast shutdown) if the launching process dies.
+
+    Linux ties PR_SET_PDEATHSIG to the launching *thread*, so `start()` only asks for it from
+    the main thread (see there).
+    """
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
@@ -345,7 +350,8 @@ class EmbeddedPostgres:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary path
             args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent, start_new_session=True, **self._as_user(),  # type: ignore[arg-type]
+            preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+            start_new_session=True, **self._as_user(),  # type: ignore[arg-type]
         )
         log.close()
         deadline = time.monotonic() + timeout

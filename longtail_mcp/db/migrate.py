@@ -28,7 +28,9 @@ def latest_version() -> int:
 async def current_version(db: Database) -> int:
     """The highest applied migration (0 when none)."""
     async with db.connection() as conn:
-        exists = await (await conn.execute("SELECT to_regclass('migration') AS t")).fetchone()
+        exists = await (await conn.execute(
+            "SELECT to_regclass(format('%%I.migration', %s::text)) AS t", [db.schema]
+        )).fetchone()
         if not exists or exists["t"] is None:
             return 0
         row = await (await conn.execute("SELECT coalesce(max(version), 0) AS v FROM migration")).fetchone()
