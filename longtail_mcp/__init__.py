@@ -13,13 +13,17 @@ from longtail_mcp.errors import (
     WaitTimeout,
     WorkflowFailed,
 )
+from longtail_mcp.events import Event
 from longtail_mcp.runtime.app import LongTail
+from longtail_mcp.runtime.client import Client
 from longtail_mcp.runtime.context import Context, StepInfo, current_step
 from longtail_mcp.runtime.handle import Handle
 
 __all__ = [
+    "Client",
     "Conflict",
     "Context",
+    "Event",
     "Handle",
     "InvalidInput",
     "LongTail",

@@ -16,7 +16,8 @@ import anyio
 from longtail_mcp.config import load_settings
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
 from longtail_mcp.errors import LongtailError
-from longtail_mcp.runtime.app import LongTail, list_runs
+from longtail_mcp.runtime.app import LongTail
+from longtail_mcp.runtime.client import Client
 
 logger = logging.getLogger("longtail_mcp")
 
@@ -126,8 +127,8 @@ async def cmd_worker(args: argparse.Namespace) -> None:
 
 
 async def cmd_migrate(args: argparse.Namespace) -> None:
-    app = LongTail()
-    await app.open(apply_migrations=False, attach=True)
+    app = Client()
+    await app.open(apply_migrations=False)
     try:
         applied = await migrate(app.db)
         version = await current_version(app.db)
@@ -137,11 +138,11 @@ async def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 async def cmd_runs(args: argparse.Namespace) -> None:
-    app = LongTail()
-    await app.open(attach=True)
+    app = Client()
+    await app.open()
     try:
         if args.action == "list":
-            rows = await list_runs(app.db, status=args.status, name=args.name, limit=args.limit)
+            rows = await app.list_runs(status=args.status, name=args.name, limit=args.limit)
             if args.json:
                 print(json.dumps(rows, indent=2))
             else:

@@ -29,7 +29,7 @@ class Database:
             name=f"longtail-{schema}",
         )
         self.wake_channel = f"{schema}_wake"
-        self.done_channel = f"{schema}_done"
+        self.events_channel = f"{schema}_events"
 
     async def _configure(self, conn: Conn) -> None:
         await conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))

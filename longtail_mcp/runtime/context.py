@@ -24,6 +24,7 @@ from longtail_mcp.errors import (
 from longtail_mcp.runtime.codec import dumps, roundtrip
 from longtail_mcp.runtime.journal import Interrupted, LeaseLost, StepWrite, step_columns
 from longtail_mcp.runtime.registry import StepSpec, step_spec
+from longtail_mcp.runtime.state import State
 
 if TYPE_CHECKING:
     from longtail_mcp.runtime.worker import Worker
@@ -103,6 +104,7 @@ class Context:
         input: Any,
         epoch: int,
         journal: dict[int, Record],
+        entity_id: str | None = None,
     ) -> None:
         self._worker = worker
         self.workflow_id = workflow_id
@@ -113,6 +115,8 @@ class Context:
         self._seq = 0
         self.replaying = bool(journal)
         self.diverged: NonDeterminism | None = None  # sticky: workflow code catching it cannot hide it
+        self.entity_id = entity_id or workflow_id  # a hook shares the state of the run it was started on
+        self.state = State(self)
 
     # -- journal plumbing ----------------------------------------------------------------------
 
@@ -148,13 +152,22 @@ class Context:
         )
 
     async def _side_transaction(self, work: Callable[[Any, int], Awaitable[T]]) -> T:
-        """Run `work(conn, wake_seq)` in a transaction that holds this run's row (fenced by epoch)."""
+        """Run `work(conn, wake_seq)` in a transaction holding this run's row (fenced by epoch) and
+        its entity's, locked in id order like the journal's batches (so the two never deadlock).
+
+        Raises:
+            InvalidInput: `work` was refused by the database for its data (e.g. a state type clash).
+        """
+        ids = sorted({self.workflow_id, self.entity_id})
         try:
             async with self._worker.db.transaction() as conn:
-                row = await (await conn.execute(Q["fence"], {"id": self.workflow_id, "epoch": self._epoch})).fetchone()
-                if row is None:
+                rows = await (await conn.execute(Q["lock_for_batch"], {"ids": ids})).fetchall()
+                mine = next((r for r in rows if r["id"] == self.workflow_id), None)
+                if mine is None or mine["lease_epoch"] != self._epoch:
                     raise LeaseLost(self.workflow_id)
-                return await work(conn, row["wake_seq"])
+                return await work(conn, mine["wake_seq"])
+        except InvalidInput:
+            raise
         except Exception as exc:  # the database failed: abandon the run here, its lease brings it back
             raise Interrupted(f"{self.workflow_id}: {exc}") from exc
 
@@ -374,6 +387,56 @@ class Context:
             await self._write(seq, "child", name, "failed", input=call_input, error=error)
             raise _child_failed(child_id, error)
         raise Suspend(None, "child")
+
+    # -- entity state and hooks ------------------------------------------------------------------
+
+    async def _state_op(self, seq: int, op: str, path: list[str], value: Any) -> Any:
+        rec = self._recorded(seq, "state", op)
+        if rec is not None:
+            if rec.status == "failed":
+                raise InvalidInput((rec.error or {}).get("message", f"state {op} failed"))
+            return rec.output
+        call_input = {"path": path, "value": roundtrip(value, what="the state value")}
+
+        async def apply(conn: Any, _wake_seq: int) -> Any:
+            if op == "get":
+                row = await (await conn.execute(Q["get_state"], {"id": self.entity_id, "path": path})).fetchone()
+            else:
+                row = await (await conn.execute(Q["apply_state"], {
+                    "id": self.entity_id, "op": op, "path": path, "value": dumps(call_input["value"]),
+                })).fetchone()
+            out = None if row is None else row["value"]
+            await conn.execute(Q["write_steps"], step_columns([StepWrite(
+                self.workflow_id, self._epoch, seq, "state", op, "completed", input=call_input, output=out,
+            )], self._worker.worker_id))
+            return out
+
+        try:
+            out = await self._side_transaction(apply)
+        except InvalidInput as exc:
+            await self._write(seq, "state", op, "failed", input=call_input, error=exc.to_json())
+            raise
+        self._journal[seq] = Record(seq, "state", op, "completed", call_input, out, None, 1, None)
+        return out
+
+    def wait_for_hooks(self) -> Coroutine[Any, Any, list[dict[str, Any]]]:
+        """Wait until every hook started on this run has ended; returns [{id, name, status, result}]."""
+        return self._wait_for_hooks(self._next())
+
+    async def _wait_for_hooks(self, seq: int) -> list[dict[str, Any]]:
+        rec = self._recorded(seq, "hooks", "hooks")
+        if rec is not None and rec.status == "completed":
+            return rec.output  # type: ignore[no-any-return]
+
+        async def read(conn: Any, _wake_seq: int) -> list[dict[str, Any]]:
+            return await (await conn.execute(Q["list_hooks"], {"id": self.workflow_id})).fetchall()  # type: ignore[no-any-return]
+
+        hooks = await self._side_transaction(read)
+        if any(h["status"] in ("pending", "running", "waiting") for h in hooks):
+            raise Suspend(None, "hooks")
+        out = [{"id": h["id"], "name": h["name"], "status": h["status"], "result": h["result"]} for h in hooks]
+        await self._write(seq, "hooks", "hooks", "completed", output=out)
+        return out
 
 
 def _step_failed(name: str, error: dict[str, Any]) -> StepFailed:

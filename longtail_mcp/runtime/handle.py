@@ -1,16 +1,14 @@
-"""Handles: a caller's view of one run (status, result, export, signal, cancel)."""
+"""Handles: a caller's view of one run (status, result, state, export, signal, cancel)."""
 
 from typing import Any
 
 import anyio
-from psycopg import sql
 
 from longtail_mcp.db.pool import Database
-from longtail_mcp.db.queries import load
-from longtail_mcp.errors import NotFound, WorkflowFailed
-from longtail_mcp.runtime.codec import iso
+from longtail_mcp.errors import WorkflowFailed
+from longtail_mcp.events import EventBus
+from longtail_mcp.runtime import service
 
-Q = load("runtime")
 TERMINAL = ("completed", "failed", "cancelled")
 
 
@@ -26,19 +24,21 @@ class Handle:
         return f"Handle({self.workflow_id!r})"
 
     async def info(self) -> dict[str, Any]:
-        """The run's row (status, input, result, error, timestamps).
+        """The run's row (status, input, result, error, state, timestamps).
 
         Raises:
             NotFound: no run has this id.
         """
-        async with self.db.connection() as conn:
-            row = await (await conn.execute(Q["get_workflow"], {"id": self.workflow_id})).fetchone()
-        if row is None:
-            raise NotFound(f"no run with id {self.workflow_id!r}")
-        return iso(row)  # type: ignore[no-any-return]
+        return await service.get_run(self.db, self.workflow_id)
 
     async def status(self) -> str:
         return str((await self.info())["status"])
+
+    async def state(self, path: str | list[str] | None = None) -> Any:
+        """The run's entity state, or the value at `path` ("a.b" or ["a", "b"])."""
+        from longtail_mcp.runtime.state import split_path
+
+        return await service.get_state(self.db, self.workflow_id, split_path(path))
 
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for the run to end and return its result.
@@ -46,21 +46,15 @@ class Handle:
         Raises:
             WorkflowFailed: it failed or was cancelled.  TimeoutError: still running after `timeout` s.
         """
-        conn = await self.db.connect()
-        try:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.db.done_channel)))
-            with anyio.fail_after(timeout):
-                while True:
+        bus = EventBus(lambda: self.db)
+        with anyio.fail_after(timeout):
+            async with bus.subscribe(["run.completed", "run.failed", "run.cancelled"], self.workflow_id) as events:
+                info = await self.info()
+                while info["status"] not in TERMINAL:
+                    with anyio.move_on_after(2.0):  # polling backs up a missed notification
+                        async for _ in events:
+                            break
                     info = await self.info()
-                    if info["status"] in TERMINAL:
-                        break
-                    with anyio.move_on_after(1.0):  # polling backs up a missed notification
-                        async for note in conn.notifies():
-                            if note.payload == self.workflow_id:
-                                break
-        finally:
-            with anyio.CancelScope(shield=True):
-                await conn.close()
         if info["status"] != "completed":
             error = info["error"] or {}
             raise WorkflowFailed(
@@ -71,18 +65,10 @@ class Handle:
 
     async def export(self) -> dict[str, Any]:
         """The full history: the run, every journal entry (with timings), every signal."""
-        run = await self.info()
-        async with self.db.connection() as conn:
-            steps = await (await conn.execute(Q["export_steps"], {"id": self.workflow_id})).fetchall()
-            messages = await (await conn.execute(Q["export_messages"], {"id": self.workflow_id})).fetchall()
-        return {"run": run, "steps": iso(steps), "signals": iso(messages)}
+        return await service.export_run(self.db, self.workflow_id)
 
     async def signal(self, name: str, payload: Any = None) -> None:
-        from longtail_mcp.runtime.app import send_signal
-
-        await send_signal(self.db, self.workflow_id, name, payload)
+        await service.send_signal(self.db, self.workflow_id, name, payload)
 
     async def cancel(self, reason: str | None = None) -> list[str]:
-        from longtail_mcp.runtime.app import cancel_run
-
-        return await cancel_run(self.db, self.workflow_id, reason)
+        return await service.cancel_run(self.db, self.workflow_id, reason)

@@ -17,6 +17,7 @@ import anyio
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Conflict
+from longtail_mcp.events import Event, emit
 from longtail_mcp.runtime.codec import dumps_or_none, utc
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Finish:
     due_at: float | None = None
     waiting_for: str | None = None
     parent_id: str | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -167,15 +169,15 @@ class JournalWriter:
                         "waiting_for": [f.waiting_for for f in finishes],
                     },
                 )
-                done_ids = [f.workflow_id for f in finishes if f.status in TERMINAL]
-                if done_ids:
-                    await conn.execute(
-                        "SELECT pg_notify(%(channel)s, x) FROM unnest(%(ids)s::text[]) AS x",
-                        {"channel": self.db.done_channel, "ids": done_ids},
-                    )
                 if parents:
                     await conn.execute(Q["wake_workflows"], {"ids": sorted(parents)})
                     wake_now = True
+            await emit(conn, self.db, [
+                *(Event("step.completed", workflow_id=s.workflow_id, seq=s.seq, kind=s.kind, name=s.name)
+                  for s in steps if s.status == "completed"),
+                *(Event(f"run.{f.status}", workflow_id=f.workflow_id, name=f.name, status=f.status)
+                  for f in finishes),
+            ])
             if wake_now:
                 await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
         self.batches += 1

@@ -2,6 +2,7 @@
 
 import logging
 import os
+from datetime import datetime, timedelta, timezone
 import socket
 import uuid
 from typing import Any
@@ -12,13 +13,16 @@ from psycopg import sql
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import NonDeterminism, error_to_json
-from longtail_mcp.runtime.codec import roundtrip
+from longtail_mcp.events import Event, emit
+from longtail_mcp.runtime import service
+from longtail_mcp.runtime.codec import dumps_or_none, roundtrip
 from longtail_mcp.runtime.context import Context, Record, Suspend
 from longtail_mcp.runtime.journal import Finish, Interrupted, JournalWriter, LeaseLost
 from longtail_mcp.runtime.registry import Registry
 
 logger = logging.getLogger(__name__)
 Q = load("runtime")
+S = load("schedules")
 
 
 class Worker:
@@ -67,6 +71,8 @@ class Worker:
                     await tg.start(self._listen)
                 tg.start_soon(self._heartbeat)
                 tg.start_soon(self._claim_loop, tg, names)
+                await self._register_crons()
+                tg.start_soon(self._schedule_loop, names)
                 self.alive = True
                 task_status.started(self)
         finally:
@@ -149,6 +155,46 @@ class Worker:
             if self._wake.is_set():
                 self._wake = anyio.Event()
 
+    async def _register_crons(self) -> None:
+        for spec in self.registry.workflows.values():
+            if spec.options.get("cron"):
+                await service.upsert_schedule(self.db, spec.name, spec.options["cron"], workflow=spec.name)
+
+    async def _schedule_loop(self, names: list[str]) -> None:
+        """Fire due cron ticks. The row lock (SKIP LOCKED) and the tick-derived run id make each tick start
+        exactly one run across every worker; after downtime a schedule fires once, for its latest missed tick."""
+        while True:
+            wait = self.poll_seconds
+            try:
+                async with self.db.transaction() as conn:
+                    due = await (await conn.execute(S["due_schedules"], {"workflows": names})).fetchall()
+                    for row in due:
+                        await self._fire(conn, row)
+                    if due:
+                        await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+                    nxt = await (await conn.execute(S["next_schedule_in"], {"workflows": names})).fetchone()
+                if nxt and nxt["seconds"] is not None:
+                    wait = max(0.0, min(wait, float(nxt["seconds"])))
+            except Exception as exc:
+                logger.warning("scheduler: %s", exc)
+            await anyio.sleep(wait)
+
+    async def _fire(self, conn: Any, row: dict[str, Any]) -> None:
+        now: datetime = row["now"]
+        tick = service.cron_iter(row["cron"], now + timedelta(microseconds=1)).get_prev(datetime)
+        tick = max(tick, row["next_at"])
+        run_id = f"{row['name']}@{tick.astimezone(timezone.utc).isoformat()}"
+        created = await (await conn.execute(Q["start_workflow"], {
+            "id": run_id, "name": row["workflow"], "input": dumps_or_none(row["input"]),
+            "parent_id": None, "parent_seq": None,
+        })).fetchone()
+        if created:
+            await emit(conn, self.db, [Event("run.started", workflow_id=run_id, name=row["workflow"], status="pending")])
+        await conn.execute(S["advance_schedule"], {
+            "name": row["name"], "tick": tick, "run_id": run_id,
+            "next_at": service.cron_iter(row["cron"], now).get_next(datetime),
+        })
+
     # -- one run ---------------------------------------------------------------------------------
 
     async def _execute(self, claim: dict[str, Any]) -> None:
@@ -180,8 +226,10 @@ class Worker:
                 for r in rows
             }
         spec = self.registry.get(claim["name"])
-        ctx = Context(self, workflow_id=wid, name=claim["name"], input=claim["input"], epoch=epoch, journal=journal)
-        finish = Finish(wid, epoch, "failed", claim["wake_seq"], parent_id=claim["parent_id"])
+        entity = claim["parent_id"] if claim["kind"] == "hook" else wid
+        ctx = Context(self, workflow_id=wid, name=claim["name"], input=claim["input"], epoch=epoch, journal=journal,
+                      entity_id=entity)
+        finish = Finish(wid, epoch, "failed", claim["wake_seq"], parent_id=claim["parent_id"], name=claim["name"])
         try:
             value = await (spec.fn(ctx, claim["input"]) if spec.takes_input else spec.fn(ctx))
             extra = ctx.unreplayed()

@@ -5,9 +5,32 @@ VALUES (%(id)s, %(name)s, %(input)s, %(parent_id)s, %(parent_seq)s, now())
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
+-- start_hook --
+-- Start a hook on a live run: a run of its own that shares the target's entity state.
+INSERT INTO workflow (id, name, input, parent_id, kind, due_at)
+SELECT %(id)s, %(name)s, %(input)s, t.id, 'hook', now()
+FROM workflow t WHERE t.id = %(target)s AND t.status IN ('pending', 'running', 'waiting')
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+
+-- list_hooks --
+-- The hooks started on a run, oldest first.
+SELECT id, name, status, result, error FROM workflow
+WHERE parent_id = %(id)s AND kind = 'hook' ORDER BY created_at, id
+
+-- apply_state --
+-- One atomic entity-state operation; returns the value now at the path.
+UPDATE workflow SET state = state_apply(state, %(op)s, %(path)s, %(value)s::jsonb), updated_at = now()
+WHERE id = %(id)s
+RETURNING state #> %(path)s AS value
+
+-- get_state --
+-- The entity state (or the value at a path).
+SELECT state #> %(path)s AS value FROM workflow WHERE id = %(id)s
+
 -- get_workflow --
 -- One run's row.
-SELECT id, name, status, input, result, error, parent_id, parent_seq, owner, lease_epoch, due_at,
+SELECT id, name, kind, status, input, result, error, state, parent_id, parent_seq, owner, lease_epoch, due_at,
        waiting_for, claims, created_at, updated_at, completed_at
 FROM workflow WHERE id = %(id)s
 
@@ -25,7 +48,7 @@ SET status = 'running', owner = %(worker)s, lease_epoch = w.lease_epoch + 1,
     due_at = now() + make_interval(secs => %(lease)s), waiting_for = NULL,
     claims = w.claims + 1, updated_at = now()
 FROM due WHERE w.id = due.id
-RETURNING w.id, w.name, w.input, w.lease_epoch, w.wake_seq, w.parent_id, w.claims
+RETURNING w.id, w.name, w.kind, w.input, w.lease_epoch, w.wake_seq, w.parent_id, w.claims
 
 -- load_journal --
 -- A run's journal in order, for replay.
@@ -108,7 +131,7 @@ UPDATE workflow w
 SET status = 'cancelled', lease_epoch = w.lease_epoch + 1, due_at = NULL, owner = NULL,
     error = %(error)s, updated_at = now(), completed_at = now()
 FROM locked WHERE w.id = locked.id
-RETURNING w.id, w.parent_id
+RETURNING w.id, w.name, w.parent_id
 
 -- renew_leases --
 -- Extend the leases of the runs this worker is executing; a run missing from the result was lost.
@@ -145,7 +168,7 @@ UPDATE worker SET stopped_at = now() WHERE id = %(id)s
 
 -- list_workflows --
 -- Runs, newest first, optionally filtered.
-SELECT id, name, status, parent_id, created_at, updated_at, completed_at, waiting_for
+SELECT id, name, kind, status, parent_id, created_at, updated_at, completed_at, waiting_for
 FROM workflow
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(name)s::text IS NULL OR name = %(name)s)

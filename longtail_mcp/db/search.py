@@ -1,0 +1,20 @@
+"""Composed search queries: fixed SQL fragments chosen by which filters are given (so indexes apply)."""
+
+from typing import LiteralString
+
+_BASE: LiteralString = (
+    "SELECT id, name, kind, status, state, parent_id, created_at, updated_at, completed_at FROM workflow"
+)
+_FILTERS: dict[str, LiteralString] = {
+    "state": "state @> %(state)s::jsonb",  # GIN (jsonb_path_ops)
+    "path": "state @? %(path)s::jsonpath",  # GIN (jsonb_path_ops)
+    "status": "status = %(status)s",
+    "name": "name = %(name)s",
+}
+
+
+def find_runs_query(*, state: bool, path: bool, status: bool, name: bool) -> LiteralString:
+    wanted = {"state": state, "path": path, "status": status, "name": name}
+    clauses = [_FILTERS[k] for k, on in wanted.items() if on]
+    where: LiteralString = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    return _BASE + where + " ORDER BY created_at DESC, id LIMIT %(limit)s"

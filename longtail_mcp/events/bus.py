@@ -1,0 +1,106 @@
+"""Publishing (inside the changing transaction) and subscribing (LISTEN) to events."""
+
+import inspect
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from psycopg import sql
+
+from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.errors import InvalidInput
+from longtail_mcp.events.types import EVENT_TYPES, Event, matches
+
+logger = logging.getLogger(__name__)
+Handler = Callable[[Event], Awaitable[None] | None]
+
+
+async def emit(conn: Conn, db: Database, events: list[Event]) -> None:
+    """Queue events on `conn`'s open transaction: listeners get them at commit, in this order."""
+    if not events:
+        return
+    now = time.time()
+    payloads = [(e if e.at is not None else _stamp(e, now)).to_json() for e in events]
+    await conn.execute(
+        "SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS x(p, n) ORDER BY n",
+        {"channel": db.events_channel, "payloads": payloads},
+    )
+
+
+def _stamp(event: Event, now: float) -> Event:
+    from dataclasses import replace
+
+    return replace(event, at=now)
+
+
+def check_patterns(patterns: list[str] | None) -> list[str] | None:
+    """Validate type filters (`run.completed`, `run.*`, `*`).
+
+    Raises:
+        InvalidInput: a pattern names no known event type.
+    """
+    for p in patterns or []:
+        if not any(matches(t, [p]) for t in EVENT_TYPES):
+            raise InvalidInput(f"unknown event type {p!r}; known: {', '.join(EVENT_TYPES)} (or a prefix like run.*)")
+    return patterns
+
+
+class EventBus:
+    """Subscribe to a database's events; also dispatches `on(...)` handlers while `run()` runs."""
+
+    def __init__(self, db_getter: Callable[[], Database]) -> None:
+        self._db = db_getter
+        self._handlers: list[tuple[list[str], Handler]] = []
+
+    def on(self, pattern: str, handler: Handler | None = None) -> Any:
+        """Call `handler(event)` for each matching event (usable as a decorator)."""
+        check_patterns([pattern])
+
+        def register(h: Handler) -> Handler:
+            self._handlers.append(([pattern], h))
+            return h
+
+        return register(handler) if handler is not None else register
+
+    @asynccontextmanager
+    async def subscribe(
+        self, types: list[str] | None = None, workflow_id: str | None = None
+    ) -> AsyncIterator[AsyncIterator[Event]]:
+        """A stream of matching events from the moment this returns (a LISTEN connection of its own)."""
+        check_patterns(types)
+        db = self._db()
+        conn = await db.connect()
+        try:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(db.events_channel)))
+
+            async def stream() -> AsyncIterator[Event]:
+                async for note in conn.notifies():
+                    try:
+                        event = Event.from_json(note.payload)
+                    except (ValueError, TypeError):
+                        continue
+                    if matches(event.type, types) and (workflow_id is None or event.workflow_id == workflow_id):
+                        yield event
+
+            yield stream()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await conn.close()
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Dispatch events to the `on(...)` handlers until cancelled."""
+        async with self.subscribe() as events:
+            task_status.started()
+            async for event in events:
+                for patterns, handler in list(self._handlers):
+                    if not matches(event.type, patterns):
+                        continue
+                    try:
+                        result = handler(event)
+                        if inspect.isawaitable(result):
+                            await result
+                    except Exception:
+                        logger.exception("event handler %r failed on %s", handler, event.type)

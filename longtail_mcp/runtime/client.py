@@ -1,0 +1,149 @@
+"""Client: start, signal, query and export runs and follow events, against the database, no server needed."""
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+
+from longtail_mcp.config import Settings, load_settings
+from longtail_mcp.db.embedded import EmbeddedPostgres
+from longtail_mcp.db.migrate import migrate
+from longtail_mcp.db.pool import Database
+from longtail_mcp.events import EventBus
+from longtail_mcp.runtime import service
+from longtail_mcp.runtime.handle import Handle
+
+
+class Client:
+    """The Python API a host application uses. It needs no worker: runs execute wherever workers run.
+
+    `async with Client() as lt:` connects (sharing a running embedded server, or starting one when
+    no DATABASE_URL is set), applies migrations, and dispatches `lt.events.on(...)` handlers.
+    """
+
+    attach_embedded = True
+
+    def __init__(self, database_url: str | None = None, *, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings or load_settings(database_url=database_url, **overrides)
+        self._db: Database | None = None
+        self.embedded: EmbeddedPostgres | None = None
+        self.events = EventBus(lambda: self.db)
+        self._stack: AsyncExitStack | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            raise RuntimeError("not open: use `async with` or `await .open()`")
+        return self._db
+
+    async def open(self, *, apply_migrations: bool = True, attach: bool | None = None) -> "Client":
+        """Connect (starting or sharing the embedded Postgres if no DATABASE_URL) and migrate."""
+        if self._db is not None:
+            return self
+        dsn = self.settings.database_url
+        if dsn is None:
+            self.embedded = EmbeddedPostgres.for_settings(self.settings)
+            dsn = self.embedded.start(attach=self.attach_embedded if attach is None else attach)
+        db = Database(dsn, schema=self.settings.schema_name)
+        try:
+            await db.open()
+            if apply_migrations:
+                await migrate(db)
+        except BaseException:
+            await db.close()
+            if self.embedded:
+                self.embedded.stop()
+            raise
+        self._db = db
+        return self
+
+    async def close(self) -> None:
+        if self._db is not None:
+            with anyio.CancelScope(shield=True):
+                await self._db.close()
+            self._db = None
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+    async def __aenter__(self) -> Any:
+        await self.open()
+        stack = AsyncExitStack()
+        try:
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            await tg.start(self.events.run)
+        except BaseException:
+            await stack.aclose()
+            await self.close()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        stack, self._stack = self._stack, None
+        try:
+            if stack is not None:
+                await stack.aclose()
+        finally:
+            await self.close()
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None) -> Handle:
+        """Start a run of workflow type `name`. The id is the idempotency key: a second start returns the first run.
+
+        Raises:
+            InvalidInput: the input is not JSON, or the id is empty or too long.
+        """
+        wid, created = await service.start_run(self.db, name, input, workflow_id=workflow_id)
+        return Handle(self.db, wid, created=created)
+
+    def handle(self, workflow_id: str) -> Handle:
+        return Handle(self.db, workflow_id)
+
+    async def hook(self, workflow_id: str, name: str, args: Any = None, *, hook_id: str | None = None) -> Handle:
+        """Start workflow type `name` on live run `workflow_id`, concurrently, sharing its entity state."""
+        return Handle(self.db, await service.start_hook(self.db, workflow_id, name, args, hook_id=hook_id))
+
+    async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
+        """Deliver a signal; buffered until the run waits for it.
+
+        Raises:
+            NotFound: no such run.  Conflict: the run already ended.
+        """
+        await service.send_signal(self.db, workflow_id, name, payload)
+
+    async def cancel(self, workflow_id: str, reason: str | None = None) -> list[str]:
+        """Cancel a live run with its live children and hooks; returns the ids cancelled."""
+        return await service.cancel_run(self.db, workflow_id, reason)
+
+    async def get_run(self, workflow_id: str) -> dict[str, Any]:
+        return await service.get_run(self.db, workflow_id)
+
+    async def list_runs(self, *, status: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return await service.list_runs(self.db, status=status, name=name, limit=limit)
+
+    async def find_runs(
+        self, *, state: dict[str, Any] | None = None, path: str | None = None, status: str | None = None,
+        name: str | None = None, limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """Search runs by entity state: containment (`state={...}`) and jsonpath predicates (`path='$.total ? (@ > 10)'`)."""
+        return await service.find_runs(self.db, state=state, path=path, status=status, name=name, limit=limit)
+
+    async def export(self, workflow_id: str) -> dict[str, Any]:
+        return await service.export_run(self.db, workflow_id)
+
+    # -- schedules -------------------------------------------------------------------------------
+
+    async def schedule(self, name: str, cron: str, input: Any = None, *, workflow: str | None = None) -> dict[str, Any]:
+        """Start workflow type `workflow` (default: `name`) on a cron schedule, once per tick across all workers."""
+        return await service.upsert_schedule(self.db, name, cron, input, workflow=workflow)
+
+    async def unschedule(self, name: str) -> None:
+        await service.delete_schedule(self.db, name)
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        return await service.list_schedules(self.db)

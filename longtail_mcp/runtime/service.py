@@ -1,0 +1,201 @@
+"""Run services: the one implementation behind the Python API, the CLI and (later) the MCP tools."""
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from croniter import croniter
+from psycopg import errors as pg_errors
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.db.queries import load
+from longtail_mcp.db.search import find_runs_query
+from longtail_mcp.errors import Conflict, InvalidInput, NotFound
+from longtail_mcp.events import Event, emit
+from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
+
+Q = load("runtime")
+S = load("schedules")
+LIVE = ("pending", "running", "waiting")
+STATUSES = (*LIVE, "completed", "failed", "cancelled")
+
+
+def check_id(workflow_id: str, what: str = "workflow_id") -> None:
+    if not workflow_id or len(workflow_id) > 200 or not workflow_id.isprintable():
+        raise InvalidInput(f"{what} must be 1-200 printable characters")
+
+
+async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: str | None = None) -> tuple[str, bool]:
+    """Insert a run (the id is the idempotency key). Returns (id, created)."""
+    if not name:
+        raise InvalidInput("a workflow name is required")
+    wid = workflow_id if workflow_id is not None else f"{name}-{uuid.uuid4().hex}"
+    check_id(wid)
+    encoded = dumps(input, what="workflow input")
+    async with db.transaction() as conn:
+        row = await (await conn.execute(Q["start_workflow"], {
+            "id": wid, "name": name, "input": encoded, "parent_id": None, "parent_seq": None,
+        })).fetchone()
+        if row is not None:
+            await emit(conn, db, [Event("run.started", workflow_id=wid, name=name, status="pending")])
+            await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+    return wid, row is not None
+
+
+async def start_hook(db: Database, target: str, name: str, args: Any = None, *, hook_id: str | None = None) -> str:
+    """Start workflow type `name` as a hook on live run `target`, sharing its entity state.
+
+    Raises:
+        NotFound: no run `target`.  Conflict: it already ended, or `hook_id` is taken.
+    """
+    hid = hook_id or f"{target}#{name}-{uuid.uuid4().hex[:12]}"
+    check_id(hid, "hook_id")
+    async with db.transaction() as conn:
+        row = await (await conn.execute(Q["start_hook"], {
+            "id": hid, "name": name, "input": dumps(args, what="hook arguments"), "target": target,
+        })).fetchone()
+        if row is None:
+            run = await (await conn.execute(Q["get_workflow"], {"id": target})).fetchone()
+            if run is None:
+                raise NotFound(f"no run with id {target!r}")
+            if run["status"] not in LIVE:
+                raise Conflict(f"run {target!r} is {run['status']}; hooks start only on live runs")
+            raise Conflict(f"a run with id {hid!r} already exists")
+        await emit(conn, db, [Event("run.started", workflow_id=hid, name=name, status="pending", kind="hook")])
+        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+    return hid
+
+
+async def send_signal(db: Database, workflow_id: str, name: str, payload: Any = None) -> None:
+    if not name:
+        raise InvalidInput("a signal needs a name")
+    async with db.transaction() as conn:
+        row = await (await conn.execute(Q["send_signal"], {
+            "id": workflow_id, "name": name, "payload": dumps(payload, what="signal payload"),
+        })).fetchone()
+        if row is None:
+            run = await (await conn.execute(Q["get_workflow"], {"id": workflow_id})).fetchone()
+            if run is None:
+                raise NotFound(f"no run with id {workflow_id!r}")
+            raise Conflict(f"run {workflow_id!r} is {run['status']}; the signal {name!r} was not delivered")
+        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+
+
+async def cancel_run(db: Database, workflow_id: str, reason: str | None = None) -> list[str]:
+    """Cancel a live run, its children and hooks; returns the ids cancelled."""
+    error = {"code": "cancelled", "type": "Cancelled", "message": reason or "cancelled", "retryable": False}
+    async with db.transaction() as conn:
+        rows = await (await conn.execute(Q["cancel_workflows"], {"id": workflow_id, "error": dumps(error)})).fetchall()
+        if not rows:
+            run = await (await conn.execute(Q["get_workflow"], {"id": workflow_id})).fetchone()
+            if run is None:
+                raise NotFound(f"no run with id {workflow_id!r}")
+            raise Conflict(f"run {workflow_id!r} is already {run['status']}")
+        ids = [r["id"] for r in rows]
+        parents = sorted({r["parent_id"] for r in rows if r["parent_id"] and r["parent_id"] not in ids})
+        if parents:
+            await conn.execute(Q["wake_workflows"], {"ids": parents})
+        await emit(conn, db, [Event("run.cancelled", workflow_id=r["id"], name=r["name"], status="cancelled") for r in rows])
+        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+    return ids
+
+
+async def get_run(db: Database, workflow_id: str) -> dict[str, Any]:
+    async with db.connection() as conn:
+        row = await (await conn.execute(Q["get_workflow"], {"id": workflow_id})).fetchone()
+    if row is None:
+        raise NotFound(f"no run with id {workflow_id!r}")
+    return iso(row)  # type: ignore[no-any-return]
+
+
+async def export_run(db: Database, workflow_id: str) -> dict[str, Any]:
+    """The full history: the run, every journal entry (with timings), every signal."""
+    run = await get_run(db, workflow_id)
+    async with db.connection() as conn:
+        steps = await (await conn.execute(Q["export_steps"], {"id": workflow_id})).fetchall()
+        messages = await (await conn.execute(Q["export_messages"], {"id": workflow_id})).fetchall()
+    return {"run": run, "steps": iso(steps), "signals": iso(messages)}
+
+
+async def get_state(db: Database, workflow_id: str, path: list[str] | None = None) -> Any:
+    async with db.connection() as conn:
+        row = await (await conn.execute(Q["get_state"], {"id": workflow_id, "path": path or []})).fetchone()
+    if row is None:
+        raise NotFound(f"no run with id {workflow_id!r}")
+    return row["value"]
+
+
+def _check_listing(status: str | None, limit: int) -> None:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be between 1 and 1000")
+
+
+async def list_runs(db: Database, *, status: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    _check_listing(status, limit)
+    async with db.connection() as conn:
+        rows = await (await conn.execute(Q["list_workflows"], {"status": status, "name": name, "limit": limit})).fetchall()
+    return [iso(r) for r in rows]
+
+
+async def find_runs(
+    db: Database,
+    *,
+    state: dict[str, Any] | None = None,
+    path: str | None = None,
+    status: str | None = None,
+    name: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Runs whose entity state contains `state` (`@>`) and matches the jsonpath predicate `path` (`@?`)."""
+    _check_listing(status, limit)
+    if state is not None and not isinstance(state, dict):
+        raise InvalidInput("state must be an object to match by containment")
+    query = find_runs_query(state=state is not None, path=path is not None, status=status is not None, name=name is not None)
+    params = {"state": dumps_or_none(state), "path": path, "status": status, "name": name, "limit": limit}
+    try:
+        async with db.connection() as conn:
+            rows = await (await conn.execute(query, params)).fetchall()
+    except (pg_errors.SyntaxError, pg_errors.DataError) as exc:
+        raise InvalidInput(f"invalid jsonpath {path!r}: {str(exc).splitlines()[0]}") from None
+    return [iso(r) for r in rows]
+
+
+# -- schedules ---------------------------------------------------------------------------------
+
+def cron_iter(cron: str, start: datetime) -> croniter:
+    """A croniter over 5-field (minute) or 6-field (seconds first) expressions, in UTC.
+
+    Raises:
+        InvalidInput: the expression is not valid cron.
+    """
+    fields = cron.split()
+    seconds = len(fields) == 6
+    if len(fields) not in (5, 6) or not croniter.is_valid(cron, second_at_beginning=seconds):
+        raise InvalidInput(f"invalid cron expression {cron!r}: use 5 fields (m h dom mon dow) or 6 with seconds first")
+    return croniter(cron, start, second_at_beginning=seconds)
+
+
+async def upsert_schedule(db: Database, name: str, cron: str, input: Any = None, *, workflow: str | None = None) -> dict[str, Any]:
+    check_id(name, "schedule name")
+    now = datetime.now(timezone.utc)
+    next_at = cron_iter(cron, now).get_next(datetime)
+    async with db.connection() as conn:
+        await conn.execute(S["upsert_schedule"], {
+            "name": name, "workflow": workflow or name, "cron": cron, "input": dumps_or_none(input), "next_at": next_at,
+        })
+        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+    return {"name": name, "workflow": workflow or name, "cron": cron}
+
+
+async def delete_schedule(db: Database, name: str) -> None:
+    async with db.connection() as conn:
+        row = await (await conn.execute(S["delete_schedule"], {"name": name})).fetchone()
+    if row is None:
+        raise NotFound(f"no schedule named {name!r}")
+
+
+async def list_schedules(db: Database) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        return [iso(r) for r in await (await conn.execute(S["list_schedules"])).fetchall()]
