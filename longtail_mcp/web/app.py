@@ -1,21 +1,25 @@
 """The Starlette app `longtail-mcp serve` runs: /health today, later /mcp, /sse, /events and the web view."""
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from longtail_mcp.db.migrate import latest_version
 from longtail_mcp.db.queries import load
-from longtail_mcp.runtime.app import LongTail
+from longtail_mcp.errors import InvalidInput
+from longtail_mcp.events.bus import check_patterns
+from longtail_mcp.runtime.client import Client
 from longtail_mcp.runtime.worker import Worker
 
 Q = load("runtime")
 
 
-async def health_report(app: LongTail, worker: Worker | None) -> tuple[bool, dict[str, Any]]:
+async def health_report(app: Client, worker: Worker | None) -> tuple[bool, dict[str, Any]]:
     """(healthy, details): database reachable, migrations current, workers alive."""
     report: dict[str, Any] = {"migrations_latest": latest_version()}
     try:
@@ -31,9 +35,26 @@ async def health_report(app: LongTail, worker: Worker | None) -> tuple[bool, dic
     return healthy, {"status": "ok" if healthy else "unhealthy", **report}
 
 
-def build_app(app: LongTail, worker: Worker | None = None) -> Starlette:
+def build_app(app: Client, worker: Worker | None = None) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         healthy, report = await health_report(app, worker)
         return JSONResponse(report, status_code=200 if healthy else 503)
 
-    return Starlette(routes=[Route("/health", health)])
+    async def events(request: Request) -> Response:
+        """Server-sent events: `?type=run.completed,step.*` and `?workflow_id=` filter; `event:` is the type."""
+        types = [t for t in request.query_params.get("type", "").split(",") if t] or None
+        try:
+            check_patterns(types)
+        except InvalidInput as exc:
+            return JSONResponse({"error": exc.message}, status_code=400)
+        workflow_id = request.query_params.get("workflow_id") or None
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            async with app.events.subscribe(types, workflow_id) as feed:
+                yield {"event": "ready", "data": "{}"}  # subscribed: later events will arrive
+                async for event in feed:
+                    yield {"event": event.type, "data": event.to_json()}
+
+        return EventSourceResponse(stream(), ping=15)
+
+    return Starlette(routes=[Route("/health", health), Route("/events", events)])
