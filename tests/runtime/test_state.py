@@ -163,7 +163,7 @@ async def test_hooks_start_only_on_live_runs(app: LongTail) -> None:
 async def test_cancelling_a_run_cancels_its_hooks(app: LongTail) -> None:
     @app.workflow()
     async def main(ctx):
-        await ctx.wait_for_hooks()
+        await ctx.wait_for_signal("never")
 
     @app.workflow()
     async def stuck(ctx):
