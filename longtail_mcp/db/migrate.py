@@ -48,7 +48,9 @@ async def migrate(db: Database) -> list[int]:
         key = f"longtail:migrate:{db.schema}"
         await conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
         try:
-            await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(db.schema)))
+            found = await (await conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [db.schema])).fetchone()
+            if found is None:  # CREATE SCHEMA needs CREATE on the database; a pre-made schema does not
+                await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(db.schema)))
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS migration ("
                 " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -35,18 +35,22 @@ class LongTail(Client):
         self.serve_mcp = serve_mcp
         self.registry = Registry()
 
-    def workflow(self, name: str | None = None, *, cron: str | None = None, **options: Any) -> Callable[[F], F]:
+    def workflow(self, name: str | F | None = None, *, cron: str | None = None, **options: Any) -> Any:
         """Register `async def fn(ctx, input)` as a workflow type (by default named after the function).
 
+        Usable bare (`@app.workflow`) or called (`@app.workflow("name", cron=...)`).
         `cron="*/5 * * * *"` also starts it on that schedule (6 fields: seconds first), once per tick.
         """
+        if callable(name):
+            fn, name = name, None
+            return self.workflow(cron=cron, **options)(fn)
         if cron is not None:
             from datetime import datetime, timezone
 
             cron_iter(cron, datetime.now(timezone.utc))  # fail at definition time on a bad expression
 
         def register(fn: F) -> F:
-            self.registry.add_workflow(fn, name or fn.__name__, cron=cron, **options)
+            self.registry.add_workflow(fn, str(name or fn.__name__), cron=cron, **options)
             return fn
 
         return register

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from longtail_mcp.db.queries import load
+from longtail_mcp.events import Event, emit
 from longtail_mcp.errors import (
     InvalidInput,
     NonDeterminism,
@@ -239,12 +240,15 @@ class Context:
         async def branch(i: int, aw: Awaitable[Any]) -> None:
             try:
                 results[i] = await aw
-            except (Suspend, Exception) as exc:
+            except (Suspend, Interrupted, Exception) as exc:
                 outcomes[i] = exc
 
         async with anyio.create_task_group() as tg:
             for i, aw in enumerate(awaitables):
                 tg.start_soon(branch, i, aw)
+        interrupted = [e for e in outcomes if isinstance(e, Interrupted)]
+        if interrupted:  # lease lost or database gone: the whole run stops here, not the worker
+            raise interrupted[0]
         errors = [e for e in outcomes if isinstance(e, Exception)]
         if errors:
             raise errors[0]
@@ -326,6 +330,9 @@ class Context:
                 self.workflow_id, self._epoch, seq, "signal", name, status,
                 output=None if got is None else got["payload"], wake_at=deadline,
             )], self._worker.worker_id))
+            if got is not None:
+                await emit(conn, self._worker.db, [
+                    Event("step.completed", workflow_id=self.workflow_id, seq=seq, kind="signal", name=name)])
             return got is not None, None if got is None else got["payload"]
 
         received, payload = await self._side_transaction(consume)
@@ -352,22 +359,36 @@ class Context:
         if rec is not None and rec.status == "completed":
             return rec.output
         if rec is not None and rec.status == "failed":
+            if (rec.error or {}).get("code") == InvalidInput.code:
+                raise InvalidInput((rec.error or {}).get("message", "child could not start"))
             raise _child_failed(rec.input["workflow_id"], rec.error or {})
         if rec is None:
             child_id = workflow_id or f"{self.workflow_id}/{seq}"
             call_input = {"workflow_id": child_id, "input": roundtrip(input, what="child input")}
 
-            async def start(conn: Any, _wake_seq: int) -> None:
-                await conn.execute(Q["start_workflow"], {
+            async def start(conn: Any, _wake_seq: int) -> str | None:
+                created = await (await conn.execute(Q["start_workflow"], {
                     "id": child_id, "name": name, "input": dumps(call_input["input"]),
                     "parent_id": self.workflow_id, "parent_seq": seq,
-                })
+                })).fetchone()
+                if created is None:
+                    row = await (await conn.execute(Q["get_workflow"], {"id": child_id})).fetchone()
+                    if row["parent_id"] != self.workflow_id or row["parent_seq"] != seq:
+                        return f"cannot start child {name!r} as {child_id!r}: that id belongs to another run"
+                else:
+                    await emit(conn, self._worker.db, [
+                        Event("run.started", workflow_id=child_id, name=name, status="pending")])
                 await conn.execute(Q["write_steps"], step_columns([StepWrite(
                     self.workflow_id, self._epoch, seq, "child", name, "waiting", input=call_input,
                 )], self._worker.worker_id))
                 await conn.execute("SELECT pg_notify(%s, '')", [self._worker.db.wake_channel])
+                return None
 
-            await self._side_transaction(start)
+            refused = await self._side_transaction(start)
+            if refused is not None:
+                error = InvalidInput(refused)
+                await self._write(seq, "child", name, "failed", input=call_input, error=error.to_json())
+                raise error
             self._journal[seq] = Record(seq, "child", name, "waiting", call_input, None, None, 1, None)
         else:
             child_id = rec.input["workflow_id"]
@@ -409,6 +430,8 @@ class Context:
             await conn.execute(Q["write_steps"], step_columns([StepWrite(
                 self.workflow_id, self._epoch, seq, "state", op, "completed", input=call_input, output=out,
             )], self._worker.worker_id))
+            await emit(conn, self._worker.db, [
+                Event("step.completed", workflow_id=self.workflow_id, seq=seq, kind="state", name=op)])
             return out
 
         try:

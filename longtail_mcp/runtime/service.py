@@ -177,12 +177,15 @@ def cron_iter(cron: str, start: datetime) -> croniter:
     return croniter(cron, start, second_at_beginning=seconds)
 
 
-async def upsert_schedule(db: Database, name: str, cron: str, input: Any = None, *, workflow: str | None = None) -> dict[str, Any]:
+async def upsert_schedule(
+    db: Database, name: str, cron: str, input: Any = None, *, workflow: str | None = None, declared: bool = False,
+) -> dict[str, Any]:
+    """Create or change a schedule. `declared` (a workflow's own cron=...) never overwrites its input."""
     check_id(name, "schedule name")
     now = datetime.now(timezone.utc)
     next_at = cron_iter(cron, now).get_next(datetime)
     async with db.connection() as conn:
-        await conn.execute(S["upsert_schedule"], {
+        await conn.execute(S["register_cron" if declared else "upsert_schedule"], {
             "name": name, "workflow": workflow or name, "cron": cron, "input": dumps_or_none(input), "next_at": next_at,
         })
         await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])

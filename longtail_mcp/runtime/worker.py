@@ -158,7 +158,7 @@ class Worker:
     async def _register_crons(self) -> None:
         for spec in self.registry.workflows.values():
             if spec.options.get("cron"):
-                await service.upsert_schedule(self.db, spec.name, spec.options["cron"], workflow=spec.name)
+                await service.upsert_schedule(self.db, spec.name, spec.options["cron"], workflow=spec.name, declared=True)
 
     async def _schedule_loop(self, names: list[str]) -> None:
         """Fire due cron ticks. The row lock (SKIP LOCKED) and the tick-derived run id make each tick start

@@ -98,3 +98,15 @@ async def test_unscheduling_stops_future_runs(app: LongTail) -> None:
         assert [s["name"] for s in await app.list_schedules()] == ["beat"]
         await app.unschedule("beat")
         assert await app.list_schedules() == []
+
+
+async def test_a_declared_cron_keeps_the_input_set_with_schedule(app: LongTail) -> None:
+    @app.workflow(cron="0 3 * * *")
+    async def nightly(ctx, data):
+        return data
+
+    async with app:
+        await app.schedule("nightly", "0 3 * * *", {"region": "eu"})
+    async with running(app):  # the worker registers the declared cron again
+        (sched,) = await app.list_schedules()
+    assert sched["input"] == {"region": "eu"} and sched["cron"] == "0 3 * * *"

@@ -177,3 +177,30 @@ async def test_cancelling_a_run_cancels_its_hooks(app: LongTail) -> None:
         assert sorted(cancelled) == sorted([handle.workflow_id, hook.workflow_id])
         with pytest.raises(WorkflowFailed):
             await hook.result(timeout=5)
+
+
+async def test_a_hook_started_on_a_hook_shares_the_main_runs_state(app: LongTail) -> None:
+    @app.workflow()
+    async def main(ctx):
+        await ctx.wait_for_signal("done")
+        return await ctx.state.get("marks")
+
+    @app.workflow()
+    async def first(ctx):
+        await ctx.state.append("marks", "first")
+        await ctx.wait_for_signal("go")
+
+    @app.workflow()
+    async def second(ctx):
+        await ctx.state.append("marks", "second")
+
+    async with running(app):
+        handle = await app.start("main")
+        hook = await app.hook(handle.workflow_id, "first")
+        await wait_status(hook, "waiting")
+        nested = await app.hook(hook.workflow_id, "second")
+        await nested.result(timeout=10)
+        await hook.signal("go")
+        await hook.result(timeout=10)
+        await handle.signal("done")
+        assert await handle.result(timeout=10) == ["first", "second"]

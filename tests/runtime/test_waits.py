@@ -342,3 +342,66 @@ async def test_a_divergence_fails_the_run_even_if_the_workflow_catches_it(dsn: s
         with pytest.raises(WorkflowFailed) as info:
             await v2.handle("s1").result(timeout=10)
     assert info.value.error["code"] == "nondeterminism"
+
+
+async def test_a_lost_lease_inside_gather_stops_the_run_not_the_worker(app: LongTail) -> None:
+    entered, release = anyio.Event(), anyio.Event()
+
+    async def slow() -> str:
+        entered.set()
+        await release.wait()
+        return "late"
+
+    @app.workflow()
+    async def fan(ctx):
+        return await ctx.gather(ctx.run(slow), ctx.run(str, "quick"))
+
+    @app.workflow()
+    async def after(ctx):
+        return "worker still alive"
+
+    async with running(app) as worker:
+        handle = await app.start("fan")
+        with anyio.fail_after(10):
+            await entered.wait()
+        await handle.cancel()
+        release.set()  # the slow branch now tries to checkpoint with a stale epoch
+        with anyio.fail_after(10):
+            while worker.running:
+                await anyio.sleep(0.01)
+        assert await (await app.start("after")).result(timeout=10) == "worker still alive"
+        assert worker.alive
+
+
+async def test_a_child_id_that_belongs_to_another_run_is_refused(app: LongTail) -> None:
+    from longtail_mcp import InvalidInput
+
+    @app.workflow()
+    async def other(ctx):
+        return "someone else's"
+
+    @app.workflow()
+    async def parent(ctx):
+        try:
+            await ctx.child("other", workflow_id="taken")
+        except InvalidInput as exc:
+            return str(exc)
+
+    async with running(app):
+        await (await app.start("other", workflow_id="taken")).result(timeout=10)
+        message = await (await app.start("parent")).result(timeout=10)
+    assert "belongs to another run" in message
+
+
+async def test_workflow_decorator_works_bare_and_called(app: LongTail) -> None:
+    @app.workflow
+    async def plain(ctx):
+        return "bare"
+
+    @app.workflow("named")
+    async def other(ctx):
+        return "called"
+
+    assert app.registry.names() == ["named", "plain"]
+    async with running(app):
+        assert await (await app.start("plain")).result(timeout=10) == "bare"

@@ -6,9 +6,10 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 
 -- start_hook --
--- Start a hook on a live run: a run of its own that shares the target's entity state.
+-- Start a hook on a live run: a run of its own that shares the target's entity state
+-- (a hook started on a hook shares the state of the run that hook belongs to).
 INSERT INTO workflow (id, name, input, parent_id, kind, due_at)
-SELECT %(id)s, %(name)s, %(input)s, t.id, 'hook', now()
+SELECT %(id)s, %(name)s, %(input)s, CASE WHEN t.kind = 'hook' THEN t.parent_id ELSE t.id END, 'hook', now()
 FROM workflow t WHERE t.id = %(target)s AND t.status IN ('pending', 'running', 'waiting')
 ON CONFLICT (id) DO NOTHING
 RETURNING id

@@ -7,6 +7,14 @@ SET workflow = excluded.workflow, input = excluded.input, enabled = true, update
     next_at = CASE WHEN schedule.cron = excluded.cron AND schedule.enabled THEN schedule.next_at ELSE excluded.next_at END,
     cron = excluded.cron
 
+-- register_cron --
+-- A workflow declared with cron=...: create its schedule, or change only the expression (input kept).
+INSERT INTO schedule (name, workflow, cron, next_at)
+VALUES (%(name)s, %(workflow)s, %(cron)s, %(next_at)s)
+ON CONFLICT (name) DO UPDATE
+SET next_at = CASE WHEN schedule.cron = excluded.cron THEN schedule.next_at ELSE excluded.next_at END,
+    cron = excluded.cron, updated_at = now()
+
 -- delete_schedule --
 -- Remove a schedule.
 DELETE FROM schedule WHERE name = %(name)s RETURNING name

@@ -1,0 +1,47 @@
+"""The shipped examples run as users run them: `python examples/<name>.py`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_example(name: str, dsn: str) -> subprocess.CompletedProcess[str]:
+    """Run an example against the test database (so it starts no Postgres of its own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGTAIL_")}
+    env["DATABASE_URL"] = dsn
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_orders_example_ships_the_order_charging_once_after_one_retry(dsn: str) -> None:
+    done = run_example("orders.py", dsn)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    results = [line.removeprefix("result: ") for line in lines if line.startswith("result: ")]
+    assert len(results) == 1, done.stdout
+    result = json.loads(results[0])
+    assert result["order_id"] == "A-1001"
+    assert result["status"] == "shipped"
+    assert result["tracking"] == "1Z999AA10123456784"
+    assert result["reserved"] == 3
+    assert result["total_cents"] == 2 * 1299 + 1900 + 599
+    assert result["charge"] == {"charge_id": "ch_1", "cents": 5097, "attempt": 2}
+    assert result["invoice"] == {"number": "INV-A-1001", "lines": 2, "total_cents": 5097}
+    assert "created=False" in lines[0], "a second start with the same workflow id returns the first run"
+    assert "gateway calls: 2 " in done.stdout, "one failed attempt, one success, nothing re-run by replays"
+    journal = [line.split()[1:4] for line in lines if line.startswith("  ") and line.split()[0].isdigit()]
+    assert journal == [
+        ["now", "now", "completed"],
+        ["step", "reserve_stock", "completed"],
+        ["step", "quote_shipping", "completed"],
+        ["step", "charge_card", "completed"],
+        ["child", "invoice", "completed"],
+        ["sleep", "sleep", "completed"],
+        ["signal", "shipped", "completed"],
+    ]
