@@ -45,3 +45,13 @@ def test_orders_example_ships_the_order_charging_once_after_one_retry(dsn: str) 
         ["sleep", "sleep", "completed"],
         ["signal", "shipped", "completed"],
     ]
+
+
+def test_inventory_example_counts_every_concurrent_reservation(dsn: str) -> None:
+    done = run_example("inventory.py", dsn)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "hooks saw stock go 99 -> 80" in out, out
+    assert "report: {'open_warehouses': 1, 'stock': 80}" in out
+    assert "stock: 80" in out and "reservations: 20" in out and "open: False" in out
+    assert "hook completions seen as events: 20" in out

@@ -1,0 +1,113 @@
+"""Entity state, hooks, events, cron and the embedded Client, end to end.
+
+    python examples/inventory.py
+
+A `warehouse` run holds one SKU's stock as entity state. Twenty `reserve` hooks run at once on it,
+each taking stock with an atomic increment; an event subscription counts them as they finish; a
+cron schedule reports stock every second; a separate `Client` finds the warehouse by its state and
+closes it with a signal.
+
+Uses DATABASE_URL when set; otherwise the embedded Postgres in a temporary LONGTAIL_HOME.
+"""
+
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from longtail_mcp import Client, Context, LongTail, load_settings
+
+HOME: Path | None = None
+if load_settings().database_url is None:
+    HOME = Path(tempfile.mkdtemp(prefix="longtail-inventory-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        PG_PORT = s.getsockname()[1]
+    app = LongTail(home=HOME, pg_port=PG_PORT)
+else:
+    app = LongTail()
+
+reports: list[dict[str, Any]] = []
+
+
+@app.workflow()
+async def warehouse(ctx: Context, sku: str) -> dict[str, Any]:
+    await ctx.state.merge({"sku": sku, "stock": 100, "reservations": [], "open": True})
+    await ctx.wait_for_signal("close")  # hooks work on the state meanwhile
+    await ctx.wait_for_hooks()
+    await ctx.state.toggle("open")
+    return await ctx.state.get()
+
+
+@app.workflow()
+async def reserve(ctx: Context, order: dict[str, Any]) -> int:
+    """Runs as a hook: its ctx.state is the warehouse's."""
+    left = await ctx.state.increment("stock", -order["qty"])  # one UPDATE: no lost updates
+    await ctx.state.append("reservations", order["id"])
+    return left
+
+
+async def stock_report() -> dict[str, Any]:
+    runs = await app.find_runs(state={"sku": "TEA-1", "open": True}, name="warehouse")
+    return {"open_warehouses": len(runs), "stock": runs[0]["state"]["stock"] if runs else None}
+
+
+@app.workflow()
+async def report(ctx: Context) -> dict[str, Any]:
+    figures = await ctx.run(stock_report)
+    reports.append(figures)
+    return figures
+
+
+async def main() -> None:
+    async with app, anyio.create_task_group() as tg:
+        await tg.start(app.worker().run)
+        finished = 0
+
+        @app.events.on("run.completed")
+        def count(event: Any) -> None:
+            nonlocal finished
+            if event.name == "reserve":
+                finished += 1
+
+        handle = await app.start("warehouse", "TEA-1", workflow_id="warehouse-TEA-1")
+        with anyio.fail_after(10):
+            while await handle.state("stock") != 100:
+                await anyio.sleep(0.05)
+        hooks = [await app.hook(handle.workflow_id, "reserve", {"id": f"o-{i}", "qty": 1}) for i in range(20)]
+        results = sorted([await h.result(timeout=30) for h in hooks])
+        print(f"hooks saw stock go {results[-1]} -> {results[0]}")
+
+        await app.schedule("stock-report", "* * * * * *", workflow="report")  # every second
+        with anyio.fail_after(10):
+            while not reports:
+                await anyio.sleep(0.05)
+        await app.unschedule("stock-report")
+        print(f"report: {reports[0]}")
+
+        async with Client(app.settings.database_url, home=app.settings.home, pg_port=app.settings.pg_port) as client:
+            (found,) = await client.find_runs(state={"sku": "TEA-1"}, name="warehouse", status="waiting")
+            await client.signal(found["id"], "close")
+            final = await client.handle(found["id"]).result(timeout=30)
+        print(f"stock: {final['stock']}")
+        print(f"reservations: {len(final['reservations'])}")
+        print(f"open: {final['open']}")
+        with anyio.fail_after(5):
+            while finished < 20:
+                await anyio.sleep(0.05)
+        print(f"hook completions seen as events: {finished}")
+        tg.cancel_scope.cancel()
+
+
+if __name__ == "__main__":
+    try:
+        anyio.run(main)
+    finally:
+        if HOME is not None:
+            link = HOME / "pgdata"
+            if link.is_symlink():
+                shutil.rmtree(link.resolve().parent, ignore_errors=True)  # the relocated cluster, as root
+            shutil.rmtree(HOME, ignore_errors=True)
