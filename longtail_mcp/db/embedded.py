@@ -332,7 +332,7 @@ class EmbeddedPostgres:
         install = reachable_install(self.run_as)
         self.socket_dir = self._socket_dir()
         log_path = self.data_dir.parent / "postgres.log"
-        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+        log = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")  # handed to the child
         with contextlib.suppress(OSError):
             self._own(log_path)
         args = [
