@@ -10,7 +10,8 @@ the end. Progress goes to stderr; the summary (or, with --json, the figures as J
 Phases:
   1. baseline   one INSERT + commit per row into bench_baseline, on 1 connection and on 8.
   2. enqueue    N runs of `bench3` started (app.start, 16 at a time; or one bulk INSERT).
-  3. drain      one worker starts; wall time until all N are `completed` (polled every 20 ms).
+  3. drain      one worker starts; wall time from just before its start (server clock) to the
+                last run's completed_at, i.e. until all N are `completed` (polled 10x/s to stop).
   4. journal    step overhead from the step table (completed_at - started_at) and, measured
                 in process, how long each checkpoint write waited for its group commit.
   5. signals    K runs park on wait_for_signal("go"); each is signalled in turn and awaited.
@@ -22,6 +23,7 @@ import logging
 import os
 import platform
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -70,12 +72,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def server() -> Iterator[tuple[str, str]]:
-    """(admin DSN, description): DATABASE_URL, or an embedded server with fsync on, removed on exit."""
+def server() -> Iterator[tuple[str, int | None, str]]:
+    """(admin DSN, postmaster pid, description): DATABASE_URL, or an embedded server with fsync on, removed on exit."""
     url = os.environ.get("DATABASE_URL")
     if url:
         info = psycopg.conninfo.conninfo_to_dict(url)
-        yield url, f"DATABASE_URL (host {info.get('host') or 'local socket'}, port {info.get('port') or 5432})"
+        yield url, None, f"DATABASE_URL (host {info.get('host') or 'local socket'}, port {info.get('port') or 5432})"
         return
     root = Path(tempfile.mkdtemp(prefix="lt-bench-pg-"))
     root.chmod(0o755)  # the unprivileged Postgres user must reach it when we run as root
@@ -85,11 +87,41 @@ def server() -> Iterator[tuple[str, str]]:
     try:
         log(f"starting embedded Postgres in {root} (fsync on) on 127.0.0.1:{pg.port}")
         pg.start()
-        yield pg.dsn("postgres"), f"embedded, temp dir on {filesystem_of(root)}"
+        yield pg.dsn("postgres"), pg.process.pid if pg.process else None, f"embedded, temp dir on {filesystem_of(root)}"
     finally:
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
         log("embedded Postgres stopped and removed")
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all processes on this machine have used so far (from /proc/stat), to spot other load."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pg_pid: int | None) -> tuple[float, float | None, float | None]:
+    """CPU seconds used so far by this process, by the Postgres server (postmaster + children) if ours, by all."""
+    own = time.process_time()
+    everything = machine_busy_seconds()
+    if pg_pid is None:
+        return own, None, everything
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pg_pid or int(fields[1]) == pg_pid:  # fields[1] is the ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return own, total, everything
 
 
 def filesystem_of(path: Path) -> str:
@@ -174,26 +206,38 @@ async def noop(i: int) -> None:
     return None
 
 
-async def wait_until(conn: Any, name: str, status: str, target: int, timeout: float) -> float:
-    """Poll until `target` runs of `name` have `status`; returns perf_counter() when seen.
+async def wait_until(conn: Any, name: str, status: str, target: int, within: float, every: float = 0.02) -> float:
+    """Poll every `every` s until `target` runs of `name` have `status`; returns perf_counter() when seen.
 
     Raises:
-        RuntimeError: a run failed, or the target was not reached within `timeout` s.
+        RuntimeError: a run failed, or the target was not reached within `within` s.
     """
-    deadline = time.perf_counter() + timeout
+    deadline = time.perf_counter() + within
     while True:
         rows = await (await conn.execute(
             "SELECT status, count(*) AS n FROM workflow WHERE name = %s GROUP BY status", [name]
         )).fetchall()
         counts = {r["status"]: r["n"] for r in rows}
         now = time.perf_counter()
-        if counts.get(status, 0) >= target:
-            return now
         if counts.get("failed", 0) or counts.get("cancelled", 0):
             raise RuntimeError(f"{name}: some runs failed or were cancelled: {counts}")
+        if counts.get(status, 0) >= target:
+            return now
         if now > deadline:
-            raise RuntimeError(f"{name}: only {counts} after {timeout:.0f}s (wanted {target} {status})")
-        await anyio.sleep(0.02)
+            raise RuntimeError(f"{name}: only {counts} after {within:.0f}s (wanted {target} {status})")
+        await anyio.sleep(every)
+
+
+ENDED = ("run.completed", "run.failed", "run.cancelled")
+
+
+def ended_run(payload: str) -> str | None:
+    """The run id of an events-channel NOTIFY that reports a run's end, else None."""
+    try:
+        event = json.loads(payload)
+    except ValueError:
+        return None
+    return event.get("workflow_id") if isinstance(event, dict) and event.get("type") in ENDED else None
 
 
 async def enqueue(app: LongTail, n: int, mode: str) -> float:
@@ -234,7 +278,7 @@ async def run_runtime(dsn: str, schema: str, args: argparse.Namespace) -> dict[s
 
     out: dict[str, Any] = {}
     async with app:
-        watch = await app.db.connect()  # a dedicated connection: polling takes nothing from the worker's pool
+        watch = await app.db.connect()  # a dedicated connection: the bench takes nothing from the worker's pool
         try:
             log(f"enqueueing {args.n} bench3 runs ({args.enqueue})")
             took = await enqueue(app, args.n, args.enqueue)
@@ -242,7 +286,8 @@ async def run_runtime(dsn: str, schema: str, args: argparse.Namespace) -> dict[s
             out["enqueue_per_s"] = round(args.n / took, 1)
             await wait_until(watch, "bench3", "pending", args.n, 5)
 
-            tuning = {k: v for k, v in (("flushers", args.flushers), ("claim_batch", args.claim_batch)) if v is not None}
+            tuning = {k: v for k, v in (("flushers", args.flushers), ("claim_batch", args.claim_batch))
+                      if v is not None}
             worker = app.worker(concurrency=args.concurrency, poll_seconds=args.poll_seconds, **tuning)
             out["flushers"], out["claim_batch"] = worker.flushers, worker.claim_batch
             step_waits: list[float] = []
@@ -258,10 +303,26 @@ async def run_runtime(dsn: str, schema: str, args: argparse.Namespace) -> dict[s
 
             async with anyio.create_task_group() as tg:
                 log(f"draining with one worker (concurrency {args.concurrency})")
+                cpu0 = cpu_seconds(args.pg_pid)
+                server_t0 = (await (await watch.execute("SELECT clock_timestamp() AS t")).fetchone())["t"]
                 t0 = time.perf_counter()
                 await tg.start(worker.run)
-                t1 = await wait_until(watch, "bench3", "completed", args.n, args.timeout)
-                wall = t1 - t0
+                # A slow poll (10/s) only to know when to stop: the time itself comes from the rows.
+                t1 = await wait_until(watch, "bench3", "completed", args.n, args.timeout, every=0.1)
+                cpu1 = cpu_seconds(args.pg_pid)
+                # completed_at is now() of the transaction that finished the run: a hair before its commit.
+                last = (await (await watch.execute(
+                    "SELECT max(completed_at) AS t FROM workflow WHERE name = 'bench3'")).fetchone())["t"]
+                wall = (last - server_t0).total_seconds()
+                out["drain_seconds_polled"] = round(t1 - t0, 3)
+                py_cpu = cpu1[0] - cpu0[0]
+                pg_cpu = None if cpu0[1] is None or cpu1[1] is None else cpu1[1] - cpu0[1]
+                out["python_cpu_us_per_wf"] = round(py_cpu / args.n * 1e6, 1)
+                out["postgres_cpu_us_per_wf"] = None if pg_cpu is None else round(pg_cpu / args.n * 1e6, 1)
+                out["python_cpu_util"] = round(py_cpu / (t1 - t0), 2)  # cores busy during the drain
+                out["postgres_cpu_util"] = None if pg_cpu is None else round(pg_cpu / (t1 - t0), 2)
+                if pg_cpu is not None and cpu0[2] is not None and cpu1[2] is not None:  # anyone else on the machine?
+                    out["other_cpu_util"] = round(max(0.0, cpu1[2] - cpu0[2] - py_cpu - pg_cpu) / (t1 - t0), 2)
                 out["drain_seconds"] = round(wall, 3)
                 out["wf_per_s"] = round(args.n / wall, 1)
                 out["steps_per_s"] = round(args.n * STEPS_PER_WF / wall, 1)
@@ -289,12 +350,12 @@ async def run_runtime(dsn: str, schema: str, args: argparse.Namespace) -> dict[s
     return out
 
 
-async def signals(app: LongTail, watch: Any, k: int, timeout: float) -> dict[str, Any]:
+async def signals(app: LongTail, watch: Any, k: int, within: float) -> dict[str, Any]:
     """Wake-up latency: signal each of k parked runs in turn and wait for it to complete.
 
     Two clocks per run, both from t0 just before app.signal(): until handle.result() returns (the
     caller's view; result() opens its own connection and LISTENs, in parallel with the wake-up),
-    and until the run's completion NOTIFY reaches a listener armed beforehand (the runtime alone).
+    and until the run's `run.completed` event reaches a listener armed beforehand (the runtime alone).
     """
     if k <= 0:
         return {}
@@ -302,16 +363,20 @@ async def signals(app: LongTail, watch: Any, k: int, timeout: float) -> dict[str
     ids = [f"bench-signal-{i}" for i in range(k)]
     for wid in ids:
         await app.start("bench_signal", workflow_id=wid)
-    await wait_until(watch, "bench_signal", "waiting", k, timeout)
+    await wait_until(watch, "bench_signal", "waiting", k, within)
     await anyio.sleep(0.2)  # let the worker go idle
 
     done_at: dict[str, float] = {}
+    arrived = {wid: anyio.Event() for wid in ids}
     listener = await app.db.connect()
-    await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(app.db.done_channel)))
+    await listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(app.db.events_channel)))
 
     async def listen() -> None:
         async for note in listener.notifies():
-            done_at.setdefault(note.payload, time.perf_counter())
+            wid = ended_run(note.payload)
+            if wid in arrived and wid not in done_at:
+                done_at[wid] = time.perf_counter()
+                arrived[wid].set()
 
     total: list[float] = []
     notified: list[float] = []
@@ -325,13 +390,12 @@ async def signals(app: LongTail, watch: Any, k: int, timeout: float) -> dict[str
                 t0 = time.perf_counter()
                 await app.signal(wid, "go", {"i": i})
                 t1 = time.perf_counter()
-                result = await app.handle(wid).result(timeout=timeout)
+                result = await app.handle(wid).result(timeout=within)
                 t2 = time.perf_counter()
                 if result != {"i": i}:
                     raise RuntimeError(f"{wid} returned {result!r}")
                 with anyio.fail_after(5):
-                    while wid not in done_at:
-                        await anyio.sleep(0.001)
+                    await arrived[wid].wait()
                 sent.append(t1 - t0)
                 total.append(t2 - t0)
                 notified.append(done_at[wid] - t0)
@@ -343,8 +407,8 @@ async def signals(app: LongTail, watch: Any, k: int, timeout: float) -> dict[str
         "signal_runs": k,
         "signal_wakeup_p50_ms": ms(pct(total, 50)),
         "signal_wakeup_p99_ms": ms(pct(total, 99)),
-        "signal_to_done_notify_p50_ms": ms(pct(notified, 50)),
-        "signal_to_done_notify_p99_ms": ms(pct(notified, 99)),
+        "signal_to_event_p50_ms": ms(pct(notified, 50)),
+        "signal_to_event_p99_ms": ms(pct(notified, 99)),
         "signal_send_p50_ms": ms(pct(sent, 50)),
     }
 
@@ -364,7 +428,25 @@ def machine() -> dict[str, Any]:
                 mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
     except OSError:
         pass
-    return {"nproc": cpus, "memory": mem, "python": platform.python_version(), "platform": platform.platform()}
+    return {"nproc": cpus, "memory": mem, "python": platform.python_version(), "platform": platform.platform(),
+            "code": code_revision()}
+
+
+def code_revision() -> str:
+    """The git commit the measured longtail_mcp comes from, marked when its files have local changes."""
+    import subprocess
+
+    import longtail_mcp
+
+    root = Path(longtail_mcp.__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "longtail_mcp"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return f"{head}{' + local changes' if dirty else ''}"
 
 
 def server_facts(dsn: str) -> dict[str, Any]:
@@ -391,18 +473,26 @@ def summary(r: dict[str, Any]) -> str:
         "",
         "=== longtail_mcp runtime benchmark ===",
         f"machine        nproc {r['nproc']}, {r['memory']}, Python {r['python']}, {r['platform']}",
+        f"code           longtail_mcp at {r['code']}",
         f"postgres       {r['postgres']} ({r['server']}); fsync={r['fsync']}, "
         f"synchronous_commit={r['synchronous_commit']}, wal_sync_method={r['wal_sync_method']}",
         f"run            N={r['n']} x {STEPS_PER_WF}-step no-op workflows, concurrency {r['concurrency']}, "
-        f"flushers {r['flushers']}, claim batch {r['claim_batch']}, poll {r['poll_seconds']} s, enqueue {r['enqueue']} ({f(r['enqueue_per_s'])} starts/s)",
+        f"flushers {r['flushers']}, claim batch {r['claim_batch']}, poll {r['poll_seconds']} s, "
+        f"enqueue {r['enqueue']} ({f(r['enqueue_per_s'])} starts/s)",
         "",
         f"baseline       {f(r['baseline_1conn_commits_per_s'])} commits/s (1 conn), "
         f"{f(r['baseline_8conn_commits_per_s'])} commits/s (8 conns)   [1-row INSERT, autocommit]",
         f"drain          {f(r['wf_per_s'])} wf/s, {f(r['steps_per_s'])} steps/s  ({r['drain_seconds']:.2f} s wall)",
+        f"cpu in drain   Python {f(r['python_cpu_us_per_wf'], ' us')}/wf ({f(r['python_cpu_util'])} cores), "
+        f"Postgres {f(r['postgres_cpu_us_per_wf'], ' us')}/wf ({f(r['postgres_cpu_util'])} cores), "
+        f"others {r.get('other_cpu_util', 'n/a')} cores; load avg at start {r['loadavg_start']}",
+        *([f"!! other processes used {r['other_cpu_util']} cores during the drain: figures are not clean"]
+          if (r.get("other_cpu_util") or 0) > 0.2 else []),
         f"vs baseline    steps/s = {r['steps_per_baseline_commit']:.2f} x the 1-conn commit rate "
         f"({r['steps_per_baseline8_commit']:.2f} x the 8-conn rate)",
         f"group commit   {r['writes_per_commit']:.2f} writes per commit "
-        f"({r['journal_writes']:,} writes in {r['journal_batches']:,} commits; a run = {STEPS_PER_WF} steps + 1 finish)",
+        f"({r['journal_writes']:,} writes in {r['journal_batches']:,} commits; "
+        f"a run = {STEPS_PER_WF} steps + 1 finish)",
         f"step overhead  p50 {f(r['step_overhead_p50_ms'], ' ms')}, p99 {f(r['step_overhead_p99_ms'], ' ms')}"
         "   [step.completed_at - started_at]",
         f"checkpoint     p50 {f(r['checkpoint_wait_p50_ms'], ' ms')}, p99 {f(r['checkpoint_wait_p99_ms'], ' ms')}"
@@ -414,9 +504,9 @@ def summary(r: dict[str, Any]) -> str:
             f"   [{r['signal_runs']} runs: app.signal -> handle.result() returns]"
         )
         lines.append(
-            f"  runtime only p50 {f(r['signal_to_done_notify_p50_ms'], ' ms')}, "
-            f"p99 {f(r['signal_to_done_notify_p99_ms'], ' ms')}"
-            f"   [app.signal -> completion NOTIFY at a pre-armed listener; app.signal alone "
+            f"  runtime only p50 {f(r['signal_to_event_p50_ms'], ' ms')}, "
+            f"p99 {f(r['signal_to_event_p99_ms'], ' ms')}"
+            f"   [app.signal -> run.completed event at a pre-armed listener; app.signal alone "
             f"p50 {f(r['signal_send_p50_ms'], ' ms')}]"
         )
     lines.append("")
@@ -424,7 +514,8 @@ def summary(r: dict[str, Any]) -> str:
 
 
 async def main_async(admin_dsn: str, where: str, args: argparse.Namespace) -> dict[str, Any]:
-    with fresh_database(admin_dsn) as (dsn, schema):
+    loadavg = round(os.getloadavg()[0], 2)
+    with anyio.fail_after(args.timeout * 3), fresh_database(admin_dsn) as (dsn, schema):
         facts = server_facts(dsn)
         home = "public" if schema == "longtail" else schema  # a schema of our own when we got no database
         table = sql.Identifier(home, "bench_baseline")
@@ -440,6 +531,7 @@ async def main_async(admin_dsn: str, where: str, args: argparse.Namespace) -> di
         **machine(),
         **facts,
         "server": where,
+        "loadavg_start": loadavg,
         "n": args.n,
         "concurrency": args.concurrency,
         "poll_seconds": args.poll_seconds,
@@ -463,12 +555,15 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=3.0, help="length of each baseline (default 3)")
     parser.add_argument("--enqueue", choices=("api", "bulk"), default="api",
                         help="queue runs with app.start (16 at a time) or one bulk INSERT (default api)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="give up on a phase after this many seconds")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="give up on a phase after this many seconds (on the whole run after 3x)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the summary")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the temp server is stopped and removed
 
-    with server() as (admin_dsn, where):
+    with server() as (admin_dsn, pg_pid, where):
+        args.pg_pid = pg_pid
         result = anyio.run(main_async, admin_dsn, where, args)
     if args.json:
         print(json.dumps(result, indent=2))
