@@ -54,6 +54,12 @@ class EventBus:
     def __init__(self, db_getter: Callable[[], Database]) -> None:
         self._db = db_getter
         self._handlers: list[tuple[list[str], Handler]] = []
+        self.spawn: Callable[[], None] | None = None  # set by an open Client: starts `run()` in its task group
+        self.dispatching = False
+
+    @property
+    def has_handlers(self) -> bool:
+        return bool(self._handlers)
 
     def on(self, pattern: str, handler: Handler | None = None) -> Any:
         """Call `handler(event)` for each matching event (usable as a decorator)."""
@@ -61,6 +67,8 @@ class EventBus:
 
         def register(h: Handler) -> Handler:
             self._handlers.append(([pattern], h))
+            if self.spawn is not None and not self.dispatching:
+                self.spawn()
             return h
 
         return register(handler) if handler is not None else register
@@ -92,15 +100,25 @@ class EventBus:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Dispatch events to the `on(...)` handlers until cancelled."""
-        async with self.subscribe() as events:
+        if self.dispatching:
             task_status.started()
-            async for event in events:
-                for patterns, handler in list(self._handlers):
-                    if not matches(event.type, patterns):
-                        continue
-                    try:
-                        result = handler(event)
-                        if inspect.isawaitable(result):
-                            await result
-                    except Exception:
-                        logger.exception("event handler %r failed on %s", handler, event.type)
+            return
+        self.dispatching = True
+        try:
+            async with self.subscribe() as events:
+                task_status.started()
+                async for event in events:
+                    await self._dispatch(event)
+        finally:
+            self.dispatching = False
+
+    async def _dispatch(self, event: Event) -> None:
+        for patterns, handler in list(self._handlers):
+            if not matches(event.type, patterns):
+                continue
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("event handler %r failed on %s", handler, event.type)

@@ -18,7 +18,8 @@ class Client:
     """The Python API a host application uses. It needs no worker: runs execute wherever workers run.
 
     `async with Client() as lt:` connects (sharing a running embedded server, or starting one when
-    no DATABASE_URL is set), applies migrations, and dispatches `lt.events.on(...)` handlers.
+    no DATABASE_URL is set), applies migrations, and dispatches `lt.events.on(...)` handlers
+    (registered before entering: from the first event; registered later: from a moment later).
     """
 
     attach_embedded = True
@@ -74,7 +75,10 @@ class Client:
         try:
             tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            await tg.start(self.events.run)
+            stack.callback(setattr, self.events, "spawn", None)
+            self.events.spawn = lambda: tg.start_soon(self.events.run)
+            if self.events.has_handlers:  # dispatch only when someone listens (it reads every event)
+                await tg.start(self.events.run)
         except BaseException:
             await stack.aclose()
             await self.close()

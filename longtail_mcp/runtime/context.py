@@ -23,7 +23,7 @@ from longtail_mcp.errors import (
     error_to_json,
 )
 from longtail_mcp.runtime.codec import dumps, roundtrip
-from longtail_mcp.runtime.journal import Interrupted, LeaseLost, StepWrite, step_columns
+from longtail_mcp.runtime.journal import Interrupted, LeaseLost, StepWrite, step_params
 from longtail_mcp.runtime.registry import StepSpec, step_spec
 from longtail_mcp.runtime.state import State
 
@@ -326,13 +326,10 @@ class Context:
             status = "completed" if got is not None else "waiting"
             if got is None and rec is not None:
                 return False, None
-            await conn.execute(Q["write_steps"], step_columns([StepWrite(
+            await conn.execute(Q["write_steps"], step_params([StepWrite(
                 self.workflow_id, self._epoch, seq, "signal", name, status,
                 output=None if got is None else got["payload"], wake_at=deadline,
-            )], self._worker.worker_id))
-            if got is not None:
-                await emit(conn, self._worker.db, [
-                    Event("step.completed", workflow_id=self.workflow_id, seq=seq, kind="signal", name=name)])
+            )], self._worker.worker_id, self._worker.db.events_channel))
             return got is not None, None if got is None else got["payload"]
 
         received, payload = await self._side_transaction(consume)
@@ -378,9 +375,9 @@ class Context:
                 else:
                     await emit(conn, self._worker.db, [
                         Event("run.started", workflow_id=child_id, name=name, status="pending")])
-                await conn.execute(Q["write_steps"], step_columns([StepWrite(
+                await conn.execute(Q["write_steps"], step_params([StepWrite(
                     self.workflow_id, self._epoch, seq, "child", name, "waiting", input=call_input,
-                )], self._worker.worker_id))
+                )], self._worker.worker_id, self._worker.db.events_channel))
                 await conn.execute("SELECT pg_notify(%s, '')", [self._worker.db.wake_channel])
                 return None
 
@@ -427,11 +424,9 @@ class Context:
                     "id": self.entity_id, "op": op, "path": path, "value": dumps(call_input["value"]),
                 })).fetchone()
             out = None if row is None else row["value"]
-            await conn.execute(Q["write_steps"], step_columns([StepWrite(
+            await conn.execute(Q["write_steps"], step_params([StepWrite(
                 self.workflow_id, self._epoch, seq, "state", op, "completed", input=call_input, output=out,
-            )], self._worker.worker_id))
-            await emit(conn, self._worker.db, [
-                Event("step.completed", workflow_id=self.workflow_id, seq=seq, kind="state", name=op)])
+            )], self._worker.worker_id, self._worker.db.events_channel))
             return out
 
         try:

@@ -17,8 +17,7 @@ import anyio
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Conflict
-from longtail_mcp.events import Event, emit
-from longtail_mcp.runtime.codec import dumps_or_none, utc
+from longtail_mcp.runtime.codec import dumps
 
 logger = logging.getLogger(__name__)
 Q = load("runtime")
@@ -147,39 +146,27 @@ class JournalWriter:
                     accepted.append(op)
             steps = [op for op in accepted if isinstance(op, StepWrite)]
             finishes = [op for op in accepted if isinstance(op, Finish)]
-            wake_now = False
-            if steps:
-                await conn.execute(Q["write_steps"], step_columns(steps, self.worker_id))
-            if finishes:
-                due: list[datetime | None] = []
-                for f in finishes:
-                    if f.status == "waiting" and current[f.workflow_id]["wake_seq"] != f.wake_seq:
-                        due.append(utc(0))  # woken while it ran: due at once
-                        wake_now = True
-                    else:
-                        due.append(None if f.due_at is None else utc(f.due_at))
-                await conn.execute(
-                    Q["finish_workflows"],
-                    {
-                        "id": [f.workflow_id for f in finishes],
-                        "status": [f.status for f in finishes],
-                        "result": [dumps_or_none(f.result) if f.status == "completed" else None for f in finishes],
-                        "error": [dumps_or_none(f.error) for f in finishes],
-                        "due_at": due,
-                        "waiting_for": [f.waiting_for for f in finishes],
-                    },
-                )
+            wake_now = bool(parents)
+            finish_rows = []
+            for f in finishes:
+                due = f.due_at
+                if f.status == "waiting" and current[f.workflow_id]["wake_seq"] != f.wake_seq:
+                    due, wake_now = 0.0, True  # woken while it ran: due at once
+                finish_rows.append({
+                    "id": f.workflow_id, "status": f.status, "result": f.result if f.status == "completed" else None,
+                    "error": f.error, "due_at": due, "waiting_for": f.waiting_for,
+                })
+            async with conn.pipeline():  # the writes go out together: one round trip, then COMMIT
+                if steps:
+                    await conn.execute(Q["write_steps"], step_params(steps, self.worker_id, self.db.events_channel))
+                if finish_rows:
+                    await conn.execute(Q["finish_workflows"], {
+                        "rows": dumps(finish_rows), "channel": self.db.events_channel,
+                    })
                 if parents:
                     await conn.execute(Q["wake_workflows"], {"ids": sorted(parents)})
-                    wake_now = True
-            await emit(conn, self.db, [
-                *(Event("step.completed", workflow_id=s.workflow_id, seq=s.seq, kind=s.kind, name=s.name)
-                  for s in steps if s.status == "completed"),
-                *(Event(f"run.{f.status}", workflow_id=f.workflow_id, name=f.name, status=f.status)
-                  for f in finishes),
-            ])
-            if wake_now:
-                await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+                if wake_now:
+                    await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
         self.batches += 1
         self.writes += len(batch)
         for i, item in enumerate(batch):
@@ -188,19 +175,14 @@ class JournalWriter:
             item.done.set()
 
 
-def step_columns(steps: list[StepWrite], worker_id: str) -> dict[str, Any]:
-    return {
-        "worker": worker_id,
-        "workflow_id": [s.workflow_id for s in steps],
-        "seq": [s.seq for s in steps],
-        "kind": [s.kind for s in steps],
-        "name": [s.name for s in steps],
-        "status": [s.status for s in steps],
-        "input": [dumps_or_none(s.input) for s in steps],
-        "output": [dumps_or_none(s.output) for s in steps],
-        "error": [dumps_or_none(s.error) for s in steps],
-        "attempts": [s.attempts for s in steps],
-        "wake_at": [None if s.wake_at is None else utc(s.wake_at) for s in steps],
-        "epoch": [s.epoch for s in steps],
-        "started_at": [None if s.started_at is None else utc(s.started_at) for s in steps],
-    }
+def step_params(steps: list[StepWrite], worker_id: str, channel: str) -> dict[str, Any]:
+    """Parameters of `write_steps`: the rows as one JSON document (one encode, one parameter)."""
+    rows = [
+        {
+            "workflow_id": s.workflow_id, "seq": s.seq, "kind": s.kind, "name": s.name, "status": s.status,
+            "input": s.input, "output": s.output, "error": s.error, "attempts": s.attempts,
+            "wake_at": s.wake_at, "epoch": s.epoch, "started_at": s.started_at,
+        }
+        for s in steps
+    ]
+    return {"rows": dumps(rows, what="journal batch"), "worker": worker_id, "channel": channel}

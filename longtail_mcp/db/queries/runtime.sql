@@ -61,29 +61,43 @@ FROM step WHERE workflow_id = %(id)s ORDER BY seq
 SELECT id, lease_epoch, wake_seq FROM workflow WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE
 
 -- write_steps --
--- Upsert journal rows (a waiting or retrying row is later completed in place).
-INSERT INTO step (workflow_id, seq, kind, name, status, input, output, error, attempts, wake_at, epoch,
-                  worker, started_at)
-SELECT b.workflow_id, b.seq, b.kind, b.name, b.status, b.input::jsonb, b.output::jsonb, b.error::jsonb,
-       b.attempts, b.wake_at, b.epoch, %(worker)s, b.started_at
-FROM unnest(%(workflow_id)s::text[], %(seq)s::int[], %(kind)s::text[], %(name)s::text[], %(status)s::text[],
-            %(input)s::text[], %(output)s::text[], %(error)s::text[], %(attempts)s::int[],
-            %(wake_at)s::timestamptz[], %(epoch)s::bigint[], %(started_at)s::timestamptz[])
-     AS b(workflow_id, seq, kind, name, status, input, output, error, attempts, wake_at, epoch, started_at)
-ON CONFLICT (workflow_id, seq) DO UPDATE
-SET status = excluded.status, output = excluded.output, error = excluded.error, attempts = excluded.attempts,
-    wake_at = excluded.wake_at, epoch = excluded.epoch, worker = excluded.worker, completed_at = now()
+-- Upsert journal rows (a waiting or retrying row is later completed in place) from one JSON batch,
+-- and announce each completed one (step.completed) in the same transaction.
+WITH written AS (
+    INSERT INTO step (workflow_id, seq, kind, name, status, input, output, error, attempts, wake_at, epoch,
+                      worker, started_at)
+    SELECT b.workflow_id, b.seq, b.kind, b.name, b.status, b.input, b.output, b.error, b.attempts,
+           to_timestamp(b.wake_at), b.epoch, %(worker)s, to_timestamp(b.started_at)
+    FROM jsonb_to_recordset(%(rows)s::jsonb)
+         AS b(workflow_id text, seq int, kind text, name text, status text, input jsonb, output jsonb,
+              error jsonb, attempts int, wake_at float8, epoch bigint, started_at float8)
+    ON CONFLICT (workflow_id, seq) DO UPDATE
+    SET status = excluded.status, output = excluded.output, error = excluded.error, attempts = excluded.attempts,
+        wake_at = excluded.wake_at, epoch = excluded.epoch, worker = excluded.worker, completed_at = now()
+    RETURNING workflow_id, seq, kind, name, status
+)
+SELECT count(pg_notify(%(channel)s, json_build_object(
+    'type', 'step.completed', 'workflow_id', workflow_id, 'seq', seq, 'kind', kind, 'name', name,
+    'at', extract(epoch FROM clock_timestamp()))::text)) AS notified
+FROM (SELECT * FROM written WHERE status = 'completed' ORDER BY workflow_id, seq) AS done
 
 -- finish_workflows --
--- Record how claimed runs left the worker: completed, failed, or waiting until due_at.
-UPDATE workflow w
-SET status = b.status, result = b.result::jsonb, error = b.error::jsonb, due_at = b.due_at,
-    waiting_for = b.waiting_for, owner = NULL, updated_at = now(),
-    completed_at = CASE WHEN b.status IN ('completed', 'failed', 'cancelled') THEN now() END
-FROM unnest(%(id)s::text[], %(status)s::text[], %(result)s::text[], %(error)s::text[],
-            %(due_at)s::timestamptz[], %(waiting_for)s::text[])
-     AS b(id, status, result, error, due_at, waiting_for)
-WHERE w.id = b.id
+-- Record how claimed runs left the worker (completed, failed, or waiting until due_at) from one JSON
+-- batch, and announce each (run.completed / run.failed / run.waiting).
+WITH finished AS (
+    UPDATE workflow w
+    SET status = b.status, result = b.result, error = b.error, due_at = to_timestamp(b.due_at),
+        waiting_for = b.waiting_for, owner = NULL, updated_at = now(),
+        completed_at = CASE WHEN b.status IN ('completed', 'failed', 'cancelled') THEN now() END
+    FROM jsonb_to_recordset(%(rows)s::jsonb)
+         AS b(id text, status text, result jsonb, error jsonb, due_at float8, waiting_for text)
+    WHERE w.id = b.id
+    RETURNING w.id, w.name, w.status
+)
+SELECT count(pg_notify(%(channel)s, json_build_object(
+    'type', 'run.' || status, 'workflow_id', id, 'name', name, 'status', status,
+    'at', extract(epoch FROM clock_timestamp()))::text)) AS notified
+FROM finished
 
 -- wake_workflows --
 -- Something a run may wait on happened: bump wake_seq; a waiting run becomes due now.
