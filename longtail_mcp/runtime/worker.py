@@ -146,8 +146,8 @@ class Worker:
                     logger.warning("claim failed: %s", exc)
                     rows = []
                 for row in rows:
-                    self.running[row["id"]] = anyio.CancelScope()
-                    tg.start_soon(self._execute, row)
+                    scope = self.running[row["id"]] = anyio.CancelScope()
+                    tg.start_soon(self._execute, row, scope)
                 if len(rows) == limit:
                     continue
             with anyio.move_on_after(self.poll_seconds):
@@ -197,9 +197,8 @@ class Worker:
 
     # -- one run ---------------------------------------------------------------------------------
 
-    async def _execute(self, claim: dict[str, Any]) -> None:
+    async def _execute(self, claim: dict[str, Any], scope: anyio.CancelScope) -> None:
         wid = claim["id"]
-        scope = self.running[wid]
         try:
             with scope:
                 await self._replay(claim)
@@ -210,7 +209,10 @@ class Worker:
         except Exception:
             logger.exception("run %s: could not record its outcome; it will be retried after its lease", wid)
         finally:
-            self.running.pop(wid, None)
+            # The run may already be claimed again (woken the moment its finish committed): only
+            # forget this execution, never the next one.
+            if self.running.get(wid) is scope:
+                del self.running[wid]
             self.executed += 1
             self._wake.set()
 
