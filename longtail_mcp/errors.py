@@ -29,10 +29,26 @@ class Conflict(LongtailError):
     code = "conflict"
 
 
+class EscalationClosed(Conflict):
+    """The escalation a run waited on was cancelled; there is no decision to act on."""
+
+
 class InvalidInput(LongtailError):
     """The caller's arguments are wrong; nothing was changed."""
 
     code = "invalid_input"
+
+
+class Unauthenticated(LongtailError):
+    """No valid credentials (missing, unknown, expired or revoked API key)."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(LongtailError):
+    """The principal is known but may not do this (role membership or key scope)."""
+
+    code = "forbidden"
 
 
 class Unavailable(LongtailError):

@@ -18,3 +18,20 @@ def find_runs_query(*, state: bool, path: bool, status: bool, name: bool) -> Lit
     clauses = [_FILTERS[k] for k, on in wanted.items() if on]
     where: LiteralString = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     return _BASE + where + " ORDER BY created_at DESC, id LIMIT %(limit)s"
+
+
+_ESC_FILTERS: dict[str, LiteralString] = {
+    "roles": "role = ANY(%(roles)s)",
+    "status": "status = %(status)s",
+    "role": "role = %(role)s",
+    "type": "type = %(type)s",
+    "priority": "priority = %(priority)s",
+    "metadata": "metadata @> %(metadata)s::jsonb",  # GIN (jsonb_path_ops)
+    "workflow_id": "workflow_id = %(workflow_id)s",
+}
+
+
+def find_escalations_query(**given: bool) -> LiteralString:
+    clauses = [_ESC_FILTERS[k] for k, on in given.items() if on]
+    where: LiteralString = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    return "SELECT * FROM escalation" + where + " ORDER BY created_at DESC, id LIMIT %(limit)s"

@@ -15,6 +15,7 @@ EVENT_TYPES = (
     "escalation.claimed",
     "escalation.resolved",
     "escalation.expired",
+    "escalation.cancelled",
     "escalation.escalated",
     "pipeline.activated",
     "pipeline.archived",

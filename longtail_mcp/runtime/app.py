@@ -85,7 +85,7 @@ class LongTail(Client):
         """Run a worker until cancelled."""
         await self.worker(**options).run()
 
-    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None) -> Handle:
+    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None, principal: Any = None) -> Handle:
         """Start a run. The workflow id is the idempotency key: starting it again returns the first run.
 
         Raises:
@@ -93,4 +93,4 @@ class LongTail(Client):
             InvalidInput: the input is not JSON, or the id is empty or too long.
         """
         self.registry.get(name)
-        return await super().start(name, input, workflow_id=workflow_id)
+        return await super().start(name, input, workflow_id=workflow_id, principal=principal)

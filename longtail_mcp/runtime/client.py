@@ -96,13 +96,13 @@ class Client:
 
     # -- runs ------------------------------------------------------------------------------------
 
-    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None) -> Handle:
+    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None, principal: Any = None) -> Handle:
         """Start a run of workflow type `name`. The id is the idempotency key: a second start returns the first run.
 
         Raises:
             InvalidInput: the input is not JSON, or the id is empty or too long.
         """
-        wid, created = await service.start_run(self.db, name, input, workflow_id=workflow_id)
+        wid, created = await service.start_run(self.db, name, input, workflow_id=workflow_id, principal=principal)
         return Handle(self.db, wid, created=created)
 
     def handle(self, workflow_id: str) -> Handle:

@@ -14,7 +14,10 @@ import anyio
 from longtail_mcp.db.queries import load
 from longtail_mcp.events import Event, emit
 from longtail_mcp.errors import (
+    EscalationClosed,
+    Forbidden,
     InvalidInput,
+    NotFound,
     NonDeterminism,
     NonRetryableError,
     StepFailed,
@@ -106,6 +109,7 @@ class Context:
         epoch: int,
         journal: dict[int, Record],
         entity_id: str | None = None,
+        principal: Any = None,
     ) -> None:
         self._worker = worker
         self.workflow_id = workflow_id
@@ -117,6 +121,7 @@ class Context:
         self.replaying = bool(journal)
         self.diverged: NonDeterminism | None = None  # sticky: workflow code catching it cannot hide it
         self.entity_id = entity_id or workflow_id  # a hook shares the state of the run it was started on
+        self.principal = principal  # who started the run (humans.identity.Principal), or None
         self.state = State(self)
 
     # -- journal plumbing ----------------------------------------------------------------------
@@ -167,7 +172,7 @@ class Context:
                 if mine is None or mine["lease_epoch"] != self._epoch:
                     raise LeaseLost(self.workflow_id)
                 return await work(conn, mine["wake_seq"])
-        except InvalidInput:
+        except (InvalidInput, NotFound, Forbidden):
             raise
         except Exception as exc:  # the database failed: abandon the run here, its lease brings it back
             raise Interrupted(f"{self.workflow_id}: {exc}") from exc
@@ -367,6 +372,7 @@ class Context:
                 created = await (await conn.execute(Q["start_workflow"], {
                     "id": child_id, "name": name, "input": dumps(call_input["input"]),
                     "parent_id": self.workflow_id, "parent_seq": seq,
+                    "principal": dumps(self.principal.to_json()) if self.principal else None,
                 })).fetchone()
                 if created is None:
                     row = await (await conn.execute(Q["get_workflow"], {"id": child_id})).fetchone()
@@ -456,6 +462,64 @@ class Context:
         await self._write(seq, "hooks", "hooks", "completed", output=out)
         return out
 
+    # -- humans ----------------------------------------------------------------------------------
+
+    def escalate(
+        self, role: str, message: str, data: dict[str, Any] | None = None, *,
+        form_schema: dict[str, Any] | None = None, priority: int = 3, timeout: timedelta | float | None = None,
+        assigned_to: str | None = None, type: str = "review", metadata: dict[str, Any] | None = None,
+        action: tuple[str, dict[str, Any]] | None = None,
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
+        """Ask `role` for a decision and wait for it durably; returns the resolution payload.
+
+        The escalation row is written in the same transaction that records the wait.
+
+        Raises:
+            WaitTimeout: the escalation expired (past its deadline and its chain). Never an approval.
+            EscalationClosed: it was cancelled.
+        """
+        options = {"data": data, "form_schema": form_schema, "priority": priority, "timeout": _seconds(timeout),
+                   "assigned_to": assigned_to, "type": type, "metadata": metadata, "action": action}
+        return self._escalate(self._next(), role, message, options)
+
+    async def _escalate(self, seq: int, role: str, message: str, options: dict[str, Any]) -> dict[str, Any]:
+        from longtail_mcp.humans.escalations import insert_escalation
+        from longtail_mcp.humans.identity import SYSTEM
+
+        rec = self._recorded(seq, "escalation", role)
+        if rec is not None and rec.status == "completed":
+            return rec.output  # type: ignore[no-any-return]
+        if rec is not None and rec.status == "failed":
+            raise _closed_error(rec.error or {})
+        escalation_id = f"{self.workflow_id}:{seq}"
+
+        async def open_and_read(conn: Any, _wake_seq: int) -> dict[str, Any]:
+            if rec is None:
+                await insert_escalation(conn, self._worker.db, self.principal or SYSTEM, escalation_id=escalation_id,
+                                        role=role, message=message, workflow_id=self.workflow_id, seq=seq, **options)
+                await conn.execute(Q["write_steps"], step_params([StepWrite(
+                    self.workflow_id, self._epoch, seq, "escalation", role, "waiting",
+                    input={"escalation_id": escalation_id},
+                )], self._worker.worker_id, self._worker.db.events_channel))
+            return await (await conn.execute("SELECT status, resolution FROM escalation WHERE id = %s",
+                                             [escalation_id])).fetchone()  # type: ignore[no-any-return]
+
+        try:
+            row = await self._side_transaction(open_and_read)
+        except (InvalidInput, NotFound) as exc:
+            await self._write(seq, "escalation", role, "failed", error=exc.to_json())
+            raise
+        ref = {"escalation_id": escalation_id}
+        if row["status"] == "resolved":
+            await self._write(seq, "escalation", role, "completed", input=ref, output=row["resolution"])
+            return row["resolution"]  # type: ignore[no-any-return]
+        if row["status"] in ("expired", "cancelled"):
+            error = (WaitTimeout(f"escalation {escalation_id} to {role!r} expired without a decision")
+                     if row["status"] == "expired" else EscalationClosed(f"escalation {escalation_id} was cancelled"))
+            await self._write(seq, "escalation", role, "failed", input=ref, error=error.to_json())
+            raise error
+        raise Suspend(None, f"escalation:{escalation_id}")
+
 
 def _step_failed(name: str, error: dict[str, Any]) -> StepFailed:
     return StepFailed(
@@ -475,3 +539,14 @@ def _jsonable_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return roundtrip({"args": list(args), "kwargs": kwargs})
     except InvalidInput:
         return {"repr": repr((args, kwargs))[:2000]}
+
+
+def _closed_error(error: dict[str, Any]) -> Exception:
+    message = error.get("message", "escalation closed")
+    if error.get("code") == WaitTimeout.code:
+        return WaitTimeout(message)
+    if error.get("code") == InvalidInput.code:
+        return InvalidInput(message)
+    if error.get("code") == NotFound.code:
+        return NotFound(message)
+    return EscalationClosed(message)

@@ -25,8 +25,9 @@ def check_id(workflow_id: str, what: str = "workflow_id") -> None:
         raise InvalidInput(f"{what} must be 1-200 printable characters")
 
 
-async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: str | None = None) -> tuple[str, bool]:
-    """Insert a run (the id is the idempotency key). Returns (id, created)."""
+async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: str | None = None,
+                    principal: Any = None) -> tuple[str, bool]:
+    """Insert a run (the id is the idempotency key) on behalf of `principal`. Returns (id, created)."""
     if not name:
         raise InvalidInput("a workflow name is required")
     wid = workflow_id if workflow_id is not None else f"{name}-{uuid.uuid4().hex}"
@@ -35,6 +36,7 @@ async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: 
     async with db.transaction() as conn:
         row = await (await conn.execute(Q["start_workflow"], {
             "id": wid, "name": name, "input": encoded, "parent_id": None, "parent_seq": None,
+            "principal": dumps(principal.to_json()) if principal is not None else None,
         })).fetchone()
         if row is not None:
             await emit(conn, db, [Event("run.started", workflow_id=wid, name=name, status="pending")])
@@ -42,7 +44,8 @@ async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: 
     return wid, row is not None
 
 
-async def start_hook(db: Database, target: str, name: str, args: Any = None, *, hook_id: str | None = None) -> str:
+async def start_hook(db: Database, target: str, name: str, args: Any = None, *, hook_id: str | None = None,
+                     principal: Any = None) -> str:
     """Start workflow type `name` as a hook on live run `target`, sharing its entity state.
 
     Raises:
@@ -53,6 +56,7 @@ async def start_hook(db: Database, target: str, name: str, args: Any = None, *, 
     async with db.transaction() as conn:
         row = await (await conn.execute(Q["start_hook"], {
             "id": hid, "name": name, "input": dumps(args, what="hook arguments"), "target": target,
+            "principal": dumps(principal.to_json()) if principal is not None else None,
         })).fetchone()
         if row is None:
             run = await (await conn.execute(Q["get_workflow"], {"id": target})).fetchone()

@@ -14,6 +14,8 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import NonDeterminism, error_to_json
 from longtail_mcp.events import Event, emit
+from longtail_mcp.humans.escalations import process_deadlines
+from longtail_mcp.humans.identity import Principal
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.codec import dumps_or_none, roundtrip
 from longtail_mcp.runtime.context import Context, Record, Suspend
@@ -73,6 +75,7 @@ class Worker:
                 tg.start_soon(self._claim_loop, tg, names)
                 await self._register_crons()
                 tg.start_soon(self._schedule_loop, names)
+                tg.start_soon(self._deadline_loop)
                 self.alive = True
                 task_status.started(self)
         finally:
@@ -179,6 +182,15 @@ class Worker:
                 logger.warning("scheduler: %s", exc)
             await anyio.sleep(wait)
 
+    async def _deadline_loop(self) -> None:
+        """Move overdue escalations up their chains (or expire them), and free expired claims."""
+        while True:
+            try:
+                await process_deadlines(self.db)
+            except Exception as exc:
+                logger.warning("deadlines: %s", exc)
+            await anyio.sleep(self.poll_seconds)
+
     async def _fire(self, conn: Any, row: dict[str, Any]) -> None:
         now: datetime = row["now"]
         tick = service.cron_iter(row["cron"], now + timedelta(microseconds=1)).get_prev(datetime)
@@ -186,7 +198,7 @@ class Worker:
         run_id = f"{row['name']}@{tick.astimezone(timezone.utc).isoformat()}"
         created = await (await conn.execute(Q["start_workflow"], {
             "id": run_id, "name": row["workflow"], "input": dumps_or_none(row["input"]),
-            "parent_id": None, "parent_seq": None,
+            "parent_id": None, "parent_seq": None, "principal": None,
         })).fetchone()
         if created:
             await emit(conn, self.db, [Event("run.started", workflow_id=run_id, name=row["workflow"], status="pending")])
@@ -230,7 +242,7 @@ class Worker:
         spec = self.registry.get(claim["name"])
         entity = claim["parent_id"] if claim["kind"] == "hook" else wid
         ctx = Context(self, workflow_id=wid, name=claim["name"], input=claim["input"], epoch=epoch, journal=journal,
-                      entity_id=entity)
+                      entity_id=entity, principal=Principal.from_json(claim["principal"]))
         finish = Finish(wid, epoch, "failed", claim["wake_seq"], parent_id=claim["parent_id"], name=claim["name"])
         try:
             value = await (spec.fn(ctx, claim["input"]) if spec.takes_input else spec.fn(ctx))

@@ -1,15 +1,16 @@
 -- start_workflow --
 -- Insert a run; the id is the idempotency key, so a second start returns nothing.
-INSERT INTO workflow (id, name, input, parent_id, parent_seq, due_at)
-VALUES (%(id)s, %(name)s, %(input)s, %(parent_id)s, %(parent_seq)s, now())
+INSERT INTO workflow (id, name, input, parent_id, parent_seq, principal, due_at)
+VALUES (%(id)s, %(name)s, %(input)s, %(parent_id)s, %(parent_seq)s, %(principal)s, now())
 ON CONFLICT (id) DO NOTHING
 RETURNING id
 
 -- start_hook --
 -- Start a hook on a live run: a run of its own that shares the target's entity state
 -- (a hook started on a hook shares the state of the run that hook belongs to).
-INSERT INTO workflow (id, name, input, parent_id, kind, due_at)
-SELECT %(id)s, %(name)s, %(input)s, CASE WHEN t.kind = 'hook' THEN t.parent_id ELSE t.id END, 'hook', now()
+INSERT INTO workflow (id, name, input, parent_id, kind, principal, due_at)
+SELECT %(id)s, %(name)s, %(input)s, CASE WHEN t.kind = 'hook' THEN t.parent_id ELSE t.id END, 'hook',
+       coalesce(%(principal)s::jsonb, t.principal), now()
 FROM workflow t WHERE t.id = %(target)s AND t.status IN ('pending', 'running', 'waiting')
 ON CONFLICT (id) DO NOTHING
 RETURNING id
@@ -32,7 +33,7 @@ SELECT state #> %(path)s AS value FROM workflow WHERE id = %(id)s
 -- get_workflow --
 -- One run's row.
 SELECT id, name, kind, status, input, result, error, state, parent_id, parent_seq, owner, lease_epoch, due_at,
-       waiting_for, claims, created_at, updated_at, completed_at
+       waiting_for, claims, principal, created_at, updated_at, completed_at
 FROM workflow WHERE id = %(id)s
 
 -- claim_workflows --
@@ -49,7 +50,7 @@ SET status = 'running', owner = %(worker)s, lease_epoch = w.lease_epoch + 1,
     due_at = now() + make_interval(secs => %(lease)s), waiting_for = NULL,
     claims = w.claims + 1, updated_at = now()
 FROM due WHERE w.id = due.id
-RETURNING w.id, w.name, w.kind, w.input, w.lease_epoch, w.wake_seq, w.parent_id, w.claims
+RETURNING w.id, w.name, w.kind, w.input, w.lease_epoch, w.wake_seq, w.parent_id, w.claims, w.principal
 
 -- load_journal --
 -- A run's journal in order, for replay.

@@ -1,0 +1,1 @@
+"""The human queue: identity and RBAC, escalations, chains and deadlines, forms, audit."""

@@ -1,0 +1,351 @@
+"""Escalations: a run (or anyone) asks a role for a decision; people claim, resolve, cancel, re-route.
+
+Every change is one guarded statement (first writer wins; the loser gets `Conflict`), appends an
+audit record and publishes an event in the same transaction, and a resolution wakes the waiting
+run in that transaction too. RBAC is checked here, for every caller (MCP, CLI, web, Python).
+"""
+
+import hashlib
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.validators import validator_for
+
+from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.db.queries import load
+from longtail_mcp.db.search import find_escalations_query
+from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound
+from longtail_mcp.events import Event, emit
+from longtail_mcp.humans.identity import Principal, audit, check_schema, require_write
+from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
+
+Q = load("escalations")
+H = load("humans")
+R = load("runtime")
+CLAIM_SECONDS = 30 * 60
+STATUSES = ("pending", "resolved", "cancelled", "expired")
+
+
+def action_hash(tool: str, args: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of an exact action (tool + arguments)."""
+    canonical = json.dumps({"tool": tool, "args": args}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def can_read(actor: Principal, row: dict[str, Any]) -> bool:
+    return actor.member_of(row["role"]) or row.get("assigned_to") == actor.id
+
+
+def _require_act(actor: Principal, row: dict[str, Any], what: str) -> None:
+    require_write(actor)
+    if not actor.member_of(row["role"]):
+        raise Forbidden(f"{actor.id} is not a member of role {row['role']!r} and may not {what} its escalations")
+
+
+async def _locked(conn: Conn, actor: Principal, escalation_id: str) -> dict[str, Any]:
+    row = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
+    if row is None or not can_read(actor, row):
+        raise NotFound(f"no escalation {escalation_id!r}")  # invisible and absent look the same
+    return row  # type: ignore[no-any-return]
+
+
+async def _wake(conn: Conn, db: Database, row: dict[str, Any]) -> None:
+    if row.get("workflow_id"):
+        await conn.execute(R["wake_workflows"], {"ids": [row["workflow_id"]]})
+        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+
+
+def _event(kind: str, row: dict[str, Any]) -> Event:
+    return Event(f"escalation.{kind}", workflow_id=row.get("workflow_id"), id=row["id"], status=row["status"],
+                 name=row["role"])
+
+
+async def _conflict(conn: Conn, escalation_id: str, what: str) -> Conflict:
+    row = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
+    if row["status"] != "pending":
+        return Conflict(f"cannot {what}: escalation {escalation_id!r} is already {row['status']}")
+    return Conflict(f"cannot {what}: escalation {escalation_id!r} is claimed by {row['assigned_to']} "
+                    f"until {row['assigned_until'].isoformat()}")
+
+
+# -- create -----------------------------------------------------------------------------------------
+
+async def insert_escalation(
+    conn: Conn, db: Database, actor: Principal, *, escalation_id: str, role: str, message: str,
+    data: dict[str, Any] | None = None, type: str = "review", priority: int = 3,
+    form_schema: dict[str, Any] | None = None, timeout: float | None = None, assigned_to: str | None = None,
+    metadata: dict[str, Any] | None = None, action: tuple[str, dict[str, Any]] | None = None,
+    workflow_id: str | None = None, seq: int | None = None,
+) -> dict[str, Any]:
+    """Insert on the caller's transaction (a run's suspension uses this in the same transaction).
+
+    Raises:
+        InvalidInput: bad priority, data, form schema or timeout.  NotFound: unknown role.
+    """
+    if not message:
+        raise InvalidInput("an escalation needs a message")
+    if not 1 <= priority <= 5:
+        raise InvalidInput("priority must be 1 (most urgent) to 5")
+    if timeout is not None and timeout <= 0:
+        raise InvalidInput("timeout must be positive")
+    if data is not None and not isinstance(data, dict):
+        raise InvalidInput("data must be an object")
+    form_version = None
+    if form_schema is not None:
+        check_schema(form_schema)
+    else:
+        form = await (await conn.execute(H["current_form"], {"role": role})).fetchone()
+        if form is not None:
+            form_version, form_schema = form["version"], form["schema"]
+    deadline = timeout
+    if deadline is None:
+        chain = await (await conn.execute(H["get_chain"], {"role": role})).fetchone()
+        deadline = chain["stage_seconds"] if chain else None
+    if await (await conn.execute("SELECT 1 FROM role WHERE name = %s", [role])).fetchone() is None:
+        raise NotFound(f"no role {role!r}")
+    row = await (await conn.execute(Q["insert_escalation"], {
+        "id": escalation_id, "workflow_id": workflow_id, "seq": seq, "type": type, "role": role,
+        "message": message, "data": dumps(data or {}, what="escalation data"),
+        "metadata": dumps(metadata or {}, what="escalation metadata"), "form_version": form_version,
+        "form_schema": dumps_or_none(form_schema), "priority": priority, "assigned_to": assigned_to,
+        "claim_seconds": CLAIM_SECONDS, "deadline_seconds": deadline,
+        "action_hash": action_hash(*action) if action else None, "created_by": actor.id,
+    })).fetchone()
+    if row is None:
+        existing = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
+        return existing  # type: ignore[no-any-return]  # idempotent: the first one stands
+    await audit(conn, actor, "escalation.create", "escalation", escalation_id, after="pending",
+                data={"role": role, "workflow_id": workflow_id})
+    await emit(conn, db, [_event("created", row)])
+    return row  # type: ignore[no-any-return]
+
+
+async def create_escalation(db: Database, actor: Principal, *, role: str, message: str,
+                            escalation_id: str | None = None, **options: Any) -> dict[str, Any]:
+    """An escalation outside any run (a notification, or a request someone will follow up)."""
+    import uuid
+
+    require_write(actor)
+    async with db.transaction() as conn:
+        row = await insert_escalation(conn, db, actor, escalation_id=escalation_id or f"esc-{uuid.uuid4().hex}",
+                                      role=role, message=message, **options)
+    return iso(row)  # type: ignore[no-any-return]
+
+
+# -- act --------------------------------------------------------------------------------------------
+
+async def get_escalation(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:
+    async with db.connection() as conn:
+        return iso(await _locked(conn, actor, escalation_id))  # type: ignore[no-any-return]
+
+
+async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: float = CLAIM_SECONDS) -> dict[str, Any]:
+    """Claim for `seconds` (default 30 min); claiming again extends one's own claim.
+
+    Raises:
+        Conflict: someone else holds a live claim, or it is no longer pending.
+    """
+    if seconds <= 0:
+        raise InvalidInput("a claim needs a positive duration")
+    async with db.transaction() as conn:
+        row = await _locked(conn, actor, escalation_id)
+        _require_act(actor, row, "claim")
+        new = await (await conn.execute(Q["claim_escalation"], {"id": escalation_id, "who": actor.id, "seconds": seconds})).fetchone()
+        if new is None:
+            raise await _conflict(conn, escalation_id, "claim")
+        await audit(conn, actor, "escalation.claim", "escalation", escalation_id, before="pending", after="pending",
+                    data={"until": new["assigned_until"].isoformat()})
+        await emit(conn, db, [_event("claimed", new)])
+    return iso(new)  # type: ignore[no-any-return]
+
+
+async def release(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:
+    """Give back one's claim (an admin of the role may release anyone's)."""
+    async with db.transaction() as conn:
+        row = await _locked(conn, actor, escalation_id)
+        _require_act(actor, row, "release")
+        new = await (await conn.execute(Q["release_escalation"], {
+            "id": escalation_id, "who": actor.id, "force": actor.admin_of(row["role"]),
+        })).fetchone()
+        if new is None:
+            raise Conflict(f"cannot release: escalation {escalation_id!r} is not claimed by {actor.id}")
+        await audit(conn, actor, "escalation.release", "escalation", escalation_id, before="pending", after="pending")
+    return iso(new)  # type: ignore[no-any-return]
+
+
+def validate_resolution(schema: dict[str, Any] | None, payload: Any) -> None:
+    """Raises InvalidInput listing what is wrong when `payload` does not satisfy the pinned form."""
+    if not isinstance(payload, dict):
+        raise InvalidInput("a resolution must be an object")
+    if not schema:
+        return
+    cls = validator_for(schema, default=Draft202012Validator)
+    errors = sorted(cls(schema).iter_errors(payload), key=lambda e: list(e.absolute_path))
+    if errors:
+        detail = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors[:5])
+        raise InvalidInput(f"the resolution does not match the form: {detail}")
+
+
+async def resolve(db: Database, actor: Principal, escalation_id: str, resolution: dict[str, Any], *,
+                  reason: str | None = None) -> dict[str, Any]:
+    """Resolve with a payload validated against the pinned form; wakes the waiting run.
+
+    A rejected payload changes nothing (the claim stays as it was).
+
+    Raises:
+        InvalidInput: payload fails the form.  Conflict: someone else claimed it, or it ended.
+    """
+    async with db.transaction() as conn:
+        row = await _locked(conn, actor, escalation_id)
+        _require_act(actor, row, "resolve")
+        validate_resolution(row["form_schema"], resolution)
+        new = await (await conn.execute(Q["resolve_escalation"], {
+            "id": escalation_id, "who": actor.id, "resolution": dumps(resolution, what="resolution"), "reason": reason,
+        })).fetchone()
+        if new is None:
+            raise await _conflict(conn, escalation_id, "resolve")
+        await audit(conn, actor, "escalation.resolve", "escalation", escalation_id, before="pending",
+                    after="resolved", reason=reason)
+        await emit(conn, db, [_event("resolved", new)])
+        await _wake(conn, db, new)
+    return iso(new)  # type: ignore[no-any-return]
+
+
+async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: str | None = None) -> dict[str, Any]:
+    async with db.transaction() as conn:
+        row = await _locked(conn, actor, escalation_id)
+        _require_act(actor, row, "cancel")
+        new = await (await conn.execute(Q["cancel_escalation"], {"id": escalation_id, "who": actor.id, "reason": reason})).fetchone()
+        if new is None:
+            raise await _conflict(conn, escalation_id, "cancel")
+        await audit(conn, actor, "escalation.cancel", "escalation", escalation_id, before="pending",
+                    after="cancelled", reason=reason)
+        await emit(conn, db, [_event("cancelled", new)])
+        await _wake(conn, db, new)
+    return iso(new)  # type: ignore[no-any-return]
+
+
+async def reroute(db: Database, actor: Principal, escalation_id: str, role: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Send to another role (claim cleared; the new role's chain sets the deadline)."""
+    async with db.transaction() as conn:
+        row = await _locked(conn, actor, escalation_id)
+        _require_act(actor, row, "re-route")
+        if role == row["role"]:
+            raise InvalidInput(f"escalation {escalation_id!r} is already with role {role!r}")
+        if await (await conn.execute("SELECT 1 FROM role WHERE name = %s", [role])).fetchone() is None:
+            raise NotFound(f"no role {role!r}")
+        chain = await (await conn.execute(H["get_chain"], {"role": role})).fetchone()
+        new = await (await conn.execute(Q["reroute_escalation"], {
+            "id": escalation_id, "role": role, "from_role": row["role"], "reason": reason,
+            "deadline_seconds": chain["stage_seconds"] if chain else None,
+        })).fetchone()
+        if new is None:
+            raise await _conflict(conn, escalation_id, "re-route")
+        await audit(conn, actor, "escalation.reroute", "escalation", escalation_id, before="pending", after="pending",
+                    reason=reason, data={"from": row["role"], "to": role})
+        await emit(conn, db, [_event("escalated", new)])
+    return iso(new)  # type: ignore[no-any-return]
+
+
+async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[str, Any]) -> None:
+    """Spend an approval on exactly the action it was bound to. Single use.
+
+    Raises:
+        Forbidden: not an approval of this exact action, not approved, or already used.
+    """
+    async with db.transaction() as conn:
+        row = await (await conn.execute(Q["use_approval"], {"id": escalation_id, "hash": action_hash(tool, args)})).fetchone()
+        if row is None:
+            raise Forbidden(f"escalation {escalation_id!r} does not approve this exact call (or its approval was used)")
+        await audit(conn, Principal("system"), "escalation.approval.use", "escalation", escalation_id,
+                    data={"tool": tool})
+
+
+# -- deadlines --------------------------------------------------------------------------------------
+
+async def process_deadlines(db: Database) -> int:
+    """Move every overdue escalation one stage up its chain, or expire it past the last stage."""
+    from longtail_mcp.humans.identity import SYSTEM
+
+    moved = 0
+    async with db.transaction() as conn:
+        due = await (await conn.execute(Q["due_escalations"])).fetchall()
+        for row in due:
+            if row["next_role"]:
+                new = await (await conn.execute(Q["escalate_up"], {
+                    "id": row["id"], "role": row["next_role"], "deadline_seconds": row["next_stage_seconds"],
+                })).fetchone()
+                await audit(conn, SYSTEM, "escalation.escalate", "escalation", row["id"], before="pending",
+                            after="pending", reason="deadline", data={"from": row["role"], "to": row["next_role"]})
+                await emit(conn, db, [_event("escalated", new)])
+            else:
+                new = await (await conn.execute(Q["expire_escalation"], {"id": row["id"]})).fetchone()
+                await audit(conn, SYSTEM, "escalation.expire", "escalation", row["id"], before="pending",
+                            after="expired", reason="deadline")
+                await emit(conn, db, [_event("expired", new)])
+                await _wake(conn, db, new)
+            moved += 1
+        await conn.execute(Q["release_expired_claims"])
+    return moved
+
+
+# -- queries ----------------------------------------------------------------------------------------
+
+def _visible_roles(actor: Principal, role: str | None) -> list[str] | None:
+    if role is not None:
+        if not actor.member_of(role):
+            raise Forbidden(f"{actor.id} is not a member of role {role!r}")
+        return [role]
+    return None if actor.superadmin else sorted(actor.roles)
+
+
+async def available_work(db: Database, actor: Principal, *, role: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    roles = _visible_roles(actor, role)
+    if roles is None:
+        async with db.connection() as conn:
+            roles = [r["name"] for r in await (await conn.execute("SELECT name FROM role")).fetchall()]
+    async with db.connection() as conn:
+        rows = await (await conn.execute(Q["available_work"], {"roles": roles, "limit": limit})).fetchall()
+    return [iso(r) for r in rows]
+
+
+async def my_work(db: Database, actor: Principal, *, limit: int = 50) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        return [iso(r) for r in await (await conn.execute(Q["my_work"], {"who": actor.id, "limit": limit})).fetchall()]
+
+
+async def find_escalations(db: Database, actor: Principal, *, status: str | None = None, role: str | None = None,
+                           type: str | None = None, priority: int | None = None,
+                           metadata: dict[str, Any] | None = None, workflow_id: str | None = None,
+                           limit: int = 50) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+    if not 1 <= limit <= 1000:
+        raise InvalidInput("limit must be between 1 and 1000")
+    roles = None if actor.superadmin or role is not None else sorted(actor.roles)
+    if role is not None and not actor.member_of(role):
+        raise Forbidden(f"{actor.id} is not a member of role {role!r}")
+    given = {"roles": roles is not None, "status": status is not None, "role": role is not None,
+             "type": type is not None, "priority": priority is not None, "metadata": metadata is not None,
+             "workflow_id": workflow_id is not None}
+    params = {"roles": roles, "status": status, "role": role, "type": type, "priority": priority,
+              "metadata": dumps_or_none(metadata), "workflow_id": workflow_id, "limit": limit}
+    async with db.connection() as conn:
+        rows = await (await conn.execute(find_escalations_query(**given), params)).fetchall()
+    return [iso(r) for r in rows]
+
+
+async def escalation_stats(db: Database, actor: Principal) -> dict[str, Any]:
+    roles = None if actor.superadmin else sorted(actor.roles)
+    async with db.connection() as conn:
+        rows = await (await conn.execute(Q["escalation_stats"], {"roles": roles})).fetchall()
+    by_status: dict[str, int] = {}
+    by_role: dict[str, dict[str, int]] = {}
+    totals = {"created_1h": 0, "created_1d": 0, "resolved_1h": 0, "resolved_1d": 0}
+    for r in rows:
+        by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
+        by_role.setdefault(r["role"], {})[r["status"]] = r["n"]
+        for k in totals:
+            totals[k] += r[k]
+    return {"by_status": by_status, "by_role": by_role, **totals}
