@@ -3,6 +3,8 @@
 from longtail_mcp.config import Settings, load_settings
 from longtail_mcp.errors import (
     Conflict,
+    EscalationClosed,
+    Forbidden,
     InvalidInput,
     LongtailError,
     NonDeterminism,
@@ -14,6 +16,8 @@ from longtail_mcp.errors import (
     WorkflowFailed,
 )
 from longtail_mcp.events import Event
+from longtail_mcp.humans.certified import Escalation
+from longtail_mcp.humans.identity import Principal
 from longtail_mcp.runtime.app import LongTail
 from longtail_mcp.runtime.client import Client
 from longtail_mcp.runtime.context import Context, StepInfo, current_step
@@ -23,7 +27,10 @@ __all__ = [
     "Client",
     "Conflict",
     "Context",
+    "Escalation",
+    "EscalationClosed",
     "Event",
+    "Forbidden",
     "Handle",
     "InvalidInput",
     "LongTail",
@@ -31,6 +38,7 @@ __all__ = [
     "NonDeterminism",
     "NonRetryableError",
     "NotFound",
+    "Principal",
     "Settings",
     "StepFailed",
     "StepInfo",

@@ -122,6 +122,7 @@ class Context:
         self.diverged: NonDeterminism | None = None  # sticky: workflow code catching it cannot hide it
         self.entity_id = entity_id or workflow_id  # a hook shares the state of the run it was started on
         self.principal = principal  # who started the run (humans.identity.Principal), or None
+        self.resolver: Any = None  # certified workflows: the payload of the resolution that re-ran them
         self.state = State(self)
 
     # -- journal plumbing ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import NonDeterminism, error_to_json
 from longtail_mcp.events import Event, emit
+from longtail_mcp.humans.certified import certified_types, intercept
 from longtail_mcp.humans.escalations import process_deadlines
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.runtime import service
@@ -57,6 +58,7 @@ class Worker:
         self._wake = anyio.Event()
         self.executed = 0
         self.alive = False
+        self.certified_config: dict[str, str] = {}
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until cancelled; on the way out hand running runs back for others to take at once."""
@@ -74,6 +76,7 @@ class Worker:
                 tg.start_soon(self._heartbeat)
                 tg.start_soon(self._claim_loop, tg, names)
                 await self._register_crons()
+                self.certified_config = await certified_types(self.db)
                 tg.start_soon(self._schedule_loop, names)
                 tg.start_soon(self._deadline_loop)
                 self.alive = True
@@ -182,11 +185,19 @@ class Worker:
                 logger.warning("scheduler: %s", exc)
             await anyio.sleep(wait)
 
+    def _certified_role(self, spec: Any) -> str | None:
+        """The escalation role if this workflow type is certified (in code, or by a config row)."""
+        if spec.options.get("certified"):
+            return str(spec.options.get("role") or "admin")
+        return self.certified_config.get(spec.name)
+
     async def _deadline_loop(self) -> None:
-        """Move overdue escalations up their chains (or expire them), and free expired claims."""
+        """Move overdue escalations up their chains (or expire them), free expired claims, and
+        refresh which workflow types are certified by configuration."""
         while True:
             try:
                 await process_deadlines(self.db)
+                self.certified_config = await certified_types(self.db)
             except Exception as exc:
                 logger.warning("deadlines: %s", exc)
             await anyio.sleep(self.poll_seconds)
@@ -245,7 +256,11 @@ class Worker:
                       entity_id=entity, principal=Principal.from_json(claim["principal"]))
         finish = Finish(wid, epoch, "failed", claim["wake_seq"], parent_id=claim["parent_id"], name=claim["name"])
         try:
-            value = await (spec.fn(ctx, claim["input"]) if spec.takes_input else spec.fn(ctx))
+            role = self._certified_role(spec)
+            if role is not None:
+                value = await intercept(ctx, spec.fn, claim["input"], spec.takes_input, role)
+            else:
+                value = await (spec.fn(ctx, claim["input"]) if spec.takes_input else spec.fn(ctx))
             extra = ctx.unreplayed()
             if extra is not None:
                 raise NonDeterminism(

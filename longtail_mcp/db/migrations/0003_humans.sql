@@ -119,3 +119,24 @@ ALTER TABLE workflow ADD COLUMN principal jsonb;
 ALTER TABLE step DROP CONSTRAINT step_kind_check;
 ALTER TABLE step ADD CONSTRAINT step_kind_check
     CHECK (kind IN ('step', 'sleep', 'signal', 'child', 'now', 'uuid', 'random', 'state', 'hooks', 'escalation'));
+
+-- Certified workflows: a task per run, tracked by the interceptor (never-fail: errors escalate).
+CREATE TABLE workflow_config (
+    name       text PRIMARY KEY,               -- workflow type
+    certified  boolean NOT NULL DEFAULT true,
+    role       text NOT NULL DEFAULT 'admin',  -- where errors escalate
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE task (
+    workflow_id   text PRIMARY KEY,
+    name          text NOT NULL,
+    status        text NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending', 'in_progress', 'needs_intervention', 'completed', 'failed')),
+    escalation_id text,
+    attempts      int NOT NULL DEFAULT 0,
+    error         jsonb,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX task_status ON task (status, updated_at DESC);

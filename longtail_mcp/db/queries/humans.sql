@@ -89,3 +89,26 @@ VALUES (%(actor)s, %(action)s, %(object_type)s, %(object_id)s, %(before)s, %(aft
 -- The audit log in order, optionally from an id.
 SELECT id, at, actor, action, object_type, object_id, before_status, after_status, reason, data
 FROM audit WHERE id > %(after)s ORDER BY id LIMIT %(limit)s
+
+-- set_task --
+-- Track a certified run's task; a finished task is not reopened by a replay.
+INSERT INTO task (workflow_id, name, status, escalation_id, attempts, error)
+VALUES (%(id)s, %(name)s, %(status)s, %(escalation_id)s, %(attempts)s, %(error)s)
+ON CONFLICT (workflow_id) DO UPDATE
+SET status = excluded.status, escalation_id = coalesce(excluded.escalation_id, task.escalation_id),
+    attempts = greatest(task.attempts, excluded.attempts), error = coalesce(excluded.error, task.error),
+    updated_at = now()
+WHERE task.status NOT IN ('completed', 'failed')
+
+-- get_task --
+-- A certified run's task.
+SELECT * FROM task WHERE workflow_id = %(id)s
+
+-- list_configs --
+-- Workflow types certified by configuration.
+SELECT name, certified, role FROM workflow_config
+
+-- set_config --
+-- Certify (or de-certify) a workflow type without changing its code.
+INSERT INTO workflow_config (name, certified, role) VALUES (%(name)s, %(certified)s, %(role)s)
+ON CONFLICT (name) DO UPDATE SET certified = excluded.certified, role = excluded.role, updated_at = now()

@@ -1,0 +1,93 @@
+"""Certified workflows: the interceptor that keeps a task per run and turns failures into escalations.
+
+A certified run never fails on an error: an uncaught exception, or a returned `Escalation(...)`,
+opens an escalation (to the workflow's role) and waits; the resolution re-runs the workflow body
+with `ctx.resolver` holding the resolver's payload. Only an escalation that expires or is
+cancelled ends the run as failed. The re-run is part of the same journal, so replay stays exact.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.db.queries import load
+from longtail_mcp.errors import EscalationClosed, WaitTimeout, error_to_json
+from longtail_mcp.humans.identity import Principal, require_superadmin
+from longtail_mcp.runtime.codec import dumps_or_none, iso
+
+H = load("humans")
+
+
+@dataclass
+class Escalation:
+    """Return this from a certified workflow to hand the case to a person instead of finishing."""
+
+    role: str | None = None
+    message: str = "needs a decision"
+    data: dict[str, Any] = field(default_factory=dict)
+    priority: int = 3
+    form_schema: dict[str, Any] | None = None
+    timeout: float | None = None
+    type: str = "review"
+
+
+async def _task(ctx: Any, status: str, *, attempts: int, escalation_id: str | None = None,
+                error: dict[str, Any] | None = None) -> None:
+    """Idempotent task update (a replay re-applies the same sequence of statuses)."""
+
+    async def write(conn: Any, _wake_seq: int) -> None:
+        await conn.execute(H["set_task"], {
+            "id": ctx.workflow_id, "name": ctx.name, "status": status, "escalation_id": escalation_id,
+            "attempts": attempts, "error": dumps_or_none(error),
+        })
+
+    await ctx._side_transaction(write)
+
+
+async def intercept(ctx: Any, body: Any, input: Any, takes_input: bool, role: str) -> Any:
+    """Run `body` under the certified contract (see module docstring)."""
+    ctx.resolver = None
+    attempt = 0
+    while True:
+        attempt += 1
+        await _task(ctx, "in_progress", attempts=attempt)
+        error: dict[str, Any] | None = None
+        try:
+            result = await (body(ctx, input) if takes_input else body(ctx))
+        except Exception as exc:
+            error = error_to_json(exc)
+            result = Escalation(role=role, message=f"{ctx.name} failed: {error['message']}", type="error",
+                                data={"error": error, "input": input, "attempt": attempt})
+        if not isinstance(result, Escalation):
+            await _task(ctx, "completed", attempts=attempt)
+            return result
+        escalation_id = f"{ctx.workflow_id}:{ctx._seq + 1}"
+        await _task(ctx, "needs_intervention", attempts=attempt, escalation_id=escalation_id, error=error)
+        try:
+            ctx.resolver = await ctx.escalate(
+                result.role or role, result.message, result.data, priority=result.priority,
+                form_schema=result.form_schema, timeout=result.timeout, type=result.type,
+            )
+        except (WaitTimeout, EscalationClosed) as exc:
+            await _task(ctx, "failed", attempts=attempt, error=error_to_json(exc))
+            raise
+
+
+async def get_task(db: Database, workflow_id: str) -> dict[str, Any] | None:
+    async with db.connection() as conn:
+        row = await (await conn.execute(H["get_task"], {"id": workflow_id})).fetchone()
+    return iso(row) if row else None  # type: ignore[no-any-return]
+
+
+async def certify(db: Database, actor: Principal, name: str, *, role: str = "admin", certified: bool = True) -> None:
+    """Certify a workflow type by configuration (no code change); workers pick it up within a poll."""
+    require_superadmin(actor, "certify workflow types")
+    async with db.connection() as conn:
+        await conn.execute(H["set_config"], {"name": name, "certified": certified, "role": role})
+
+
+async def certified_types(db: Database) -> dict[str, str]:
+    """{workflow type: role} of the types certified by configuration."""
+    async with db.connection() as conn:
+        rows = await (await conn.execute(H["list_configs"])).fetchall()
+    return {r["name"]: r["role"] for r in rows if r["certified"]}
