@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +18,8 @@ from longtail_mcp.config import load_settings
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
 from longtail_mcp.errors import LongtailError
 from longtail_mcp.runtime.app import LongTail
+from longtail_mcp.humans import escalations, identity
+from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.runtime.client import Client
 
 logger = logging.getLogger("longtail_mcp")
@@ -83,6 +86,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
     await app.open()
     sock = None
     try:
+        first_key = await identity.ensure_admin(app.db, app.settings.admin_key)
         sock = _bind(app.settings.host, app.settings.port)
         host, port = sock.getsockname()[:2]
         worker = app.worker()
@@ -106,6 +110,8 @@ async def cmd_serve(args: argparse.Namespace) -> None:
             data = _describe_data(app)
             display = f"[{host}]" if ":" in host else host
             print(f"longtail-mcp ready: http://{display}:{port}  data: {data}", flush=True)
+            if first_key is not None and app.settings.admin_key is None:  # never echo a key we were given
+                print(f"first admin API key (shown once, store it now): {first_key['key']}", flush=True)
     finally:
         if sock is not None:
             sock.close()
@@ -162,6 +168,195 @@ async def cmd_runs(args: argparse.Namespace) -> None:
         await app.close()
 
 
+def _print(rows: Any, as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    rows = rows if isinstance(rows, list) else [rows]
+    print("  ".join(f"{c.upper():18}" for c in columns))
+    for r in rows:
+        print("  ".join(f"{str(r.get(c, '') if r.get(c) is not None else '')[:18]:18}" for c in columns))
+
+
+async def _actor(client: Client, account: str | None) -> Principal:
+    """The acting principal: `--as ACCOUNT`, else the local operator (`system`, full rights)."""
+    return SYSTEM if account is None else await identity.get_principal(client.db, account)
+
+
+async def cmd_users(args: argparse.Namespace) -> None:
+    async with Client() as client:
+        actor = await _actor(client, args.as_account)
+        if args.action == "create":
+            row = await identity.create_account(client.db, actor, args.id, args.name, kind=args.kind, email=args.email)
+            _print(row, args.json, ["id", "name", "kind", "email"])
+        else:
+            _print(await identity.list_accounts(client.db, actor), args.json, ["id", "name", "kind", "roles"])
+
+
+async def cmd_roles(args: argparse.Namespace) -> None:
+    async with Client() as client:
+        actor = await _actor(client, args.as_account)
+        db = client.db
+        if args.action == "create":
+            await identity.create_role(db, actor, args.name, args.description)
+            print(f"role {args.name} created")
+        elif args.action == "add-member":
+            await identity.set_membership(db, actor, args.role, args.account, args.type)
+            print(f"{args.account} is {args.type} of {args.role}")
+        elif args.action == "remove-member":
+            await identity.remove_membership(db, actor, args.role, args.account)
+            print(f"{args.account} removed from {args.role}")
+        elif args.action == "set-form":
+            try:
+                schema = json.loads(Path(args.schema_file).read_text())
+            except (OSError, ValueError) as exc:
+                raise SystemExit(f"longtail-mcp: cannot read a JSON Schema from {args.schema_file}: {exc}") from None
+            version = await identity.add_form(db, actor, args.role, schema)
+            print(f"role {args.role} form version {version}")
+        elif args.action == "set-chain":
+            await identity.set_chain(db, actor, args.role, args.stage_seconds, args.next)
+            print(f"{args.role}: {args.stage_seconds}s, then {args.next or 'expire'}")
+        else:
+            _print(await identity.list_roles(db), args.json, ["name", "members", "next_role", "stage_seconds", "form_version"])
+
+
+async def cmd_keys(args: argparse.Namespace) -> None:
+    async with Client() as client:
+        actor = await _actor(client, args.as_account)
+        if args.action == "create":
+            from datetime import timedelta
+
+            key = await identity.create_key(client.db, actor, args.account, name=args.name, scope=args.scope,
+                                            expires_in=timedelta(days=args.expires_days) if args.expires_days else None)
+            if args.json:
+                print(json.dumps(key, indent=2))
+            else:
+                print(f"key id {key['id']} ({key['scope']}) for {key['account_id']}; shown once, store it now:")
+                print(key["key"])
+        elif args.action == "revoke":
+            await identity.revoke_key(client.db, actor, args.key_id)
+            print(f"key {args.key_id} revoked")
+        else:
+            rows = await identity.list_keys(client.db, actor, args.account)
+            _print(rows, args.json, ["id", "account_id", "name", "scope", "expires_at", "revoked_at"])
+
+
+async def cmd_escalations(args: argparse.Namespace) -> None:
+    async with Client() as client:
+        actor = await _actor(client, args.as_account)
+        db = client.db
+        columns = ["id", "role", "status", "priority", "assigned_to", "message"]
+        if args.action == "list":
+            if args.available:
+                rows = await escalations.available_work(db, actor, role=args.role, limit=args.limit)
+            elif args.mine:
+                rows = await escalations.my_work(db, actor, limit=args.limit)
+            else:
+                rows = await escalations.find_escalations(db, actor, status=args.status, role=args.role, type=args.type,
+                                                          priority=args.priority, limit=args.limit)
+            _print(rows, args.json, columns)
+        elif args.action == "show":
+            print(json.dumps(await escalations.get_escalation(db, actor, args.id), indent=2))
+        elif args.action == "claim":
+            row = await escalations.claim(db, actor, args.id, seconds=args.minutes * 60)
+            print(f"claimed {row['id']} until {row['assigned_until']}")
+        elif args.action == "resolve":
+            text = Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
+            try:
+                payload = json.loads(text)
+            except ValueError as exc:
+                raise SystemExit(f"longtail-mcp: --data is not JSON: {exc}") from None
+            row = await escalations.resolve(db, actor, args.id, payload, reason=args.reason)
+            print(f"resolved {row['id']}")
+        elif args.action == "cancel":
+            row = await escalations.cancel(db, actor, args.id, reason=args.reason)
+            print(f"cancelled {row['id']}")
+        else:
+            print(json.dumps(await escalations.escalation_stats(db, actor), indent=2))
+
+
+async def cmd_audit(args: argparse.Namespace) -> None:
+    async with Client() as client:
+        for row in await identity.export_audit(client.db, after=args.after, limit=args.limit):
+            print(json.dumps(row, separators=(",", ":")))
+
+
+def _identity_parsers(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+        p.add_argument("--json", action="store_true")
+        return p
+
+    users = sub.add_parser("users", help="accounts (people and bots)").add_subparsers(dest="action", required=True)
+    c = common(users.add_parser("create"))
+    c.add_argument("id")
+    c.add_argument("--name")
+    c.add_argument("--kind", choices=["human", "bot"], default="human")
+    c.add_argument("--email")
+    common(users.add_parser("list"))
+    sub.choices["users"].set_defaults(run=cmd_users)
+
+    roles = sub.add_parser("roles", help="roles, memberships, forms, chains").add_subparsers(dest="action", required=True)
+    c = common(roles.add_parser("create"))
+    c.add_argument("name")
+    c.add_argument("--description", default="")
+    common(roles.add_parser("list"))
+    c = common(roles.add_parser("add-member"))
+    c.add_argument("role")
+    c.add_argument("account")
+    c.add_argument("--type", choices=list(identity.MEMBERSHIPS), default="member")
+    c = common(roles.add_parser("remove-member"))
+    c.add_argument("role")
+    c.add_argument("account")
+    c = common(roles.add_parser("set-form", help="a new version of the role's resolution form"))
+    c.add_argument("role")
+    c.add_argument("schema_file", help="a JSON Schema file")
+    c = common(roles.add_parser("set-chain", help="deadline at this role, then the next role (or expiry)"))
+    c.add_argument("role")
+    c.add_argument("--stage-seconds", type=float, required=True)
+    c.add_argument("--next", metavar="ROLE")
+    sub.choices["roles"].set_defaults(run=cmd_roles)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    c = common(keys.add_parser("create"))
+    c.add_argument("account")
+    c.add_argument("--name", default="")
+    c.add_argument("--scope", choices=["read", "full"], default="full")
+    c.add_argument("--expires-days", type=float)
+    c = common(keys.add_parser("list"))
+    c.add_argument("--account")
+    c = common(keys.add_parser("revoke"))
+    c.add_argument("key_id")
+    sub.choices["keys"].set_defaults(run=cmd_keys)
+
+    esc = sub.add_parser("escalations", help="the human queue").add_subparsers(dest="action", required=True)
+    c = common(esc.add_parser("list"))
+    c.add_argument("--available", action="store_true", help="claimable work, most urgent first")
+    c.add_argument("--mine", action="store_true", help="what I hold a claim on")
+    c.add_argument("--status", choices=list(escalations.STATUSES))
+    c.add_argument("--role")
+    c.add_argument("--type")
+    c.add_argument("--priority", type=int)
+    c.add_argument("--limit", type=int, default=50)
+    for name in ("show", "claim", "resolve", "cancel"):
+        c = common(esc.add_parser(name))
+        c.add_argument("id")
+        if name == "claim":
+            c.add_argument("--minutes", type=float, default=30)
+        if name == "resolve":
+            c.add_argument("--data", required=True, help="the resolution as JSON, or @file.json")
+        if name in ("resolve", "cancel"):
+            c.add_argument("--reason")
+    common(esc.add_parser("stats"))
+    sub.choices["escalations"].set_defaults(run=cmd_escalations)
+
+    audit = sub.add_parser("audit", help="the append-only audit log").add_subparsers(dest="action", required=True)
+    c = audit.add_parser("export", help="as JSON lines, oldest first")
+    c.add_argument("--after", type=int, default=0, help="only records with a larger id")
+    c.add_argument("--limit", type=int, default=1_000_000)
+    sub.choices["audit"].set_defaults(run=cmd_audit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtail-mcp", description="Durable workflows for agents and humans.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -194,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = runs_sub.add_parser("export", help="the full history as JSON")
     export.add_argument("id")
     runs.set_defaults(run=cmd_runs)
+    _identity_parsers(sub)
     return parser
 
 
