@@ -160,6 +160,28 @@ async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: 
     return iso(new)  # type: ignore[no-any-return]
 
 
+async def claim_next(db: Database, actor: Principal, *, role: str | None = None,
+                     seconds: float = CLAIM_SECONDS) -> dict[str, Any] | None:
+    """Claim the next piece of work (most urgent, then oldest) from the actor's roles, or None.
+
+    Unlike list-then-claim, concurrent callers never collide: each gets a different escalation.
+    """
+    require_write(actor)
+    if seconds <= 0:
+        raise InvalidInput("a claim needs a positive duration")
+    roles = _visible_roles(actor, role)
+    async with db.transaction() as conn:
+        if roles is None:
+            roles = [r["name"] for r in await (await conn.execute("SELECT name FROM role")).fetchall()]
+        row = await (await conn.execute(Q["claim_next"], {"who": actor.id, "roles": roles, "seconds": seconds})).fetchone()
+        if row is None:
+            return None
+        await audit(conn, actor, "escalation.claim", "escalation", row["id"], before="pending", after="pending",
+                    data={"until": row["assigned_until"].isoformat()})
+        await emit(conn, db, [_event("claimed", row)])
+    return iso(row)  # type: ignore[no-any-return]
+
+
 async def release(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:
     """Give back one's claim (an admin of the role may release anyone's)."""
     async with db.transaction() as conn:

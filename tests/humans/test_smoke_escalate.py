@@ -86,3 +86,29 @@ async def test_a_certified_workflow_can_return_an_escalation(app: LongTail) -> N
         (item,) = await esc.available_work(app.db, rita)
         await esc.resolve(app.db, rita, item["id"], {"label": "spam"})
         assert await handle.result(timeout=10) == {"label": "spam"}
+
+
+async def test_concurrent_claim_next_hands_each_claimer_a_different_escalation(app: LongTail) -> None:
+    import anyio
+
+    async with app:
+        await ident.create_role(app.db, SYSTEM, "reviewer")
+        people = []
+        for i in range(10):
+            await ident.create_account(app.db, SYSTEM, f"p{i}")
+            await ident.set_membership(app.db, SYSTEM, "reviewer", f"p{i}")
+            people.append(await ident.get_principal(app.db, f"p{i}"))
+        for i in range(8):
+            await esc.create_escalation(app.db, SYSTEM, role="reviewer", message=f"m{i}", priority=5 if i else 1)
+        got: list[dict | None] = []
+
+        async def take(who: ident.Principal) -> None:
+            got.append(await esc.claim_next(app.db, who))
+
+        async with anyio.create_task_group() as tg:
+            for who in people:
+                tg.start_soon(take, who)
+    claimed = [g for g in got if g is not None]
+    assert len(claimed) == 8 and len({g["id"] for g in claimed}) == 8, "no escalation claimed twice"
+    assert got.count(None) == 2, "the two extra claimers found nothing left"
+    assert any(g["message"] == "m0" and g["priority"] == 1 for g in claimed)

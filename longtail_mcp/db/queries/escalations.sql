@@ -114,3 +114,15 @@ SELECT role, status, count(*) AS n,
        count(*) FILTER (WHERE status = 'resolved' AND resolved_at > now() - interval '1 day') AS resolved_1d
 FROM escalation WHERE (%(roles)s::text[] IS NULL OR role = ANY(%(roles)s))
 GROUP BY role, status ORDER BY role, status
+
+-- claim_next --
+-- Claim the most urgent, oldest claimable escalation of some roles. SKIP LOCKED: claimers never queue.
+UPDATE escalation
+SET assigned_to = %(who)s, assigned_until = now() + make_interval(secs => %(seconds)s), updated_at = now()
+WHERE id = (
+    SELECT id FROM escalation
+    WHERE status = 'pending' AND role = ANY(%(roles)s) AND (assigned_to IS NULL OR assigned_until < now())
+    ORDER BY priority, created_at LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *
