@@ -140,6 +140,26 @@ class Client:
     async def export(self, workflow_id: str) -> dict[str, Any]:
         return await service.export_run(self.db, workflow_id)
 
+    # -- people ----------------------------------------------------------------------------------
+
+    async def principal(self, account_id: str) -> Any:
+        """The Principal of an account (its current role memberships), to act as it."""
+        from longtail_mcp.humans.identity import get_principal
+
+        return await get_principal(self.db, account_id)
+
+    async def authenticate(self, api_key: str) -> Any:
+        """The Principal an API key stands for (raises Unauthenticated)."""
+        from longtail_mcp.humans.identity import authenticate
+
+        return await authenticate(self.db, api_key)
+
+    def humans(self, actor: Any) -> Any:
+        """The human queue as `actor` sees it (RBAC enforced on every call): a `HumanQueue`."""
+        from longtail_mcp.humans.queue import HumanQueue
+
+        return HumanQueue(self.db, actor)
+
     # -- schedules -------------------------------------------------------------------------------
 
     async def schedule(self, name: str, cron: str, input: Any = None, *, workflow: str | None = None) -> dict[str, Any]:

@@ -112,3 +112,26 @@ async def test_concurrent_claim_next_hands_each_claimer_a_different_escalation(a
     assert len(claimed) == 8 and len({g["id"] for g in claimed}) == 8, "no escalation claimed twice"
     assert got.count(None) == 2, "the two extra claimers found nothing left"
     assert any(g["message"] == "m0" and g["priority"] == 1 for g in claimed)
+
+
+async def test_the_python_client_works_the_queue_as_a_principal(app: LongTail) -> None:
+    from longtail_mcp import Client, Forbidden
+
+    @app.workflow()
+    async def ask(ctx):
+        return await ctx.escalate("reviewer", "ok?")
+
+    async with running(app), Client(app.settings.database_url) as client:
+        await setup_reviewer(app)
+        await ident.create_account(app.db, SYSTEM, "outsider")
+        rita = client.humans(await client.principal("rita"))
+        outsider = client.humans(await client.principal("outsider"))
+        handle = await app.start("ask")
+        await wait_status(handle, "waiting")
+        assert await outsider.available() == []
+        item = await rita.claim_next()
+        assert item is not None and [m["id"] for m in await rita.mine()] == [item["id"]]
+        with pytest.raises(Forbidden):
+            await outsider.claim_next(role="reviewer")
+        await rita.resolve(item["id"], {"ok": True})
+        assert await handle.result(timeout=10) == {"ok": True}

@@ -1,0 +1,52 @@
+"""HumanQueue: the escalation services bound to one acting principal, for Python callers."""
+
+from typing import Any
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.humans import escalations
+from longtail_mcp.humans.identity import Principal
+
+
+class HumanQueue:
+    """`client.humans(principal)`: every call is checked against that principal's roles and scope."""
+
+    def __init__(self, db: Database, actor: Principal) -> None:
+        self.db = db
+        self.actor = actor
+
+    async def escalate(self, role: str, message: str, **options: Any) -> dict[str, Any]:
+        """An escalation outside any run (options as `ctx.escalate`, plus `escalation_id`)."""
+        return await escalations.create_escalation(self.db, self.actor, role=role, message=message, **options)
+
+    async def get(self, escalation_id: str) -> dict[str, Any]:
+        return await escalations.get_escalation(self.db, self.actor, escalation_id)
+
+    async def claim(self, escalation_id: str, *, seconds: float = escalations.CLAIM_SECONDS) -> dict[str, Any]:
+        return await escalations.claim(self.db, self.actor, escalation_id, seconds=seconds)
+
+    async def claim_next(self, *, role: str | None = None, seconds: float = escalations.CLAIM_SECONDS) -> dict[str, Any] | None:
+        return await escalations.claim_next(self.db, self.actor, role=role, seconds=seconds)
+
+    async def release(self, escalation_id: str) -> dict[str, Any]:
+        return await escalations.release(self.db, self.actor, escalation_id)
+
+    async def resolve(self, escalation_id: str, resolution: dict[str, Any], *, reason: str | None = None) -> dict[str, Any]:
+        return await escalations.resolve(self.db, self.actor, escalation_id, resolution, reason=reason)
+
+    async def cancel(self, escalation_id: str, *, reason: str | None = None) -> dict[str, Any]:
+        return await escalations.cancel(self.db, self.actor, escalation_id, reason=reason)
+
+    async def reroute(self, escalation_id: str, role: str, *, reason: str | None = None) -> dict[str, Any]:
+        return await escalations.reroute(self.db, self.actor, escalation_id, role, reason=reason)
+
+    async def available(self, *, role: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return await escalations.available_work(self.db, self.actor, role=role, limit=limit)
+
+    async def mine(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        return await escalations.my_work(self.db, self.actor, limit=limit)
+
+    async def find(self, **filters: Any) -> list[dict[str, Any]]:
+        return await escalations.find_escalations(self.db, self.actor, **filters)
+
+    async def stats(self) -> dict[str, Any]:
+        return await escalations.escalation_stats(self.db, self.actor)
