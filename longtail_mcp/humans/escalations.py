@@ -43,7 +43,7 @@ def _require_act(actor: Principal, row: dict[str, Any], what: str) -> None:
         raise Forbidden(f"{actor.id} is not a member of role {row['role']!r} and may not {what} its escalations")
 
 
-async def _locked(conn: Conn, actor: Principal, escalation_id: str) -> dict[str, Any]:
+async def _visible(conn: Conn, actor: Principal, escalation_id: str) -> dict[str, Any]:
     row = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
     if row is None or not can_read(actor, row):
         raise NotFound(f"no escalation {escalation_id!r}")  # invisible and absent look the same
@@ -61,10 +61,14 @@ def _event(kind: str, row: dict[str, Any]) -> Event:
                  name=row["role"])
 
 
-async def _conflict(conn: Conn, escalation_id: str, what: str) -> Conflict:
+async def _conflict(conn: Conn, escalation_id: str, what: str, role: str | None = None) -> Conflict:
     row = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
     if row["status"] != "pending":
         return Conflict(f"cannot {what}: escalation {escalation_id!r} is already {row['status']}")
+    if role is not None and row["role"] != role:
+        return Conflict(f"cannot {what}: escalation {escalation_id!r} was just re-routed to role {row['role']!r}")
+    if row["assigned_to"] is None:
+        return Conflict(f"cannot {what}: escalation {escalation_id!r} is not claimed")
     return Conflict(f"cannot {what}: escalation {escalation_id!r} is claimed by {row['assigned_to']} "
                     f"until {row['assigned_until'].isoformat()}")
 
@@ -137,7 +141,7 @@ async def create_escalation(db: Database, actor: Principal, *, role: str, messag
 
 async def get_escalation(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:
     async with db.connection() as conn:
-        return iso(await _locked(conn, actor, escalation_id))  # type: ignore[no-any-return]
+        return iso(await _visible(conn, actor, escalation_id))  # type: ignore[no-any-return]
 
 
 async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: float = CLAIM_SECONDS) -> dict[str, Any]:
@@ -149,11 +153,13 @@ async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: 
     if seconds <= 0:
         raise InvalidInput("a claim needs a positive duration")
     async with db.transaction() as conn:
-        row = await _locked(conn, actor, escalation_id)
+        row = await _visible(conn, actor, escalation_id)
         _require_act(actor, row, "claim")
-        new = await (await conn.execute(Q["claim_escalation"], {"id": escalation_id, "who": actor.id, "seconds": seconds})).fetchone()
+        new = await (await conn.execute(Q["claim_escalation"], {
+            "id": escalation_id, "who": actor.id, "seconds": seconds, "role": row["role"],
+        })).fetchone()
         if new is None:
-            raise await _conflict(conn, escalation_id, "claim")
+            raise await _conflict(conn, escalation_id, "claim", row["role"])
         await audit(conn, actor, "escalation.claim", "escalation", escalation_id, before="pending", after="pending",
                     data={"until": new["assigned_until"].isoformat()})
         await emit(conn, db, [_event("claimed", new)])
@@ -185,10 +191,10 @@ async def claim_next(db: Database, actor: Principal, *, role: str | None = None,
 async def release(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:
     """Give back one's claim (an admin of the role may release anyone's)."""
     async with db.transaction() as conn:
-        row = await _locked(conn, actor, escalation_id)
+        row = await _visible(conn, actor, escalation_id)
         _require_act(actor, row, "release")
         new = await (await conn.execute(Q["release_escalation"], {
-            "id": escalation_id, "who": actor.id, "force": actor.admin_of(row["role"]),
+            "id": escalation_id, "who": actor.id, "force": actor.admin_of(row["role"]), "role": row["role"],
         })).fetchone()
         if new is None:
             raise Conflict(f"cannot release: escalation {escalation_id!r} is not claimed by {actor.id}")
@@ -219,14 +225,15 @@ async def resolve(db: Database, actor: Principal, escalation_id: str, resolution
         InvalidInput: payload fails the form.  Conflict: someone else claimed it, or it ended.
     """
     async with db.transaction() as conn:
-        row = await _locked(conn, actor, escalation_id)
+        row = await _visible(conn, actor, escalation_id)
         _require_act(actor, row, "resolve")
         validate_resolution(row["form_schema"], resolution)
         new = await (await conn.execute(Q["resolve_escalation"], {
             "id": escalation_id, "who": actor.id, "resolution": dumps(resolution, what="resolution"), "reason": reason,
+            "role": row["role"],
         })).fetchone()
         if new is None:
-            raise await _conflict(conn, escalation_id, "resolve")
+            raise await _conflict(conn, escalation_id, "resolve", row["role"])
         await audit(conn, actor, "escalation.resolve", "escalation", escalation_id, before="pending",
                     after="resolved", reason=reason)
         await emit(conn, db, [_event("resolved", new)])
@@ -236,11 +243,13 @@ async def resolve(db: Database, actor: Principal, escalation_id: str, resolution
 
 async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: str | None = None) -> dict[str, Any]:
     async with db.transaction() as conn:
-        row = await _locked(conn, actor, escalation_id)
+        row = await _visible(conn, actor, escalation_id)
         _require_act(actor, row, "cancel")
-        new = await (await conn.execute(Q["cancel_escalation"], {"id": escalation_id, "who": actor.id, "reason": reason})).fetchone()
+        new = await (await conn.execute(Q["cancel_escalation"], {
+            "id": escalation_id, "who": actor.id, "reason": reason, "role": row["role"],
+        })).fetchone()
         if new is None:
-            raise await _conflict(conn, escalation_id, "cancel")
+            raise await _conflict(conn, escalation_id, "cancel", row["role"])
         await audit(conn, actor, "escalation.cancel", "escalation", escalation_id, before="pending",
                     after="cancelled", reason=reason)
         await emit(conn, db, [_event("cancelled", new)])
@@ -251,7 +260,7 @@ async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: 
 async def reroute(db: Database, actor: Principal, escalation_id: str, role: str, *, reason: str | None = None) -> dict[str, Any]:
     """Send to another role (claim cleared; the new role's chain sets the deadline)."""
     async with db.transaction() as conn:
-        row = await _locked(conn, actor, escalation_id)
+        row = await _visible(conn, actor, escalation_id)
         _require_act(actor, row, "re-route")
         if role == row["role"]:
             raise InvalidInput(f"escalation {escalation_id!r} is already with role {role!r}")

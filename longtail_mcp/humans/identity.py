@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from jsonschema import SchemaError
+from psycopg.errors import ForeignKeyViolation, UniqueViolation
 from jsonschema.validators import validator_for
 
 from longtail_mcp.db.pool import Conn, Database
@@ -126,9 +127,14 @@ async def set_membership(db: Database, actor: Principal, role: str, account_id: 
     else:
         require_admin(actor, role, "manage its members")
     async with db.transaction() as conn:
+        current = await (await conn.execute(
+            "SELECT type FROM role_member WHERE role = %s AND account_id = %s FOR UPDATE", [role, account_id]
+        )).fetchone()
+        if current is not None and current["type"] == "superadmin" and not actor.superadmin:
+            raise Forbidden("only a superadmin may change a superadmin's membership")
         try:
             await conn.execute(Q["set_membership"], {"role": role, "account": account_id, "type": type})
-        except Exception as exc:  # foreign keys: unknown role or account
+        except ForeignKeyViolation as exc:
             raise NotFound(f"no role {role!r} or no account {account_id!r}") from exc
         await audit(conn, actor, "role.member.set", "role", role, after=type, data={"account": account_id})
 
@@ -213,7 +219,7 @@ async def create_key(db: Database, actor: Principal, account_id: str, *, name: s
                 "id": key_id, "account": account_id, "name": name, "hash": _hash(secret), "scope": scope,
                 "expires_at": expires,
             })
-        except Exception as exc:
+        except (ForeignKeyViolation, UniqueViolation) as exc:
             raise Conflict(f"could not create the key (unknown account {account_id!r}, or key id taken)") from exc
         await audit(conn, actor, "key.create", "api_key", key_id, after="active",
                     data={"account": account_id, "scope": scope})
@@ -300,7 +306,7 @@ async def add_form(db: Database, actor: Principal, role: str, schema: dict[str, 
     async with db.transaction() as conn:
         try:
             row = await (await conn.execute(Q["add_form"], {"role": role, "schema": dumps(schema), "actor": actor.id})).fetchone()
-        except Exception as exc:
+        except ForeignKeyViolation as exc:
             raise NotFound(f"no role {role!r}") from exc
         await audit(conn, actor, "role.form", "role", role, data={"version": row["version"]})
     return int(row["version"])
@@ -316,7 +322,7 @@ async def set_chain(db: Database, actor: Principal, role: str, stage_seconds: fl
     async with db.transaction() as conn:
         try:
             await conn.execute(Q["set_chain"], {"role": role, "next_role": next_role, "stage_seconds": stage_seconds})
-        except Exception as exc:
+        except ForeignKeyViolation as exc:
             raise NotFound(f"no role {role!r} or {next_role!r}") from exc
         await audit(conn, actor, "role.chain", "role", role, data={"next_role": next_role, "stage_seconds": stage_seconds})
 

@@ -88,6 +88,7 @@ CREATE TABLE escalation (
 CREATE INDEX escalation_available ON escalation (role, priority, created_at) WHERE status = 'pending';
 CREATE INDEX escalation_deadline ON escalation (deadline_at) WHERE status = 'pending' AND deadline_at IS NOT NULL;
 CREATE INDEX escalation_assignee ON escalation (assigned_to) WHERE status = 'pending';
+CREATE INDEX escalation_claim_expiry ON escalation (assigned_until) WHERE status = 'pending' AND assigned_to IS NOT NULL;
 CREATE INDEX escalation_workflow ON escalation (workflow_id) WHERE workflow_id IS NOT NULL;
 CREATE INDEX escalation_status_created ON escalation (status, created_at DESC);
 CREATE INDEX escalation_metadata ON escalation USING gin (metadata jsonb_path_ops);

@@ -18,14 +18,14 @@ SELECT * FROM escalation WHERE id = %(id)s
 -- Claim (or extend one's own claim): first writer wins; a claim past its TTL is free again.
 UPDATE escalation
 SET assigned_to = %(who)s, assigned_until = now() + make_interval(secs => %(seconds)s), updated_at = now()
-WHERE id = %(id)s AND status = 'pending'
+WHERE id = %(id)s AND status = 'pending' AND role = %(role)s
   AND (assigned_to IS NULL OR assigned_until < now() OR assigned_to = %(who)s)
 RETURNING *
 
 -- release_escalation --
 -- Give a claim back.
 UPDATE escalation SET assigned_to = NULL, assigned_until = NULL, updated_at = now()
-WHERE id = %(id)s AND status = 'pending' AND assigned_to IS NOT NULL
+WHERE id = %(id)s AND status = 'pending' AND role = %(role)s AND assigned_to IS NOT NULL
   AND (assigned_to = %(who)s OR %(force)s)
 RETURNING *
 
@@ -34,7 +34,7 @@ RETURNING *
 UPDATE escalation
 SET status = 'resolved', resolution = %(resolution)s, resolved_by = %(who)s, resolved_at = now(),
     reason = %(reason)s, assigned_to = %(who)s, updated_at = now()
-WHERE id = %(id)s AND status = 'pending'
+WHERE id = %(id)s AND status = 'pending' AND role = %(role)s
   AND (assigned_to IS NULL OR assigned_until < now() OR assigned_to = %(who)s)
 RETURNING *
 
@@ -42,7 +42,7 @@ RETURNING *
 -- Cancel a pending escalation.
 UPDATE escalation SET status = 'cancelled', reason = %(reason)s, resolved_by = %(who)s, resolved_at = now(),
     updated_at = now()
-WHERE id = %(id)s AND status = 'pending'
+WHERE id = %(id)s AND status = 'pending' AND role = %(role)s
 RETURNING *
 
 -- reroute_escalation --
@@ -83,7 +83,7 @@ RETURNING *
 -- release_expired_claims --
 -- Claims past their TTL go back to the queue.
 UPDATE escalation SET assigned_to = NULL, assigned_until = NULL, updated_at = now()
-WHERE status = 'pending' AND assigned_until < now()
+WHERE status = 'pending' AND assigned_to IS NOT NULL AND assigned_until < now()
 RETURNING id
 
 -- use_approval --
