@@ -55,6 +55,7 @@ class StepInfo:
     seq: int
     name: str
     attempt: int
+    principal: Any = None  # who the run acts for (humans.identity.Principal), or None
 
     @property
     def idempotency_key(self) -> str:
@@ -204,7 +205,7 @@ class Context:
         policy = spec.retry
         while True:
             started = time.time()
-            token = _current_step.set(StepInfo(self.workflow_id, seq, spec.name, attempt))
+            token = _current_step.set(StepInfo(self.workflow_id, seq, spec.name, attempt, self.principal))
             try:
                 if spec.is_async:
                     result = await spec.fn(*args, **kwargs)

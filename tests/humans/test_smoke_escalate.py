@@ -135,3 +135,26 @@ async def test_the_python_client_works_the_queue_as_a_principal(app: LongTail) -
             await outsider.claim_next(role="reviewer")
         await rita.resolve(item["id"], {"ok": True})
         assert await handle.result(timeout=10) == {"ok": True}
+
+
+async def test_the_starting_principal_flows_into_the_run_its_steps_and_its_escalations(app: LongTail) -> None:
+    from longtail_mcp import current_step
+
+    def who_runs_me() -> str:
+        return current_step().principal.id
+
+    @app.workflow()
+    async def on_behalf(ctx):
+        step_sees = await ctx.run(who_runs_me)
+        await ctx.escalate("reviewer", "check")
+        return {"ctx": ctx.principal.id, "step": step_sees}
+
+    async with running(app):
+        rita = await setup_reviewer(app)
+        handle = await app.start("on_behalf", principal=rita)
+        await wait_status(handle, "waiting")
+        (item,) = await esc.available_work(app.db, rita)
+        assert item["created_by"] == "rita"
+        await esc.resolve(app.db, rita, item["id"], {})
+        assert await handle.result(timeout=10) == {"ctx": "rita", "step": "rita"}
+        assert (await handle.info())["principal"]["id"] == "rita"
