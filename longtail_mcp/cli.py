@@ -271,13 +271,25 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
         elif args.action == "cancel":
             row = await escalations.cancel(db, actor, args.id, reason=args.reason)
             print(f"cancelled {row['id']}")
+        elif args.action == "release":
+            row = await escalations.release(db, actor, args.id)
+            print(f"released {row['id']}")
+        elif args.action == "reroute":
+            row = await escalations.reroute(db, actor, args.id, args.role, reason=args.reason)
+            print(f"{row['id']} is now with role {row['role']}")
+        elif args.action == "claim-next":
+            row = await escalations.claim_next(db, actor, role=args.role, seconds=args.minutes * 60)
+            if row is None:
+                raise SystemExit("longtail-mcp: nothing to claim")
+            print(json.dumps(row, indent=2) if args.json else f"claimed {row['id']} until {row['assigned_until']}: {row['message']}")
         else:
             print(json.dumps(await escalations.escalation_stats(db, actor), indent=2))
 
 
 async def cmd_audit(args: argparse.Namespace) -> None:
     async with Client() as client:
-        for row in await identity.export_audit(client.db, after=args.after, limit=args.limit):
+        actor = await _actor(client, args.as_account)
+        for row in await identity.export_audit(client.db, actor, after=args.after, limit=args.limit):
             print(json.dumps(row, separators=(",", ":")))
 
 
@@ -338,15 +350,20 @@ def _identity_parsers(sub: Any) -> None:
     c.add_argument("--type")
     c.add_argument("--priority", type=int)
     c.add_argument("--limit", type=int, default=50)
-    for name in ("show", "claim", "resolve", "cancel"):
+    for name in ("show", "claim", "release", "resolve", "cancel", "reroute"):
         c = common(esc.add_parser(name))
         c.add_argument("id")
         if name == "claim":
             c.add_argument("--minutes", type=float, default=30)
         if name == "resolve":
             c.add_argument("--data", required=True, help="the resolution as JSON, or @file.json")
-        if name in ("resolve", "cancel"):
+        if name == "reroute":
+            c.add_argument("role", help="the role to send it to")
+        if name in ("resolve", "cancel", "reroute"):
             c.add_argument("--reason")
+    c = common(esc.add_parser("claim-next", help="claim the most urgent claimable escalation of my roles"))
+    c.add_argument("--role")
+    c.add_argument("--minutes", type=float, default=30)
     common(esc.add_parser("stats"))
     sub.choices["escalations"].set_defaults(run=cmd_escalations)
 
@@ -354,6 +371,7 @@ def _identity_parsers(sub: Any) -> None:
     c = audit.add_parser("export", help="as JSON lines, oldest first")
     c.add_argument("--after", type=int, default=0, help="only records with a larger id")
     c.add_argument("--limit", type=int, default=1_000_000)
+    c.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
     sub.choices["audit"].set_defaults(run=cmd_audit)
 
 

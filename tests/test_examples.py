@@ -13,6 +13,7 @@ def run_example(name: str, dsn: str) -> subprocess.CompletedProcess[str]:
     """Run an example against the test database (so it starts no Postgres of its own)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LONGTAIL_")}
     env["DATABASE_URL"] = dsn
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's package, whatever is installed
     return subprocess.run(
         [sys.executable, str(ROOT / "examples" / name)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -55,3 +56,34 @@ def test_inventory_example_counts_every_concurrent_reservation(dsn: str) -> None
     assert "report: {'open_warehouses': 1, 'stock': 80}" in out
     assert "stock: 80" in out and "reservations: 20" in out and "open: False" in out
     assert "hook completions seen as events: 20" in out
+
+
+def test_content_review_example_reviewer_approves_one_post_and_the_deadline_moves_the_other_to_admin(dsn: str) -> None:
+    done = run_example("content_review.py", dsn)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    lines = out.splitlines()
+    results = {
+        line.split()[1].rstrip(":"): json.loads(line.split(": ", 1)[1]) for line in lines if line.startswith("result ")
+    }
+    assert results == {
+        "post-1": {"post": "post-1", "status": "published", "url": "https://blog.example/posts/post-1",
+                   "notes": "good read"},
+        "post-2": {"post": "post-2", "status": "rejected", "notes": "spam"},
+    }, out
+    assert "rita's queue (priority, then age): [('post-2', 2), ('post-1', 3)]" in out, "more urgent first"
+    assert ("bad payload rejected: the resolution does not match the form: approved: 'yes' is not of type "
+            "'boolean'") in out
+    assert "  still pending, claimed by rita" in out, "a rejected payload changes nothing"
+    assert any(line.startswith("deadline: ") and "moved reviewer -> admin (stage 1)" in line for line in lines), out
+    assert "  rita can no longer see it: no escalation " in out
+    assert "  alex's queue has it: True" in out
+    assert "outcome post-1: published by rita at role reviewer (stage 0; certified task completed)" in out
+    assert "outcome post-2: rejected by alex at role admin (stage 1; certified task completed)" in out
+    history = [line.split(None, 3)[1:] for line in lines if line.startswith("  ") and " escalation." in line]
+    assert history == [
+        ["escalation.create", "cms", "-> reviewer"],
+        ["escalation.escalate", "system", "reviewer -> admin (deadline)"],
+        ["escalation.claim", "alex", "at admin"],
+        ["escalation.resolve", "alex", "at admin (spam words)"],
+    ], out

@@ -13,6 +13,7 @@ EVENT_TYPES = (
     "step.completed",
     "escalation.created",
     "escalation.claimed",
+    "escalation.released",
     "escalation.resolved",
     "escalation.expired",
     "escalation.cancelled",

@@ -11,8 +11,8 @@ from typing import Any
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
-from longtail_mcp.errors import EscalationClosed, WaitTimeout, error_to_json
-from longtail_mcp.humans.identity import Principal, require_superadmin
+from longtail_mcp.errors import EscalationClosed, InvalidInput, NonDeterminism, NotFound, WaitTimeout, error_to_json
+from longtail_mcp.humans.identity import Principal, audit, require_superadmin
 from longtail_mcp.runtime.codec import dumps_or_none, iso
 
 H = load("humans")
@@ -54,6 +54,8 @@ async def intercept(ctx: Any, body: Any, input: Any, takes_input: bool, role: st
         error: dict[str, Any] | None = None
         try:
             result = await (body(ctx, input) if takes_input else body(ctx))
+        except NonDeterminism:
+            raise  # a code/journal mismatch is for developers, not for a reviewer's queue
         except Exception as exc:
             error = error_to_json(exc)
             result = Escalation(role=role, message=f"{ctx.name} failed: {error['message']}", type="error",
@@ -68,7 +70,7 @@ async def intercept(ctx: Any, body: Any, input: Any, takes_input: bool, role: st
                 result.role or role, result.message, result.data, priority=result.priority,
                 form_schema=result.form_schema, timeout=result.timeout, type=result.type,
             )
-        except (WaitTimeout, EscalationClosed) as exc:
+        except (WaitTimeout, EscalationClosed, InvalidInput, NotFound) as exc:
             await _task(ctx, "failed", attempts=attempt, error=error_to_json(exc))
             raise
 
@@ -82,8 +84,12 @@ async def get_task(db: Database, workflow_id: str) -> dict[str, Any] | None:
 async def certify(db: Database, actor: Principal, name: str, *, role: str = "admin", certified: bool = True) -> None:
     """Certify a workflow type by configuration (no code change); workers pick it up within a poll."""
     require_superadmin(actor, "certify workflow types")
-    async with db.connection() as conn:
+    async with db.transaction() as conn:
+        if await (await conn.execute("SELECT 1 FROM role WHERE name = %s", [role])).fetchone() is None:
+            raise NotFound(f"no role {role!r} to escalate {name!r} errors to")
         await conn.execute(H["set_config"], {"name": name, "certified": certified, "role": role})
+        await audit(conn, actor, "workflow.certify" if certified else "workflow.decertify", "workflow_type", name,
+                    data={"role": role})
 
 
 async def certified_types(db: Database) -> dict[str, str]:

@@ -108,6 +108,12 @@ async def insert_escalation(
         deadline = chain["stage_seconds"] if chain else None
     if await (await conn.execute("SELECT 1 FROM role WHERE name = %s", [role])).fetchone() is None:
         raise NotFound(f"no role {role!r}")
+    if assigned_to is not None:
+        member = await (await conn.execute(
+            "SELECT 1 FROM role_member WHERE account_id = %s AND (role = %s OR type = 'superadmin')", [assigned_to, role]
+        )).fetchone()
+        if member is None:
+            raise InvalidInput(f"cannot assign to {assigned_to!r}: not a member of role {role!r}")
     row = await (await conn.execute(Q["insert_escalation"], {
         "id": escalation_id, "workflow_id": workflow_id, "seq": seq, "type": type, "role": role,
         "message": message, "data": dumps(data or {}, what="escalation data"),
@@ -199,6 +205,7 @@ async def release(db: Database, actor: Principal, escalation_id: str) -> dict[st
         if new is None:
             raise Conflict(f"cannot release: escalation {escalation_id!r} is not claimed by {actor.id}")
         await audit(conn, actor, "escalation.release", "escalation", escalation_id, before="pending", after="pending")
+        await emit(conn, db, [_event("released", new)])
     return iso(new)  # type: ignore[no-any-return]
 
 
@@ -247,6 +254,7 @@ async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: 
         _require_act(actor, row, "cancel")
         new = await (await conn.execute(Q["cancel_escalation"], {
             "id": escalation_id, "who": actor.id, "reason": reason, "role": row["role"],
+            "force": actor.admin_of(row["role"]),
         })).fetchone()
         if new is None:
             raise await _conflict(conn, escalation_id, "cancel", row["role"])
@@ -269,10 +277,11 @@ async def reroute(db: Database, actor: Principal, escalation_id: str, role: str,
         chain = await (await conn.execute(H["get_chain"], {"role": role})).fetchone()
         new = await (await conn.execute(Q["reroute_escalation"], {
             "id": escalation_id, "role": role, "from_role": row["role"], "reason": reason,
-            "deadline_seconds": chain["stage_seconds"] if chain else None,
+            "deadline_seconds": chain["stage_seconds"] if chain else None, "who": actor.id,
+            "force": actor.admin_of(row["role"]),
         })).fetchone()
         if new is None:
-            raise await _conflict(conn, escalation_id, "re-route")
+            raise await _conflict(conn, escalation_id, "re-route", row["role"])
         await audit(conn, actor, "escalation.reroute", "escalation", escalation_id, before="pending", after="pending",
                     reason=reason, data={"from": row["role"], "to": role})
         await emit(conn, db, [_event("escalated", new)])
@@ -291,6 +300,16 @@ async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[s
             raise Forbidden(f"escalation {escalation_id!r} does not approve this exact call (or its approval was used)")
         await audit(conn, Principal("system"), "escalation.approval.use", "escalation", escalation_id,
                     data={"tool": tool})
+
+
+async def cancel_for_runs(conn: Conn, db: Database, actor: Principal, ids: list[str], reason: str) -> None:
+    """On the cancelling transaction: close the escalations those runs were waiting on."""
+    rows = await (await conn.execute(Q["cancel_for_runs"], {"ids": ids, "who": actor.id, "reason": reason})).fetchall()
+    for row in rows:
+        await audit(conn, actor, "escalation.cancel", "escalation", row["id"], before="pending", after="cancelled",
+                    reason=reason)
+    await emit(conn, db, [_event("cancelled", r) for r in rows])
+    await conn.execute(H["fail_tasks"], {"ids": ids})
 
 
 # -- deadlines --------------------------------------------------------------------------------------

@@ -212,7 +212,9 @@ async def create_key(db: Database, actor: Principal, account_id: str, *, name: s
         token = f"{KEY_PREFIX}{key_id}_{secret}"
     else:
         key_id, secret = split_key(token)
-    expires = datetime.now(timezone.utc) + expires_in if expires_in else None
+    if expires_in is not None and expires_in <= timedelta(0):
+        raise InvalidInput("expires_in must be positive (omit it for a key that does not expire)")
+    expires = datetime.now(timezone.utc) + expires_in if expires_in is not None else None
     async with db.transaction() as conn:
         try:
             await conn.execute(Q["create_key"], {
@@ -267,20 +269,28 @@ async def revoke_key(db: Database, actor: Principal, key_id: str) -> None:
 
 
 async def ensure_admin(db: Database, token: str | None = None) -> dict[str, Any] | None:
-    """On first start: an `admin` superadmin account and a full key (given, or new and returned once)."""
-    async with db.connection() as conn:
+    """On first start: an `admin` superadmin account and a full key (given, or new and returned once).
+
+    Safe when several processes start at once on a fresh database (one of them creates it).
+    """
+    async with db.transaction() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('longtail:ensure_admin'))")
         exists = await (await conn.execute("SELECT 1 FROM account WHERE id = 'admin'")).fetchone()
-    if exists is None:
-        await create_account(db, SYSTEM, "admin", "Administrator")
-        async with db.transaction() as conn:
-            await conn.execute(Q["create_role"], {"name": "admin", "description": "administrators"})
+        if exists is None:
+            await conn.execute(Q["create_account"], {"id": "admin", "name": "Administrator", "kind": "human", "email": None})
+            await audit(conn, SYSTEM, "account.create", "account", "admin", after="active")
+            if await (await conn.execute(Q["create_role"], {"name": "admin", "description": "administrators"})).fetchone():
+                await audit(conn, SYSTEM, "role.create", "role", "admin")
             await conn.execute(Q["set_membership"], {"role": "admin", "account": "admin", "type": "superadmin"})
             await audit(conn, SYSTEM, "role.member.set", "role", "admin", after="superadmin", data={"account": "admin"})
     if token is not None:
-        key_id, _ = split_key(token)
+        key_id, secret = split_key(token)
         async with db.connection() as conn:
-            if await (await conn.execute(Q["find_key"], {"id": key_id})).fetchone() is not None:
-                return None
+            found = await (await conn.execute(Q["find_key"], {"id": key_id})).fetchone()
+        if found is not None:
+            if not hmac.compare_digest(bytes(found["secret_hash"]), _hash(secret)):
+                raise Conflict(f"LONGTAIL_ADMIN_KEY: a different key with id {key_id!r} is already registered")
+            return None
         return await create_key(db, SYSTEM, "admin", name="LONGTAIL_ADMIN_KEY", token=token)
     if exists is None:
         return await create_key(db, SYSTEM, "admin", name="first admin key")
@@ -304,6 +314,7 @@ async def add_form(db: Database, actor: Principal, role: str, schema: dict[str, 
     require_admin(actor, role, "change its form")
     check_schema(schema)
     async with db.transaction() as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('longtail:form:' || %s))", [role])  # versions in order
         try:
             row = await (await conn.execute(Q["add_form"], {"role": role, "schema": dumps(schema), "actor": actor.id})).fetchone()
         except ForeignKeyViolation as exc:
@@ -320,6 +331,15 @@ async def set_chain(db: Database, actor: Principal, role: str, stage_seconds: fl
     if next_role == role:
         raise InvalidInput("a chain cannot point a role at itself")
     async with db.transaction() as conn:
+        await conn.execute("LOCK TABLE escalation_chain IN SHARE ROW EXCLUSIVE MODE")  # cycle check vs concurrent edits
+        seen, cursor = {role}, next_role
+        while cursor is not None:
+            if cursor in seen:
+                raise InvalidInput(f"{role} -> {next_role} would make a cycle (the chain loops back to {cursor!r}); "
+                                   "every chain must end in expiry")
+            seen.add(cursor)
+            step = await (await conn.execute(Q["get_chain"], {"role": cursor})).fetchone()
+            cursor = step["next_role"] if step else None
         try:
             await conn.execute(Q["set_chain"], {"role": role, "next_role": next_role, "stage_seconds": stage_seconds})
         except ForeignKeyViolation as exc:
@@ -327,6 +347,9 @@ async def set_chain(db: Database, actor: Principal, role: str, stage_seconds: fl
         await audit(conn, actor, "role.chain", "role", role, data={"next_role": next_role, "stage_seconds": stage_seconds})
 
 
-async def export_audit(db: Database, *, after: int = 0, limit: int = 10000) -> list[dict[str, Any]]:
+async def export_audit(db: Database, actor: Principal, *, after: int = 0, limit: int = 10000) -> list[dict[str, Any]]:
+    """The audit log in order (superadmins only: it names every account and change)."""
+    if not actor.superadmin:
+        raise Forbidden("only a superadmin may export the audit log")
     async with db.connection() as conn:
         return [iso(r) for r in await (await conn.execute(Q["export_audit"], {"after": after, "limit": limit})).fetchall()]

@@ -108,9 +108,13 @@ class Client:
     def handle(self, workflow_id: str) -> Handle:
         return Handle(self.db, workflow_id)
 
-    async def hook(self, workflow_id: str, name: str, args: Any = None, *, hook_id: str | None = None) -> Handle:
-        """Start workflow type `name` on live run `workflow_id`, concurrently, sharing its entity state."""
-        return Handle(self.db, await service.start_hook(self.db, workflow_id, name, args, hook_id=hook_id))
+    async def hook(self, workflow_id: str, name: str, args: Any = None, *, hook_id: str | None = None,
+                   principal: Any = None) -> Handle:
+        """Start workflow type `name` on live run `workflow_id`, concurrently, sharing its entity state.
+
+        The hook acts for `principal` (default: the principal of the run it is started on)."""
+        return Handle(self.db, await service.start_hook(self.db, workflow_id, name, args, hook_id=hook_id,
+                                                        principal=principal))
 
     async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
         """Deliver a signal; buffered until the run waits for it.

@@ -100,6 +100,10 @@ async def cancel_run(db: Database, workflow_id: str, reason: str | None = None) 
         if parents:
             await conn.execute(Q["wake_workflows"], {"ids": parents})
         await emit(conn, db, [Event("run.cancelled", workflow_id=r["id"], name=r["name"], status="cancelled") for r in rows])
+        from longtail_mcp.humans.escalations import cancel_for_runs
+        from longtail_mcp.humans.identity import SYSTEM
+
+        await cancel_for_runs(conn, db, SYSTEM, ids, f"run cancelled: {reason or 'cancelled'}")
         await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
     return ids
 

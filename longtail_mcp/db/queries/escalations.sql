@@ -43,6 +43,7 @@ RETURNING *
 UPDATE escalation SET status = 'cancelled', reason = %(reason)s, resolved_by = %(who)s, resolved_at = now(),
     updated_at = now()
 WHERE id = %(id)s AND status = 'pending' AND role = %(role)s
+  AND (assigned_to IS NULL OR assigned_until < now() OR assigned_to = %(who)s OR %(force)s)
 RETURNING *
 
 -- reroute_escalation --
@@ -52,6 +53,7 @@ SET role = %(role)s, assigned_to = NULL, assigned_until = NULL, reason = %(reaso
     deadline_at = CASE WHEN %(deadline_seconds)s::float8 IS NULL THEN NULL
                        ELSE now() + make_interval(secs => %(deadline_seconds)s) END
 WHERE id = %(id)s AND status = 'pending' AND role = %(from_role)s
+  AND (assigned_to IS NULL OR assigned_until < now() OR assigned_to = %(who)s OR %(force)s)
 RETURNING *
 
 -- due_escalations --
@@ -90,7 +92,7 @@ RETURNING id
 -- Spend a resolved approval on exactly the action it was bound to; single use.
 UPDATE escalation SET approval_used_at = now(), updated_at = now()
 WHERE id = %(id)s AND status = 'resolved' AND action_hash = %(hash)s AND approval_used_at IS NULL
-  AND coalesce(resolution ->> 'approved', 'false') = 'true'
+  AND resolution -> 'approved' = 'true'::jsonb
 RETURNING id
 
 -- available_work --
@@ -125,4 +127,11 @@ WHERE id = (
     ORDER BY priority, created_at LIMIT 1
     FOR UPDATE SKIP LOCKED
 )
+RETURNING *
+
+-- cancel_for_runs --
+-- The runs waiting on these escalations were cancelled: nothing is waiting for a decision any more.
+UPDATE escalation SET status = 'cancelled', reason = %(reason)s, resolved_by = %(who)s, resolved_at = now(),
+    updated_at = now()
+WHERE workflow_id = ANY(%(ids)s) AND status = 'pending'
 RETURNING *

@@ -112,3 +112,8 @@ SELECT name, certified, role FROM workflow_config
 -- Certify (or de-certify) a workflow type without changing its code.
 INSERT INTO workflow_config (name, certified, role) VALUES (%(name)s, %(certified)s, %(role)s)
 ON CONFLICT (name) DO UPDATE SET certified = excluded.certified, role = excluded.role, updated_at = now()
+
+-- fail_tasks --
+-- Certified runs that were cancelled: their tasks end as failed.
+UPDATE task SET status = 'failed', updated_at = now()
+WHERE workflow_id = ANY(%(ids)s) AND status NOT IN ('completed', 'failed')

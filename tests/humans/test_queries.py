@@ -1,0 +1,134 @@
+"""Work queues and search: available work, my work, find_escalations and stats, limited to the caller's roles."""
+
+import anyio
+import pytest
+
+from longtail_mcp import Forbidden, InvalidInput, LongTail
+from longtail_mcp.humans import escalations as esc
+from longtail_mcp.humans.identity import SYSTEM
+from tests.humans.helpers import eventually, make_roles, person, sql_exec
+
+pytestmark = pytest.mark.anyio
+
+
+async def new(app: LongTail, eid: str, role: str = "reviewer", **options) -> str:
+    return (await esc.create_escalation(app.db, SYSTEM, role=role, message=eid, escalation_id=eid, **options))["id"]
+
+
+def ids(rows: list[dict]) -> list[str]:
+    return [r["id"] for r in rows]
+
+
+async def test_available_work_is_by_priority_then_age_and_skips_live_claims_but_not_lapsed_ones(app: LongTail) -> None:
+    async with app:
+        await make_roles(app.db, "reviewer", "legal")
+        rita = await person(app.db, "rita", {"reviewer": "member"})
+        sam = await person(app.db, "sam", {"reviewer": "member"})
+        boss = await person(app.db, "boss", {"legal": "superadmin"})
+        loner = await person(app.db, "loner")
+        for eid, priority in [("a", 3), ("b", 1), ("c", 3), ("d", 2), ("x", 1), ("y", 2)]:
+            await new(app, eid, priority=priority)
+        await new(app, "z", "legal", priority=1)
+        await esc.claim(app.db, sam, "x")
+        await esc.claim(app.db, sam, "y", seconds=0.5)
+
+        assert ids(await esc.available_work(app.db, rita)) == ["b", "d", "a", "c"]
+        assert ids(await esc.my_work(app.db, sam)) == ["x", "y"]
+        assert await esc.my_work(app.db, rita) == []
+
+        async def lapsed() -> bool:
+            return "y" in ids(await esc.available_work(app.db, rita))
+
+        await eventually(lapsed, within=5)
+        assert ids(await esc.available_work(app.db, rita)) == ["b", "d", "y", "a", "c"]
+        assert ids(await esc.my_work(app.db, sam)) == ["x"]
+        assert (await esc.claim(app.db, rita, "y"))["assigned_to"] == "rita"
+        assert ids(await esc.my_work(app.db, rita)) == ["y"]
+
+        assert ids(await esc.available_work(app.db, rita, role="reviewer", limit=2)) == ["b", "d"]
+        assert ids(await esc.available_work(app.db, boss)) == ["b", "z", "d", "a", "c"]
+        assert ids(await esc.available_work(app.db, boss, role="legal")) == ["z"]
+        assert await esc.available_work(app.db, loner) == []
+        with pytest.raises(Forbidden):
+            await esc.available_work(app.db, rita, role="legal")
+
+
+async def test_a_claim_can_be_taken_over_once_its_ttl_has_passed(app: LongTail) -> None:
+    async with app:
+        await make_roles(app.db, "reviewer")
+        rita = await person(app.db, "rita", {"reviewer": "member"})
+        sam = await person(app.db, "sam", {"reviewer": "member"})
+        await new(app, "e")
+        await esc.claim(app.db, rita, "e", seconds=0.2)
+        await anyio.sleep(0.3)  # wait out the claim's TTL
+        assert (await esc.claim(app.db, sam, "e"))["assigned_to"] == "sam"
+        assert await esc.my_work(app.db, rita) == []
+
+
+async def test_find_escalations_filters_by_status_role_type_priority_and_metadata_within_the_callers_roles(
+    app: LongTail,
+) -> None:
+    async with app:
+        await make_roles(app.db, "reviewer", "legal")
+        rita = await person(app.db, "rita", {"reviewer": "member"})
+        boss = await person(app.db, "boss", {"legal": "superadmin"})
+        await new(app, "r1", metadata={"customer": "acme", "region": "eu"})
+        await new(app, "r2", type="error", priority=1, metadata={"customer": "acme"})
+        await new(app, "r3", priority=1, metadata={"customer": "globex"})
+        await new(app, "l1", "legal", metadata={"customer": "acme"})
+        await esc.resolve(app.db, rita, "r3", {"ok": True})
+
+        async def find(who=rita, **filters) -> list[str]:
+            return ids(await esc.find_escalations(app.db, who, **filters))
+
+        assert await find() == ["r3", "r2", "r1"]
+        assert await find(status="pending") == ["r2", "r1"]
+        assert await find(status="resolved") == ["r3"]
+        assert await find(status="expired") == []
+        assert await find(type="error") == ["r2"]
+        assert await find(priority=1) == ["r3", "r2"]
+        assert await find(type="review", priority=1) == ["r3"]
+        assert await find(metadata={"customer": "acme"}) == ["r2", "r1"]
+        assert await find(metadata={"customer": "acme", "region": "eu"}) == ["r1"]
+        assert await find(metadata={"customer": "initech"}) == []
+        assert await find(role="reviewer", status="pending", metadata={"customer": "acme"}) == ["r2", "r1"]
+        assert await find(limit=1) == ["r3"]
+        assert await find(boss, metadata={"customer": "acme"}) == ["l1", "r2", "r1"]
+        assert await find(boss, role="legal") == ["l1"]
+        with pytest.raises(Forbidden):
+            await find(role="legal")
+        with pytest.raises(InvalidInput, match="unknown status"):
+            await find(status="done")
+        with pytest.raises(InvalidInput, match="limit"):
+            await find(limit=0)
+
+
+async def test_stats_count_by_status_and_role_and_recent_throughput_for_the_callers_roles(app: LongTail) -> None:
+    async with app:
+        await make_roles(app.db, "reviewer", "legal")
+        rita = await person(app.db, "rita", {"reviewer": "member"})
+        boss = await person(app.db, "boss", {"legal": "superadmin"})
+        loner = await person(app.db, "loner")
+        for eid in ("r1", "r2", "r3", "r4", "r5"):
+            await new(app, eid)
+        await new(app, "l1", "legal")
+        await esc.resolve(app.db, rita, "r3", {})
+        await esc.resolve(app.db, rita, "r4", {})
+        await esc.cancel(app.db, rita, "r5")
+        await sql_exec(app.db, "UPDATE escalation SET created_at = now() - interval '2 hours' WHERE id = 'r1'")
+        await sql_exec(app.db, "UPDATE escalation SET created_at = now() - interval '2 days', "
+                               "resolved_at = now() - interval '3 hours' WHERE id = 'r3'")
+
+        mine = await esc.escalation_stats(app.db, rita)
+        assert mine == {
+            "by_status": {"pending": 2, "resolved": 2, "cancelled": 1},
+            "by_role": {"reviewer": {"pending": 2, "resolved": 2, "cancelled": 1}},
+            "created_1h": 3, "created_1d": 4, "resolved_1h": 1, "resolved_1d": 2,
+        }
+        everything = await esc.escalation_stats(app.db, boss)
+        assert everything["by_status"] == {"pending": 3, "resolved": 2, "cancelled": 1}
+        assert everything["by_role"]["legal"] == {"pending": 1}
+        assert (everything["created_1h"], everything["created_1d"]) == (4, 5)
+        assert await esc.escalation_stats(app.db, loner) == {
+            "by_status": {}, "by_role": {}, "created_1h": 0, "created_1d": 0, "resolved_1h": 0, "resolved_1d": 0,
+        }
