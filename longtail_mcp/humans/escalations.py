@@ -336,7 +336,9 @@ async def process_deadlines(db: Database) -> int:
                 await emit(conn, db, [_event("expired", new)])
                 await _wake(conn, db, new)
             moved += 1
-        await conn.execute(Q["release_expired_claims"])
+        for freed in await (await conn.execute(Q["release_expired_claims"])).fetchall():
+            await audit(conn, SYSTEM, "escalation.claim.expire", "escalation", freed["id"], before="pending",
+                        after="pending", reason="claim TTL passed")
     return moved
 
 
