@@ -19,6 +19,7 @@ class Settings(BaseModel):
     lease_seconds: float = Field(30.0, gt=0, description="a run whose worker stops renewing is taken over after this")
     poll_seconds: float = Field(1.0, gt=0, description="workers poll this often even without NOTIFY")
     concurrency: int = Field(200, ge=1, description="runs one worker process executes at once")
+    pool_size: int = Field(16, ge=2, le=500, description="most database connections one process's pool opens")
     admin_key: str | None = Field(None, repr=False, description="the first admin API key to register (else one is made)")
 
     @property
@@ -36,6 +37,7 @@ _ENV = {
     "lease_seconds": "LONGTAIL_LEASE_SECONDS",
     "poll_seconds": "LONGTAIL_POLL_SECONDS",
     "concurrency": "LONGTAIL_CONCURRENCY",
+    "pool_size": "LONGTAIL_POOL_SIZE",
     "admin_key": "LONGTAIL_ADMIN_KEY",
 }
 

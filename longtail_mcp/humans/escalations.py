@@ -182,16 +182,13 @@ async def claim_next(db: Database, actor: Principal, *, role: str | None = None,
     if seconds <= 0:
         raise InvalidInput("a claim needs a positive duration")
     roles = _visible_roles(actor, role)
-    async with db.transaction() as conn:
+    async with db.connection() as conn:  # one autocommit statement: pick, claim, audit, event
         if roles is None:
             roles = [r["name"] for r in await (await conn.execute("SELECT name FROM role")).fetchall()]
-        row = await (await conn.execute(Q["claim_next"], {"who": actor.id, "roles": roles, "seconds": seconds})).fetchone()
-        if row is None:
-            return None
-        await audit(conn, actor, "escalation.claim", "escalation", row["id"], before="pending", after="pending",
-                    data={"until": row["assigned_until"].isoformat()})
-        await emit(conn, db, [_event("claimed", row)])
-    return iso(row)  # type: ignore[no-any-return]
+        row = await (await conn.execute(Q["claim_next"], {
+            "who": actor.id, "roles": roles, "seconds": seconds, "channel": db.events_channel,
+        })).fetchone()
+    return None if row is None else iso(row)  # type: ignore[no-any-return]
 
 
 async def release(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ class Client:
         if dsn is None:
             self.embedded = EmbeddedPostgres.for_settings(self.settings)
             dsn = self.embedded.start(attach=self.attach_embedded if attach is None else attach)
-        db = Database(dsn, schema=self.settings.schema_name)
+        db = Database(dsn, schema=self.settings.schema_name, max_size=self.settings.pool_size)
         try:
             await db.open()
             if apply_migrations:

@@ -86,6 +86,8 @@ CREATE TABLE escalation (
     updated_at           timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX escalation_available ON escalation (role, priority, created_at) WHERE status = 'pending';
+-- claim_next reads unclaimed work in priority order straight from this index (no sort of the queue).
+CREATE INDEX escalation_unclaimed ON escalation (priority, created_at) WHERE status = 'pending' AND assigned_to IS NULL;
 CREATE INDEX escalation_deadline ON escalation (deadline_at) WHERE status = 'pending' AND deadline_at IS NOT NULL;
 CREATE INDEX escalation_assignee ON escalation (assigned_to) WHERE status = 'pending';
 CREATE INDEX escalation_claim_expiry ON escalation (assigned_until) WHERE status = 'pending' AND assigned_to IS NOT NULL;

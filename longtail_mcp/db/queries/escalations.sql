@@ -118,16 +118,41 @@ FROM escalation WHERE (%(roles)s::text[] IS NULL OR role = ANY(%(roles)s))
 GROUP BY role, status ORDER BY role, status
 
 -- claim_next --
--- Claim the most urgent, oldest claimable escalation of some roles. SKIP LOCKED: claimers never queue.
-UPDATE escalation
-SET assigned_to = %(who)s, assigned_until = now() + make_interval(secs => %(seconds)s), updated_at = now()
-WHERE id = (
+-- Claim the most urgent, oldest claimable escalation of some roles, in one statement: pick (unclaimed
+-- work from the escalation_unclaimed index, else a lapsed claim), claim, audit, announce.
+-- SKIP LOCKED: concurrent claimers never queue behind each other or get the same row.
+WITH unclaimed AS (
     SELECT id FROM escalation
-    WHERE status = 'pending' AND role = ANY(%(roles)s) AND (assigned_to IS NULL OR assigned_until < now())
+    WHERE status = 'pending' AND assigned_to IS NULL AND role = ANY(%(roles)s)
     ORDER BY priority, created_at LIMIT 1
     FOR UPDATE SKIP LOCKED
+), lapsed AS (  -- only when nothing is unclaimed: a claim whose TTL passed (the deadline loop also frees these)
+    SELECT id FROM escalation
+    WHERE status = 'pending' AND assigned_to IS NOT NULL AND assigned_until < now() AND role = ANY(%(roles)s)
+      AND NOT EXISTS (SELECT 1 FROM unclaimed)
+    ORDER BY priority, created_at LIMIT 1
+    FOR UPDATE SKIP LOCKED
+), pick AS (
+    SELECT id FROM unclaimed UNION ALL SELECT id FROM lapsed
+), claimed AS (
+    UPDATE escalation e
+    SET assigned_to = %(who)s, assigned_until = now() + make_interval(secs => %(seconds)s), updated_at = now()
+    FROM pick WHERE e.id = pick.id
+    RETURNING e.*
+), logged AS (
+    INSERT INTO audit (actor, action, object_type, object_id, before_status, after_status, data)
+    SELECT %(who)s, 'escalation.claim', 'escalation', id, 'pending', 'pending',
+           jsonb_build_object('until', assigned_until)
+    FROM claimed
+    RETURNING id
+), announced AS (
+    SELECT pg_notify(%(channel)s, json_build_object(
+        'type', 'escalation.claimed', 'id', id, 'workflow_id', workflow_id, 'status', status, 'name', role,
+        'at', extract(epoch FROM clock_timestamp()))::text) AS sent
+    FROM claimed
 )
-RETURNING *
+SELECT claimed.* FROM claimed
+WHERE (SELECT count(*) FROM logged) >= 0 AND (SELECT count(*) FROM announced) >= 0
 
 -- cancel_for_runs --
 -- The runs waiting on these escalations were cancelled: nothing is waiting for a decision any more.
