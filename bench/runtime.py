@@ -39,7 +39,7 @@ import psycopg
 from psycopg import sql
 
 from longtail_mcp import LongTail
-from longtail_mcp.db.embedded import EmbeddedPostgres, RunAs, service_user
+from longtail_mcp.db.embedded import EmbeddedPostgres, postgres_user
 from longtail_mcp.runtime.journal import StepWrite
 
 STEPS_PER_WF = 3
@@ -81,7 +81,7 @@ def server() -> Iterator[tuple[str, int | None, str]]:
         return
     root = Path(tempfile.mkdtemp(prefix="lt-bench-pg-"))
     root.chmod(0o755)  # the unprivileged Postgres user must reach it when we run as root
-    who = service_user(None) if os.geteuid() == 0 else RunAs.current()
+    who = postgres_user()
     pg = EmbeddedPostgres(root / "pgdata", port=free_port(), password_file=root / "pw", run_as=who,
                           fsync=True, database="postgres")
     try:

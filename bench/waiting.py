@@ -24,9 +24,9 @@ from typing import Any
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runtime import fresh_database, log, machine, server  # noqa: E402  (bench/runtime.py)
+from runtime import fresh_database, log, machine, server
 
-from longtail_mcp import LongTail  # noqa: E402
+from longtail_mcp import LongTail
 
 
 def rss_mb() -> float:

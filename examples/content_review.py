@@ -21,19 +21,16 @@ database: it sets the chains of the `reviewer` and `admin` roles).
 """
 
 import json
-import shutil
-import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 import anyio
+from _demo import demo_app, run
 
-from longtail_mcp import Conflict, Context, InvalidInput, LongTail, NotFound, WaitTimeout, load_settings
+from longtail_mcp import Conflict, Context, InvalidInput, LongTail, NotFound, WaitTimeout
 from longtail_mcp.humans import identity
 from longtail_mcp.humans.certified import get_task
 from longtail_mcp.humans.identity import SYSTEM, Principal
@@ -41,17 +38,7 @@ from longtail_mcp.humans.queue import HumanQueue
 
 # -- the app: an external Postgres if configured, else a throwaway embedded one ----------------------
 
-HOME: Path | None = None
-if load_settings().database_url is None:
-    # Mode 700: as root, Postgres runs as `longtail-pg`, which cannot enter it, so the launcher puts
-    # the cluster under /var/lib/longtail-mcp/clusters and links it from here (README: Running as root).
-    HOME = Path(tempfile.mkdtemp(prefix="longtail-review-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        PG_PORT = s.getsockname()[1]
-    app = LongTail(home=HOME, pg_port=PG_PORT)
-else:
-    app = LongTail()
+app = demo_app('review')
 
 REVIEW_STAGE = 3.0  # seconds at `reviewer` before the escalation moves to `admin`
 ADMIN_STAGE = 600.0  # the last stage: past it the escalation expires (the run gets WaitTimeout)
@@ -243,11 +230,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        anyio.run(main)
-    finally:
-        if HOME is not None:
-            cluster = HOME / "pgdata"
-            if cluster.is_symlink():  # as root the cluster was placed under /var/lib/longtail-mcp/clusters
-                shutil.rmtree(cluster.resolve().parent, ignore_errors=True)
-            shutil.rmtree(HOME, ignore_errors=True)
+    run(main)

@@ -10,25 +10,14 @@ closes it with a signal.
 Uses DATABASE_URL when set; otherwise the embedded Postgres in a temporary LONGTAIL_HOME.
 """
 
-import shutil
-import socket
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import anyio
+from _demo import demo_app, run
 
-from longtail_mcp import Client, Context, LongTail, load_settings
+from longtail_mcp import Client, Context
 
-HOME: Path | None = None
-if load_settings().database_url is None:
-    HOME = Path(tempfile.mkdtemp(prefix="longtail-inventory-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        PG_PORT = s.getsockname()[1]
-    app = LongTail(home=HOME, pg_port=PG_PORT)
-else:
-    app = LongTail()
+app = demo_app('inventory')
 
 reports: list[dict[str, Any]] = []
 
@@ -103,11 +92,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        anyio.run(main)
-    finally:
-        if HOME is not None:
-            link = HOME / "pgdata"
-            if link.is_symlink():
-                shutil.rmtree(link.resolve().parent, ignore_errors=True)  # the relocated cluster, as root
-            shutil.rmtree(HOME, ignore_errors=True)
+    run(main)

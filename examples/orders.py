@@ -8,31 +8,18 @@ in a temporary LONGTAIL_HOME, which it removes on the way out. One worker runs i
 """
 
 import json
-import shutil
-import socket
-import tempfile
 import uuid
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+from _demo import demo_app, run
 
-from longtail_mcp import Context, LongTail, NonRetryableError, WaitTimeout, current_step, load_settings
+from longtail_mcp import Context, NonRetryableError, WaitTimeout, current_step
 
 # -- the app: an external Postgres if configured, else a throwaway embedded one ----------------------
 
-HOME: Path | None = None
-if load_settings().database_url is None:
-    # Mode 700: as root, Postgres runs as `longtail-pg`, which cannot enter it, so the launcher puts
-    # the cluster under /var/lib/longtail-mcp/clusters and links it from here (README: Running as root).
-    HOME = Path(tempfile.mkdtemp(prefix="longtail-orders-"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        PG_PORT = s.getsockname()[1]
-    app = LongTail(home=HOME, pg_port=PG_PORT)
-else:
-    app = LongTail()
+app = demo_app('orders')
 
 
 # -- steps: plain functions; the decorator only adds a retry policy ---------------------------------
@@ -97,7 +84,7 @@ async def order(ctx: Context, order: dict[str, Any]) -> dict[str, Any]:
     return {
         "order_id": order["id"],
         "status": "shipped",
-        "placed_at": datetime.fromtimestamp(placed_at, timezone.utc).isoformat(),
+        "placed_at": datetime.fromtimestamp(placed_at, UTC).isoformat(),
         "reserved": stock["reserved"],
         "total_cents": total,
         "charge": payment,
@@ -152,11 +139,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        anyio.run(main)
-    finally:
-        if HOME is not None:
-            cluster = HOME / "pgdata"
-            if cluster.is_symlink():  # as root the cluster was placed under /var/lib/longtail-mcp/clusters
-                shutil.rmtree(cluster.resolve().parent, ignore_errors=True)
-            shutil.rmtree(HOME, ignore_errors=True)
+    run(main)

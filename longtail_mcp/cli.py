@@ -17,9 +17,9 @@ import anyio
 from longtail_mcp.config import load_settings
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
 from longtail_mcp.errors import LongtailError
-from longtail_mcp.runtime.app import LongTail
 from longtail_mcp.humans import escalations, identity
 from longtail_mcp.humans.identity import SYSTEM, Principal
+from longtail_mcp.runtime.app import LongTail
 from longtail_mcp.runtime.client import Client
 
 logger = logging.getLogger("longtail_mcp")

@@ -6,7 +6,7 @@ import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from longtail_mcp import LongTail
-from longtail_mcp.db.embedded import EmbeddedPostgres, RunAs, service_user
+from longtail_mcp.db.embedded import EmbeddedPostgres, postgres_user
 from longtail_mcp.db.migrate import migrate
 from longtail_mcp.db.pool import Database
 
@@ -49,7 +49,7 @@ def pg_admin_dsn() -> Iterator[str]:
         yield url
         return
     root = traversable_tmpdir("lt-test-pg-")
-    who = service_user(None) if os.geteuid() == 0 else RunAs.current()
+    who = postgres_user()
     server = EmbeddedPostgres(root / "pgdata", port=free_port(), password_file=root / "pw", run_as=who,
                               fsync=False, database="postgres")
     server.start()
@@ -85,30 +85,34 @@ def pg_template(pg_admin_dsn: str) -> str:
     return TEMPLATE
 
 
+@contextmanager
+def scratch_database(admin_dsn: str, prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of `template`, if given), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(create)
+    try:
+        yield _with_db(admin_dsn, name)
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def dsn(pg_admin_dsn: str, pg_template: str) -> Iterator[str]:
     """A fresh, migrated database for one test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(pg_template)))
-    try:
-        yield _with_db(pg_admin_dsn, name)
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_admin_dsn, "t", pg_template) as url:
+        yield url
 
 
 @pytest.fixture
 def empty_dsn(pg_admin_dsn: str) -> Iterator[str]:
     """A fresh database with no migrations applied."""
-    name = f"e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield _with_db(pg_admin_dsn, name)
-    finally:
-        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_admin_dsn, "e") as url:
+        yield url
 
 
 @pytest.fixture

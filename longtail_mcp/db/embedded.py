@@ -113,6 +113,11 @@ def service_user(name: str | None) -> RunAs:
     return RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
 
+def postgres_user(name: str | None = None) -> RunAs:
+    """Who runs Postgres: as root, an unprivileged service user (initdb refuses root); else ourselves."""
+    return service_user(name) if os.geteuid() == 0 else RunAs.current()
+
+
 def reachable_install(who: RunAs) -> Path:
     """The bundled binaries, or a copy of them that `who` can execute (same relative layout for RPATH)."""
     install = bundled_install()
@@ -218,7 +223,7 @@ class EmbeddedPostgres:
         from longtail_mcp.config import Settings
 
         assert isinstance(settings, Settings)
-        who = service_user(settings.pg_user) if os.geteuid() == 0 else RunAs.current()
+        who = postgres_user(settings.pg_user)
         home = settings.home
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         return cls(
@@ -348,7 +353,7 @@ class EmbeddedPostgres:
         ]
         if not self.fsync:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        self.process = subprocess.Popen(  # noqa: S603 - fixed binary path
+        self.process = subprocess.Popen(
             args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
             start_new_session=True, **self._as_user(),  # type: ignore[arg-type]

@@ -5,12 +5,12 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jsonschema import SchemaError
-from psycopg.errors import ForeignKeyViolation, UniqueViolation
 from jsonschema.validators import validator_for
+from psycopg.errors import ForeignKeyViolation, UniqueViolation
 
 from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
@@ -214,7 +214,7 @@ async def create_key(db: Database, actor: Principal, account_id: str, *, name: s
         key_id, secret = split_key(token)
     if expires_in is not None and expires_in <= timedelta(0):
         raise InvalidInput("expires_in must be positive (omit it for a key that does not expire)")
-    expires = datetime.now(timezone.utc) + expires_in if expires_in is not None else None
+    expires = datetime.now(UTC) + expires_in if expires_in is not None else None
     async with db.transaction() as conn:
         try:
             await conn.execute(Q["create_key"], {
@@ -242,7 +242,7 @@ async def authenticate(db: Database, token: str) -> Principal:
             raise Unauthenticated("unknown API key")
         if row["revoked_at"] is not None:
             raise Unauthenticated("this API key was revoked")
-        if row["expires_at"] is not None and row["expires_at"] <= datetime.now(timezone.utc):
+        if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
             raise Unauthenticated("this API key has expired")
         await conn.execute(Q["touch_key"], {"id": key_id})
     return await get_principal(db, row["account_id"], scope=row["scope"])

@@ -1,6 +1,7 @@
 """LongTail: a Client that also defines workflows and steps and runs workers for them."""
 
 from collections.abc import Callable
+from datetime import UTC
 from typing import Any, TypeVar
 
 from longtail_mcp.config import Settings
@@ -45,9 +46,9 @@ class LongTail(Client):
             fn, name = name, None
             return self.workflow(cron=cron, **options)(fn)
         if cron is not None:
-            from datetime import datetime, timezone
+            from datetime import datetime
 
-            cron_iter(cron, datetime.now(timezone.utc))  # fail at definition time on a bad expression
+            cron_iter(cron, datetime.now(UTC))  # fail at definition time on a bad expression
 
         def register(fn: F) -> F:
             self.registry.add_workflow(fn, str(name or fn.__name__), cron=cron, **options)

@@ -1,7 +1,7 @@
 """JSON in and out of the journal: strict, so a replay sees exactly what the first run saw."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from longtail_mcp.errors import InvalidInput
@@ -29,7 +29,7 @@ def roundtrip(value: Any, *, what: str = "value") -> Any:
 
 
 def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=timezone.utc)
+    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 def iso(value: Any) -> Any:

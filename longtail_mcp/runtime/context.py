@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from longtail_mcp.db.queries import load
-from longtail_mcp.events import Event, emit
 from longtail_mcp.errors import (
     EscalationClosed,
     Forbidden,
     InvalidInput,
-    NotFound,
     NonDeterminism,
     NonRetryableError,
+    NotFound,
     StepFailed,
     WaitTimeout,
     WorkflowFailed,
     error_to_json,
 )
+from longtail_mcp.events import Event, emit
 from longtail_mcp.runtime.codec import dumps, roundtrip
 from longtail_mcp.runtime.journal import Interrupted, LeaseLost, StepWrite, step_params
 from longtail_mcp.runtime.registry import StepSpec, step_spec
@@ -38,7 +38,7 @@ T = TypeVar("T")
 SHORT_WAIT = 1.0  # waits up to this long stay in the worker; longer ones release it (the run becomes a row)
 
 
-class Suspend(BaseException):  # noqa: N818 - control flow: the run leaves the worker until `until` or a wake
+class Suspend(BaseException):
     """Unwinds a workflow body that must wait; workflow code cannot catch it with `except Exception`."""
 
     def __init__(self, until: float | None, reason: str) -> None:

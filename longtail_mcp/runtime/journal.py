@@ -9,7 +9,6 @@ took the run, or the run was cancelled) is refused and its run stops here with `
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import anyio
@@ -24,7 +23,7 @@ Q = load("runtime")
 TERMINAL = ("completed", "failed", "cancelled")
 
 
-class Interrupted(BaseException):  # noqa: N818 - control flow, not an error a workflow may catch
+class Interrupted(BaseException):
     """The run stops on this worker without recording anything more; a later claim resumes it."""
 
 

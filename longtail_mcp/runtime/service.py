@@ -1,7 +1,7 @@
 """Run services: the one implementation behind the Python API, the CLI and (later) the MCP tools."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
@@ -190,7 +190,7 @@ async def upsert_schedule(
 ) -> dict[str, Any]:
     """Create or change a schedule. `declared` (a workflow's own cron=...) never overwrites its input."""
     check_id(name, "schedule name")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     next_at = cron_iter(cron, now).get_next(datetime)
     async with db.connection() as conn:
         await conn.execute(S["register_cron" if declared else "upsert_schedule"], {

@@ -2,9 +2,9 @@
 
 import logging
 import os
-from datetime import datetime, timedelta, timezone
 import socket
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -206,7 +206,7 @@ class Worker:
         now: datetime = row["now"]
         tick = service.cron_iter(row["cron"], now + timedelta(microseconds=1)).get_prev(datetime)
         tick = max(tick, row["next_at"])
-        run_id = f"{row['name']}@{tick.astimezone(timezone.utc).isoformat()}"
+        run_id = f"{row['name']}@{tick.astimezone(UTC).isoformat()}"
         created = await (await conn.execute(Q["start_workflow"], {
             "id": run_id, "name": row["workflow"], "input": dumps_or_none(row["input"]),
             "parent_id": None, "parent_seq": None, "principal": None,

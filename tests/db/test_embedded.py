@@ -10,15 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from longtail_mcp.db.embedded import SYSTEM_DIR, EmbeddedPostgres, RunAs, can_traverse, cluster_dir, service_user
+from longtail_mcp.db.embedded import SYSTEM_DIR, EmbeddedPostgres, RunAs, can_traverse, cluster_dir, postgres_user
 from longtail_mcp.errors import ConfigurationError
 from tests.conftest import free_port, traversable_tmpdir
 
 NOBODY = RunAs("nobody", 65534, 65534)
-
-
-def postgres_user() -> RunAs:
-    return service_user(None) if os.geteuid() == 0 else RunAs.current()
 
 
 @pytest.fixture
@@ -149,7 +145,7 @@ def test_as_root_a_home_the_service_user_cannot_reach_gets_a_linked_system_clust
     private.mkdir(mode=0o700)
     private.chmod(0o700)
     home = private / "home"
-    who = service_user(None)
+    who = postgres_user()
     link = home / "pgdata"
     real: Path | None = None
     server: EmbeddedPostgres | None = None

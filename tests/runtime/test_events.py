@@ -42,15 +42,14 @@ async def test_a_subscriber_sees_a_runs_events_in_order(app: LongTail) -> None:
             await ctx.run(str, i)
         return "done"
 
-    async with running(app):
-        async with app.events.subscribe(workflow_id="r1") as feed:
-            await app.start("three", workflow_id="r1")
-            seen = []
-            with anyio.fail_after(10):
-                async for event in feed:
-                    seen.append((event.type, event.seq))
-                    if event.type == "run.completed":
-                        break
+    async with running(app), app.events.subscribe(workflow_id="r1") as feed:
+        await app.start("three", workflow_id="r1")
+        seen = []
+        with anyio.fail_after(10):
+            async for event in feed:
+                seen.append((event.type, event.seq))
+                if event.type == "run.completed":
+                    break
     assert seen == [("run.started", None), ("step.completed", 1), ("step.completed", 2), ("step.completed", 3),
                     ("run.completed", None)]
 
