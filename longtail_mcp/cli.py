@@ -293,6 +293,39 @@ async def cmd_audit(args: argparse.Namespace) -> None:
             print(json.dumps(row, separators=(",", ":")))
 
 
+async def cmd_stdio(args: argparse.Namespace) -> None:
+    """One server of the family over stdio, acting as the local operator or `--as ACCOUNT`."""
+    from mcp.server.stdio import stdio_server
+
+    from longtail_mcp.mcp_glue.server import fixed_principal
+    from system_servers import builder
+
+    build = builder(args.server)
+    async with Client() as client:
+        actor = await _actor(client, args.as_account)
+        server = build(client, fixed_principal(actor))
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    """Print a Claude Desktop `mcpServers` block: one stdio entry per server of the family."""
+    from system_servers import SERVERS
+
+    env = {k: v for k, v in {"DATABASE_URL": args.database_url, "LONGTAIL_HOME": args.home}.items() if v}
+    block = {
+        "mcpServers": {
+            f"longtail-{name}": {
+                "command": sys.executable,
+                "args": ["-m", "longtail_mcp", "stdio", name, *(["--as", args.as_account] if args.as_account else [])],
+                **({"env": env} if env else {}),
+            }
+            for name in sorted(SERVERS)
+        }
+    }
+    print(json.dumps(block, indent=2))
+
+
 def _identity_parsers(sub: Any) -> None:
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
@@ -408,6 +441,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("id")
     runs.set_defaults(run=cmd_runs)
     _identity_parsers(sub)
+
+    stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
+    stdio.add_argument("server", choices=["workflows", "human-queue"])
+    stdio.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+    stdio.set_defaults(run=cmd_stdio)
+
+    config = sub.add_parser("config", help="print client configuration").add_subparsers(dest="client", required=True)
+    claude = config.add_parser("claude", help="a Claude Desktop mcpServers block (stdio)")
+    claude.add_argument("--as", dest="as_account", metavar="ACCOUNT")
+    claude.add_argument("--database-url", help="DATABASE_URL for the servers (default: the embedded Postgres)")
+    claude.add_argument("--home", help="LONGTAIL_HOME for the servers")
+    claude.set_defaults(run=cmd_config, sync=True)
     return parser
 
 
@@ -418,7 +463,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("serve", "worker"):
         sys.path.insert(0, "")  # --app modules from the current directory
     try:
-        anyio.run(args.run, args)
+        if getattr(args, "sync", False):
+            args.run(args)
+        else:
+            anyio.run(args.run, args)
     except LongtailError as exc:
         raise SystemExit(f"longtail-mcp: {exc.message}") from None
     except KeyboardInterrupt:

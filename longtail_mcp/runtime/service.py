@@ -210,3 +210,11 @@ async def delete_schedule(db: Database, name: str) -> None:
 async def list_schedules(db: Database) -> list[dict[str, Any]]:
     async with db.connection() as conn:
         return [iso(r) for r in await (await conn.execute(S["list_schedules"])).fetchall()]
+
+
+async def list_workflow_types(db: Database, *, stale_seconds: float = 60.0) -> list[dict[str, Any]]:
+    """Workflow types some live worker can run: [{name, workers, cron}]."""
+    async with db.connection() as conn:
+        rows = await (await conn.execute(Q["workflow_types"], {"stale": stale_seconds})).fetchall()
+        crons = {r["workflow"]: r["cron"] for r in await (await conn.execute(S["list_schedules"])).fetchall()}
+    return [{"name": r["name"], "workers": r["workers"], "cron": crons.get(r["name"])} for r in rows]

@@ -205,3 +205,10 @@ SELECT id, name, payload, consumed_seq, created_at FROM message WHERE workflow_i
 SELECT
     (SELECT count(*) FROM worker WHERE stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => %(stale)s)) AS workers_alive,
     (SELECT coalesce(max(version), 0) FROM migration) AS migration
+
+-- workflow_types --
+-- Workflow types the live workers can run, with how many workers serve each.
+SELECT t.name, count(*) AS workers
+FROM worker w, unnest(w.workflows) AS t(name)
+WHERE w.stopped_at IS NULL AND w.heartbeat_at > now() - make_interval(secs => %(stale)s)
+GROUP BY t.name ORDER BY t.name

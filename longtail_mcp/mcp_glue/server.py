@@ -1,0 +1,156 @@
+"""One way to define a tool, and the low-level MCP server built from a list of them.
+
+A `ToolSpec` holds a pydantic input model and output model, a description, honest annotations,
+tags and compile hints, and a thin handler that calls the core services. From it come the MCP
+tool (flat input JSON Schema, output schema, structured content), the stored manifest used by
+discovery, and the read/full scope gate (fail closed: only `read_only=True` tools are read tools).
+Bad arguments never reach a handler; errors come back as `is_error` results a person can act on.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mcp.types as types
+from mcp.server import Server, ServerRequestContext
+from pydantic import BaseModel, ValidationError
+
+from longtail_mcp.errors import LongtailError
+from longtail_mcp.humans.identity import Principal
+from longtail_mcp.runtime.client import Client
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """What a handler gets besides its arguments: the services and who is calling."""
+
+    client: Client
+    principal: Principal
+
+
+Handler = Callable[[ToolCall, Any], Awaitable[BaseModel | dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool, defined once."""
+
+    name: str
+    description: str
+    input: type[BaseModel]
+    output: type[BaseModel]
+    handler: Handler
+    read_only: bool = False
+    destructive: bool = False
+    idempotent: bool = False
+    open_world: bool = False
+    tags: tuple[str, ...] = ()
+    compile_hints: dict[str, Any] = field(default_factory=dict)
+
+    def input_schema(self) -> dict[str, Any]:
+        return _flat_schema(self.input)
+
+    def output_schema(self) -> dict[str, Any]:
+        return _flat_schema(self.output)
+
+    def tool(self) -> types.Tool:
+        return types.Tool(
+            name=self.name,
+            description=self.description,
+            input_schema=self.input_schema(),
+            output_schema=self.output_schema(),
+            annotations=types.ToolAnnotations(
+                read_only_hint=self.read_only,
+                destructive_hint=self.destructive,
+                idempotent_hint=self.idempotent,
+                open_world_hint=self.open_world,
+            ),
+        )
+
+    def manifest(self, server: str) -> dict[str, Any]:
+        """The stored description of the tool used by discovery and agents (never written by hand)."""
+        return {
+            "server": server, "name": self.name, "description": self.description,
+            "input_schema": self.input_schema(), "output_schema": self.output_schema(),
+            "annotations": {"readOnlyHint": self.read_only, "destructiveHint": self.destructive,
+                            "idempotentHint": self.idempotent, "openWorldHint": self.open_world},
+            "tags": list(self.tags), "compile_hints": self.compile_hints,
+        }
+
+
+def _flat_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return schema
+
+
+def error_result(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors()[:8]:
+        where = ".".join(str(p) for p in e["loc"]) or "(arguments)"
+        parts.append(f"{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+PrincipalSource = Callable[[ServerRequestContext[Any]], Awaitable[Principal]]
+
+
+def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of: PrincipalSource,
+                 *, instructions: str | None = None, version: str = "0.1.0") -> Server[Any]:
+    """A low-level MCP server exposing `specs`, calling them as the principal `principal_of` gives."""
+    by_name = {s.name: s for s in specs}
+    if len(by_name) != len(specs):
+        raise ValueError(f"server {name}: duplicate tool names")
+
+    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        principal = await principal_of(ctx)
+        visible = [s for s in specs if s.read_only or principal.scope == "full"]
+        return types.ListToolsResult(tools=[s.tool() for s in visible])
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        spec = by_name.get(params.name)
+        if spec is None:
+            return error_result(f"[not_found] no tool named {params.name!r} on the {name} server")
+        try:
+            principal = await principal_of(ctx)
+        except LongtailError as exc:
+            return error_result(f"[{exc.code}] {exc.message}")
+        if not spec.read_only and principal.scope != "full":
+            return error_result(f"[forbidden] {params.name} changes data; the calling key has read scope only")
+        try:
+            args = spec.input.model_validate(params.arguments or {})
+        except ValidationError as exc:
+            return error_result(f"[invalid_input] {params.name}: {_describe(exc)}")
+        try:
+            result = await spec.handler(ToolCall(client, principal), args)
+        except LongtailError as exc:
+            return error_result(f"[{exc.code}] {exc.message}")
+        except Exception:
+            ref = uuid.uuid4().hex[:10]
+            logger.exception("tool %s failed (ref %s)", params.name, ref)
+            return error_result(f"[internal] internal error (ref {ref})")
+        structured = spec.output.model_validate(result).model_dump(mode="json")
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(structured, indent=2))],
+            structured_content=structured,
+        )
+
+    return Server(name, version=version, instructions=instructions, on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+def fixed_principal(principal: Principal) -> PrincipalSource:
+    """For stdio and in-process use: every call acts as one configured principal."""
+
+    async def source(ctx: ServerRequestContext[Any]) -> Principal:
+        return principal
+
+    return source

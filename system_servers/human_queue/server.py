@@ -1,0 +1,213 @@
+"""The human-queue server: escalate to people, and work the queue as a person or bot."""
+
+import uuid
+from typing import Any, Literal
+
+import anyio
+from mcp.server import Server
+from pydantic import BaseModel, ConfigDict, Field
+
+from longtail_mcp.humans import escalations as esc
+from longtail_mcp.mcp_glue.server import PrincipalSource, ToolCall, ToolSpec, build_server
+from longtail_mcp.runtime.client import Client
+
+NAME = "human-queue"
+TAGS = ("humans", "escalations", "approvals")
+EscalationStatus = Literal["pending", "resolved", "cancelled", "expired"]
+TERMINAL = ("resolved", "cancelled", "expired")
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Ref(Args):
+    escalation_id: str = Field(min_length=1, max_length=300)
+
+
+class Escalation(BaseModel):
+    id: str
+    role: str
+    status: EscalationStatus
+    type: str
+    message: str
+    priority: int
+    data: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    form_schema: dict[str, Any] | None = None
+    assigned_to: str | None = None
+    assigned_until: str | None = None
+    deadline_at: str | None = None
+    resolution: dict[str, Any] | None = None
+    resolved_by: str | None = None
+    workflow_id: str | None = None
+    created_by: str | None = None
+    created_at: str
+
+
+class EscalateIn(Args):
+    role: str = Field(min_length=1, max_length=100, description="Role whose members should decide")
+    message: str = Field(min_length=1, max_length=10_000, description="What the person is asked")
+    data: dict[str, Any] = Field(default_factory=dict, description="Context shown with the request")
+    priority: int = Field(3, ge=1, le=5, description="1 most urgent .. 5")
+    type: str = Field("review", min_length=1, max_length=100)
+    form_schema: dict[str, Any] | None = Field(None, description="JSON Schema the resolution must match "
+                                                                 "(default: the role's current form)")
+    timeout_seconds: float | None = Field(None, gt=0, description="First-stage deadline (else the role's chain)")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Searchable labels")
+    escalation_id: str | None = Field(None, min_length=1, max_length=300,
+                                      description="Idempotency key: the same id returns the first escalation")
+
+
+class EscalateAndWaitIn(EscalateIn):
+    wait_seconds: float = Field(45, gt=0, le=50, description="How long to wait for a decision (at most 50 s)")
+
+
+class Outcome(BaseModel):
+    escalation_id: str
+    status: EscalationStatus
+    resolution: dict[str, Any] | None = None
+    resolved_by: str | None = None
+
+
+class CheckIn(Ref):
+    wait_seconds: float = Field(0, ge=0, le=50, description="Wait up to this long for a decision (0: just look)")
+
+
+class WorkIn(Args):
+    role: str | None = Field(None, max_length=100, description="Only this role (default: all of mine)")
+    limit: int = Field(20, ge=1, le=200)
+
+
+class WorkOut(BaseModel):
+    escalations: list[Escalation]
+
+
+class ClaimIn(Ref):
+    minutes: float = Field(30, gt=0, le=24 * 60, description="How long the claim lasts (claim again to extend)")
+
+
+class ResolveIn(Ref):
+    resolution: dict[str, Any] = Field(description="The decision; must match the escalation's form")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class RerouteIn(Ref):
+    role: str = Field(min_length=1, max_length=100, description="Role to send it to")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class CancelIn(Ref):
+    reason: str | None = Field(None, max_length=2000)
+
+
+def _esc(row: dict[str, Any]) -> Escalation:
+    return Escalation.model_validate({k: row.get(k) for k in Escalation.model_fields})
+
+
+def _outcome(row: dict[str, Any]) -> Outcome:
+    return Outcome(escalation_id=row["id"], status=row["status"], resolution=row.get("resolution"),
+                   resolved_by=row.get("resolved_by"))
+
+
+async def _open(call: ToolCall, args: EscalateIn) -> dict[str, Any]:
+    return await esc.create_escalation(
+        call.client.db, call.principal, role=args.role, message=args.message, data=args.data,
+        priority=args.priority, type=args.type, form_schema=args.form_schema, timeout=args.timeout_seconds,
+        metadata=args.metadata, escalation_id=args.escalation_id or f"esc-{uuid.uuid4().hex}",
+    )
+
+
+async def _await_decision(call: ToolCall, escalation_id: str, seconds: float) -> dict[str, Any]:
+    """The escalation once decided, or as it is when `seconds` run out (events, with a polling backstop)."""
+    row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+    if row["status"] in TERMINAL or seconds <= 0:
+        return row
+    with anyio.move_on_after(seconds):
+        async with call.client.events.subscribe(["escalation.*"]) as feed:
+            row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+            while row["status"] not in TERMINAL:
+                with anyio.move_on_after(1.0):
+                    async for event in feed:
+                        if event.id == escalation_id:
+                            break
+                row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+    return await esc.get_escalation(call.client.db, call.principal, escalation_id)
+
+
+async def escalate_to_human(call: ToolCall, args: EscalateIn) -> Escalation:
+    return _esc(await _open(call, args))
+
+
+async def escalate_and_wait(call: ToolCall, args: EscalateAndWaitIn) -> Outcome:
+    row = await _open(call, args)
+    return _outcome(await _await_decision(call, row["id"], args.wait_seconds))
+
+
+async def check_resolution(call: ToolCall, args: CheckIn) -> Outcome:
+    return _outcome(await _await_decision(call, args.escalation_id, args.wait_seconds))
+
+
+async def get_available_work(call: ToolCall, args: WorkIn) -> WorkOut:
+    rows = await esc.available_work(call.client.db, call.principal, role=args.role, limit=args.limit)
+    return WorkOut(escalations=[_esc(r) for r in rows])
+
+
+async def list_my_work(call: ToolCall, args: WorkIn) -> WorkOut:
+    return WorkOut(escalations=[_esc(r) for r in await esc.my_work(call.client.db, call.principal, limit=args.limit)])
+
+
+async def claim_escalation(call: ToolCall, args: ClaimIn) -> Escalation:
+    return _esc(await esc.claim(call.client.db, call.principal, args.escalation_id, seconds=args.minutes * 60))
+
+
+async def release_escalation(call: ToolCall, args: Ref) -> Escalation:
+    return _esc(await esc.release(call.client.db, call.principal, args.escalation_id))
+
+
+async def resolve_escalation(call: ToolCall, args: ResolveIn) -> Escalation:
+    return _esc(await esc.resolve(call.client.db, call.principal, args.escalation_id, args.resolution,
+                                  reason=args.reason))
+
+
+async def reroute_escalation(call: ToolCall, args: RerouteIn) -> Escalation:
+    return _esc(await esc.reroute(call.client.db, call.principal, args.escalation_id, args.role, reason=args.reason))
+
+
+async def cancel_escalation(call: ToolCall, args: CancelIn) -> Escalation:
+    return _esc(await esc.cancel(call.client.db, call.principal, args.escalation_id, reason=args.reason))
+
+
+TOOLS = [
+    ToolSpec("escalate_to_human", "Ask a role's members for a decision; returns the pending escalation at once "
+             "(use check_resolution to see the decision).", EscalateIn, Escalation, escalate_to_human,
+             idempotent=True, tags=TAGS),
+    ToolSpec("escalate_and_wait", "Ask a role for a decision and wait for it (at most 50 s). Returns the resolution, "
+             "or status 'pending' with the escalation_id when the wait runs out: then call check_resolution.",
+             EscalateAndWaitIn, Outcome, escalate_and_wait, idempotent=True, tags=TAGS),
+    ToolSpec("check_resolution", "Look at an escalation's outcome, optionally waiting (at most 50 s) for a decision. "
+             "An expired escalation is never an approval.", CheckIn, Outcome, check_resolution,
+             read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("get_available_work", "Escalations I may claim (my roles), most urgent first, then oldest.",
+             WorkIn, WorkOut, get_available_work, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("list_my_work", "Escalations I hold a live claim on.", WorkIn, WorkOut, list_my_work,
+             read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("claim_escalation", "Claim an escalation (default 30 min; claim again to extend). Fails with a "
+             "conflict naming the holder if someone else has it.", ClaimIn, Escalation, claim_escalation,
+             idempotent=True, tags=TAGS),
+    ToolSpec("release_escalation", "Give back my claim so someone else can take it.", Ref, Escalation,
+             release_escalation, idempotent=False, tags=TAGS),
+    ToolSpec("resolve_escalation", "Resolve with a decision matching the escalation's form; wakes the waiting run. "
+             "A rejected decision changes nothing.", ResolveIn, Escalation, resolve_escalation, tags=TAGS),
+    ToolSpec("claim_and_resolve", "Claim and resolve in one transaction (fails if someone else holds a live claim).",
+             ResolveIn, Escalation, resolve_escalation, tags=TAGS),
+    ToolSpec("reroute_escalation", "Send an escalation to another role (its claim is cleared).", RerouteIn,
+             Escalation, reroute_escalation, tags=TAGS),
+    ToolSpec("cancel_escalation", "Withdraw an escalation; a run waiting on it gets 'cancelled', never a decision.",
+             CancelIn, Escalation, cancel_escalation, destructive=True, tags=TAGS),
+]
+
+
+def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, client, principal_of,
+                        instructions="The human queue: escalate to people and work their queue.")

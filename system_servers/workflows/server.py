@@ -1,0 +1,185 @@
+"""The workflows server: start, watch, signal, cancel and export durable runs."""
+
+from typing import Any, Literal
+
+import anyio
+from mcp.server import Server
+from pydantic import BaseModel, ConfigDict, Field
+
+from longtail_mcp.mcp_glue.server import PrincipalSource, ToolCall, ToolSpec, build_server
+from longtail_mcp.runtime import service
+from longtail_mcp.runtime.client import Client
+
+NAME = "workflows"
+TAGS = ("workflows", "durable", "runs")
+Status = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RunRef(Args):
+    workflow_id: str = Field(min_length=1, max_length=200, description="The run's id")
+
+
+class Run(BaseModel):
+    id: str
+    name: str
+    kind: str = "workflow"
+    status: Status
+    input: Any = None
+    result: Any = None
+    error: dict[str, Any] | None = None
+    waiting_for: str | None = None
+    parent_id: str | None = None
+    created_at: str
+    completed_at: str | None = None
+
+
+class StartIn(Args):
+    name: str = Field(min_length=1, max_length=200, description="Workflow type to run (see list_workflow_types)")
+    input: Any = Field(None, description="The run's input (any JSON value)")
+    workflow_id: str | None = Field(None, min_length=1, max_length=200,
+                                    description="Idempotency key: starting the same id again returns the first run")
+
+
+class StartOut(BaseModel):
+    workflow_id: str
+    created: bool = Field(description="False when the id already existed (the first run is returned)")
+    status: Status
+
+
+class WaitIn(RunRef):
+    timeout_seconds: float = Field(30, gt=0, le=50, description="How long to wait (at most 50 s, under client timeouts)")
+
+
+class WaitOut(BaseModel):
+    done: bool = Field(description="True when the run has ended; false when the wait ran out first")
+    run: Run
+
+
+class SignalIn(RunRef):
+    name: str = Field(min_length=1, max_length=200, description="Signal name the run waits for")
+    payload: Any = Field(None, description="JSON payload the run receives")
+
+
+class SignalOut(BaseModel):
+    delivered: bool
+
+
+class CancelIn(RunRef):
+    reason: str | None = Field(None, max_length=2000)
+
+
+class CancelOut(BaseModel):
+    cancelled: list[str] = Field(description="The run and its live children and hooks")
+
+
+class ListIn(Args):
+    status: Status | None = None
+    name: str | None = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=500)
+
+
+class RunSummary(BaseModel):
+    id: str
+    name: str
+    kind: str
+    status: Status
+    parent_id: str | None = None
+    waiting_for: str | None = None
+    created_at: str
+    completed_at: str | None = None
+
+
+class ListOut(BaseModel):
+    runs: list[RunSummary]
+
+
+class ExportOut(BaseModel):
+    run: dict[str, Any]
+    steps: list[dict[str, Any]]
+    signals: list[dict[str, Any]]
+
+
+class TypesOut(BaseModel):
+    workflow_types: list[dict[str, Any]] = Field(description="[{name, workers, cron}] runnable by live workers")
+
+
+class NoArgs(Args):
+    pass
+
+
+def _run(row: dict[str, Any]) -> Run:
+    return Run.model_validate({k: row.get(k) for k in Run.model_fields})
+
+
+async def list_workflow_types(call: ToolCall, args: NoArgs) -> TypesOut:
+    return TypesOut(workflow_types=await service.list_workflow_types(call.client.db))
+
+
+async def start_workflow(call: ToolCall, args: StartIn) -> StartOut:
+    handle = await call.client.start(args.name, args.input, workflow_id=args.workflow_id, principal=call.principal)
+    return StartOut(workflow_id=handle.workflow_id, created=handle.created, status=await handle.status())
+
+
+async def get_run(call: ToolCall, args: RunRef) -> Run:
+    return _run(await call.client.get_run(args.workflow_id))
+
+
+async def wait_for_run(call: ToolCall, args: WaitIn) -> WaitOut:
+    handle = call.client.handle(args.workflow_id)
+    with anyio.move_on_after(args.timeout_seconds):
+        try:
+            await handle.result()
+        except Exception:  # failed or cancelled: reported in the run below
+            pass
+    run = _run(await handle.info())
+    return WaitOut(done=run.status in ("completed", "failed", "cancelled"), run=run)
+
+
+async def signal_run(call: ToolCall, args: SignalIn) -> SignalOut:
+    await call.client.signal(args.workflow_id, args.name, args.payload)
+    return SignalOut(delivered=True)
+
+
+async def cancel_run(call: ToolCall, args: CancelIn) -> CancelOut:
+    return CancelOut(cancelled=await call.client.cancel(args.workflow_id, args.reason))
+
+
+async def list_runs(call: ToolCall, args: ListIn) -> ListOut:
+    rows = await call.client.list_runs(status=args.status, name=args.name, limit=args.limit)
+    return ListOut(runs=[RunSummary.model_validate(r) for r in rows])
+
+
+async def export_run(call: ToolCall, args: RunRef) -> ExportOut:
+    return ExportOut.model_validate(await call.client.export(args.workflow_id))
+
+
+TOOLS = [
+    ToolSpec("list_workflow_types", "List the workflow types live workers can run, with their cron schedules.",
+             NoArgs, TypesOut, list_workflow_types, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("start_workflow", "Start a durable run of a workflow type. The optional workflow_id is an idempotency "
+             "key: starting it again returns the first run instead of a second one.",
+             StartIn, StartOut, start_workflow, idempotent=True, tags=TAGS,
+             compile_hints={"input": "input", "result": "workflow_id"}),
+    ToolSpec("get_run", "Get a run's status, input, result or error, and what it is waiting for.",
+             RunRef, Run, get_run, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("wait_for_run", "Wait (at most 50 s) for a run to end; returns done=false with the run as it is when "
+             "the wait runs out, so call it again for longer waits.",
+             WaitIn, WaitOut, wait_for_run, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("signal_run", "Send a named signal with a JSON payload to a live run; buffered until the run waits for it.",
+             SignalIn, SignalOut, signal_run, tags=TAGS),
+    ToolSpec("cancel_run", "Cancel a live run, its children and its hooks. Steps already done are not undone.",
+             CancelIn, CancelOut, cancel_run, destructive=True, idempotent=False, tags=TAGS),
+    ToolSpec("list_runs", "List runs, newest first, optionally by status and workflow type.",
+             ListIn, ListOut, list_runs, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("export_run", "Export a run's full history: the run, every journal entry with timings, every signal.",
+             RunRef, ExportOut, export_run, read_only=True, idempotent=True, tags=TAGS),
+]
+
+
+def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, client, principal_of,
+                        instructions="Durable workflow runs: start them, wait for them, signal, cancel, export.")

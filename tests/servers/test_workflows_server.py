@@ -1,0 +1,110 @@
+"""The workflows server through a real MCP client session: in process (direct and JSON-RPC)."""
+
+from typing import Any
+
+import pytest
+from mcp import Client as McpClient
+
+from longtail_mcp import LongTail
+from longtail_mcp.humans.identity import SYSTEM, Principal
+from longtail_mcp.mcp_glue.server import fixed_principal
+from system_servers.workflows import server as workflows
+from tests.conftest import running
+from tests.runtime.helpers import wait_status
+
+pytestmark = pytest.mark.anyio
+MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])  # direct dispatch, and JSON-RPC over memory streams
+
+
+def register(app: LongTail) -> None:
+    @app.workflow()
+    async def greet(ctx, who):
+        await ctx.run(str.upper, who)
+        return f"hello {who}"
+
+    @app.workflow()
+    async def gate(ctx):
+        return await ctx.wait_for_signal("open", timeout=30)
+
+
+async def call(c: McpClient, tool: str, args: dict[str, Any]) -> Any:
+    result = await c.call_tool(tool, args)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+@MODES
+async def test_every_workflows_tool_works_through_an_mcp_session(app: LongTail, mode: str) -> None:
+    register(app)
+    async with running(app), McpClient(workflows.build(app, fixed_principal(SYSTEM)), mode=mode) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert names == {t.name for t in workflows.TOOLS}
+        types = await call(c, "list_workflow_types", {})
+        assert {t["name"] for t in types["workflow_types"]} == {"greet", "gate"}
+
+        started = await call(c, "start_workflow", {"name": "greet", "input": "ada", "workflow_id": "g1"})
+        assert started["workflow_id"] == "g1" and started["created"] is True
+        again = await call(c, "start_workflow", {"name": "greet", "input": "bob", "workflow_id": "g1"})
+        assert again["created"] is False
+        done = await call(c, "wait_for_run", {"workflow_id": "g1", "timeout_seconds": 10})
+        assert done["done"] is True and done["run"]["result"] == "hello ada"
+        run = await call(c, "get_run", {"workflow_id": "g1"})
+        assert run["status"] == "completed" and run["input"] == "ada"
+        history = await call(c, "export_run", {"workflow_id": "g1"})
+        assert [s["kind"] for s in history["steps"]] == ["step"]
+
+        await call(c, "start_workflow", {"name": "gate", "workflow_id": "w1"})
+        await wait_status(app.handle("w1"), "waiting")
+        pending = await call(c, "wait_for_run", {"workflow_id": "w1", "timeout_seconds": 0.3})
+        assert pending["done"] is False and pending["run"]["status"] == "waiting"
+        assert (await call(c, "signal_run", {"workflow_id": "w1", "name": "open", "payload": {"k": 1}}))["delivered"]
+        assert (await call(c, "wait_for_run", {"workflow_id": "w1", "timeout_seconds": 10}))["run"]["result"] == {"k": 1}
+
+        await call(c, "start_workflow", {"name": "gate", "workflow_id": "w2"})
+        await wait_status(app.handle("w2"), "waiting")
+        assert (await call(c, "cancel_run", {"workflow_id": "w2", "reason": "no"}))["cancelled"] == ["w2"]
+        listed = await call(c, "list_runs", {"name": "gate"})
+        assert {r["id"]: r["status"] for r in listed["runs"]} == {"w1": "completed", "w2": "cancelled"}
+
+
+@MODES
+async def test_bad_arguments_are_tool_errors_and_change_nothing(app: LongTail, mode: str) -> None:
+    register(app)
+    async with running(app), McpClient(workflows.build(app, fixed_principal(SYSTEM)), mode=mode) as c:
+        cases = [
+            ("start_workflow", {"name": ""}, "name"),
+            ("start_workflow", {"name": "greet", "surprise": 1}, "surprise"),
+            ("start_workflow", {"name": "greet", "workflow_id": "x" * 201}, "workflow_id"),
+            ("wait_for_run", {"workflow_id": "g", "timeout_seconds": 51}, "timeout_seconds"),
+            ("list_runs", {"limit": 0}, "limit"),
+            ("list_runs", {"status": "sleeping"}, "status"),
+            ("signal_run", {"workflow_id": "missing", "name": "x"}, "no run with id"),
+            ("get_run", {}, "workflow_id"),
+        ]
+        for tool, args, mentions in cases:
+            result = await c.call_tool(tool, args)
+            assert result.is_error, (tool, args)
+            assert mentions in result.content[0].text, result.content[0].text
+        assert (await c.call_tool("no_such_tool", {})).is_error
+        assert await app.list_runs() == [], "nothing was started by a refused call"
+
+
+async def test_a_read_scope_principal_sees_and_calls_only_read_only_tools(app: LongTail) -> None:
+    register(app)
+    reader = Principal("viewer", scope="read")
+    async with running(app), McpClient(workflows.build(app, fixed_principal(reader))) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert names == {t.name for t in workflows.TOOLS if t.read_only}
+        assert "start_workflow" not in names and "list_runs" in names
+        refused = await c.call_tool("start_workflow", {"name": "greet"})
+        assert refused.is_error and "read scope" in refused.content[0].text
+        assert await app.list_runs() == []
+
+
+async def test_runs_started_over_mcp_act_for_the_calling_principal(app: LongTail) -> None:
+    register(app)
+    rita = Principal("rita", "Rita", roles={"reviewer": "member"})
+    async with running(app), McpClient(workflows.build(app, fixed_principal(rita))) as c:
+        started = await call(c, "start_workflow", {"name": "greet", "input": "x"})
+        info = await app.get_run(started["workflow_id"])
+    assert info["principal"]["id"] == "rita"
