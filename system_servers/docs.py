@@ -1,0 +1,100 @@
+"""Render docs/mcp.md from the tool definitions: `python -m system_servers.docs > docs/mcp.md`.
+
+The reference part is generated, never written by hand; tests/servers/test_docs.py checks the file
+is current.
+"""
+
+import json
+from typing import Any
+
+from system_servers import SERVERS
+
+INTRO = """# MCP servers
+
+longtail-mcp is a family of MCP servers over one durable runtime. Each server runs alone over
+stdio:
+
+```
+longtail-mcp stdio workflows            # acts as the local operator (`system`)
+longtail-mcp stdio human-queue --as rita  # acts as account `rita` (her roles apply)
+longtail-mcp config claude [--as ACCOUNT] [--database-url URL]   # a Claude Desktop mcpServers block
+```
+
+Both servers use `DATABASE_URL` when set, else the embedded Postgres of `$LONGTAIL_HOME` (shared
+with a running `longtail-mcp serve`, or started by the first stdio process; prefer a running
+`serve` or a `DATABASE_URL` when a client starts several servers, so the database outlives any
+one of them). Runs are executed by workers (`serve` or `worker`), not by the stdio process.
+
+**One definition per tool** (`longtail_mcp/mcp_glue/server.py`, `ToolSpec`): a pydantic input and
+output model, a description, annotations, tags and compile hints, and a thin handler over the
+core services. The MCP tool (flat input schema with `additionalProperties: false`, output schema,
+structured content), the manifest used by discovery, and the scope gate all come from it.
+
+**Errors** come back as tool results with `isError: true` and a message starting with a code:
+`[invalid_input]` (bad arguments: nothing was called), `[not_found]`, `[conflict]` (someone else
+won: claimed, already resolved...), `[forbidden]` (RBAC or key scope), `[unauthenticated]`,
+`[internal] internal error (ref …)` (details are in the server log under that ref, never sent).
+
+**Scopes**: a principal whose key has `read` scope sees and may call only tools annotated
+`readOnlyHint: true`; every other tool is a write tool (fail closed).
+
+Not yet built (see the open issue): streamable HTTP at `/mcp` and legacy SSE at `/sse` in
+`longtail-mcp serve` with bearer API keys, the external server registry (`register_mcp_server`,
+`list_mcp_servers`, `find_tools`, `ctx.call_tool`, the `<server>__<tool>` gateway), the
+`query` and `triage_escalation` routers, and the compiler, db-query, files and http-fetch servers.
+
+"""
+
+
+def _type(prop: dict[str, Any]) -> str:
+    if "anyOf" in prop:
+        return " or ".join(_type(p) for p in prop["anyOf"])
+    if "enum" in prop:
+        return " \\| ".join(json.dumps(v) for v in prop["enum"])
+    if "const" in prop:
+        return json.dumps(prop["const"])
+    kind = prop.get("type", "any")
+    if kind == "array":
+        return f"array of {_type(prop.get('items', {}))}"
+    return str(kind)
+
+
+def _limits(prop: dict[str, Any]) -> str:
+    keys = ("minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+    parts = [f"{k} {prop[k]}" for k in keys if k in prop]
+    for option in prop.get("anyOf", []):
+        parts += [f"{k} {option[k]}" for k in keys if k in option]
+    if "default" in prop:
+        parts.append(f"default {json.dumps(prop['default'])}")
+    return ", ".join(parts)
+
+
+def render() -> str:
+    out = [INTRO]
+    for name, module in SERVERS.items():
+        out.append(f"## {name}\n")
+        out.append(f"`longtail-mcp stdio {name}`. Tags: {', '.join(module.TAGS)}.\n")
+        for spec in module.TOOLS:
+            hints = [h for h, on in (("read-only", spec.read_only), ("destructive", spec.destructive),
+                                     ("idempotent", spec.idempotent), ("open-world", spec.open_world)) if on]
+            out.append(f"### `{spec.name}`\n")
+            out.append(f"{spec.description}\n")
+            out.append(f"Annotations: {', '.join(hints) or 'none (a write tool)'}.\n")
+            schema = spec.input_schema()
+            required = set(schema.get("required", []))
+            props = schema.get("properties", {})
+            if props:
+                out.append("| argument | type | required | notes |\n|---|---|---|---|")
+                for arg, prop in props.items():
+                    notes = "; ".join(x for x in (prop.get("description", ""), _limits(prop)) if x)
+                    out.append(f"| `{arg}` | {_type(prop)} | {'yes' if arg in required else 'no'} | {notes} |")
+                out.append("")
+            else:
+                out.append("No arguments.\n")
+            fields = ", ".join(f"`{k}`" for k in spec.output_schema().get("properties", {}))
+            out.append(f"Returns (structured content): {fields}.\n")
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
