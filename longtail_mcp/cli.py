@@ -19,6 +19,7 @@ from longtail_mcp.db.migrate import current_version, latest_version, migrate
 from longtail_mcp.errors import LongtailError
 from longtail_mcp.humans import escalations, identity
 from longtail_mcp.humans.identity import SYSTEM, Principal
+from longtail_mcp.mcp_glue.http import LOOPBACK
 from longtail_mcp.runtime.app import LongTail
 from longtail_mcp.runtime.client import Client
 
@@ -89,8 +90,10 @@ async def cmd_serve(args: argparse.Namespace) -> None:
         first_key = await identity.ensure_admin(app.db, app.settings.admin_key)
         sock = _bind(app.settings.host, app.settings.port)
         host, port = sock.getsockname()[:2]
+        if args.dev and app.settings.host not in LOOPBACK:
+            raise SystemExit("longtail-mcp: --dev (no API keys) is only allowed on a loopback address")
         worker = app.worker()
-        web = build_app(app, worker)
+        web = build_app(app, worker, mcp=app.serve_mcp, dev=args.dev, host=app.settings.host)
         server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="on"))
         server.capture_signals = _no_uvicorn_signals  # type: ignore[method-assign]  # we own SIGINT/SIGTERM
 
@@ -417,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8420; 0 picks a free one)")
     serve.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR", help="a LongTail app whose workflows to run")
+    serve.add_argument("--dev", action="store_true", help="loopback only: MCP over HTTP without API keys")
     serve.set_defaults(run=cmd_serve)
 
     worker = sub.add_parser("worker", help="run workers only (scale-out); shares a running embedded server")

@@ -15,3 +15,12 @@ def builder(name: str) -> Callable[..., Any]:
         return SERVERS[name].build  # type: ignore[no-any-return]
     except KeyError:
         raise KeyError(f"no server named {name!r}; one of {', '.join(sorted(SERVERS))}") from None
+
+
+def gateway(client: Any, principal_of: Any) -> Any:
+    """Every tool of the family behind one server (tool names are unique across it)."""
+    from longtail_mcp.mcp_glue.server import build_server
+
+    tools = [spec for module in SERVERS.values() for spec in module.TOOLS]
+    return build_server("longtail", tools, client, principal_of,
+                        instructions="longtail-mcp: durable workflow runs and the human queue.")

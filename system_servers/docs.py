@@ -20,7 +20,14 @@ longtail-mcp stdio human-queue --as rita  # acts as account `rita` (her roles ap
 longtail-mcp config claude [--as ACCOUNT] [--database-url URL]   # a Claude Desktop mcpServers block
 ```
 
-Both servers use `DATABASE_URL` when set, else the embedded Postgres of `$LONGTAIL_HOME` (shared
+All servers together, behind one endpoint, in `longtail-mcp serve`: streamable HTTP at
+`http://127.0.0.1:8420/mcp` and legacy SSE at `/sse` (+ `/messages/`), both protocol eras. Every
+HTTP request needs `Authorization: Bearer ltk_...` (an API key from `longtail-mcp keys create`, or
+the first admin key `serve` prints once): the key's account and its roles act, and a `read`-scope
+key sees only read-only tools. `longtail-mcp serve --dev` (loopback only) accepts calls without a
+key, as the local operator. Tool names are unique across the family.
+
+Stdio servers use `DATABASE_URL` when set, else the embedded Postgres of `$LONGTAIL_HOME` (shared
 with a running `longtail-mcp serve`, or started by the first stdio process; prefer a running
 `serve` or a `DATABASE_URL` when a client starts several servers, so the database outlives any
 one of them). Runs are executed by workers (`serve` or `worker`), not by the stdio process.
@@ -38,8 +45,7 @@ won: claimed, already resolved...), `[forbidden]` (RBAC or key scope), `[unauthe
 **Scopes**: a principal whose key has `read` scope sees and may call only tools annotated
 `readOnlyHint: true`; every other tool is a write tool (fail closed).
 
-Not yet built (see the open issue): streamable HTTP at `/mcp` and legacy SSE at `/sse` in
-`longtail-mcp serve` with bearer API keys, the external server registry (`register_mcp_server`,
+Not yet built (see the open issue): the external server registry (`register_mcp_server`,
 `list_mcp_servers`, `find_tools`, `ctx.call_tool`, the `<server>__<tool>` gateway), the
 `query` and `triage_escalation` routers, and the compiler, db-query, files and http-fetch servers.
 

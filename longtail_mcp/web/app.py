@@ -1,6 +1,7 @@
 """The Starlette app `longtail-mcp serve` runs: /health today, later /mcp, /sse, /events and the web view."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sse_starlette import EventSourceResponse
@@ -35,7 +36,12 @@ async def health_report(app: Client, worker: Worker | None) -> tuple[bool, dict[
     return healthy, {"status": "ok" if healthy else "unhealthy", **report}
 
 
-def build_app(app: Client, worker: Worker | None = None) -> Starlette:
+def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, dev: bool = False,
+              host: str = "127.0.0.1") -> Starlette:
+    """The HTTP app: /health, /events, and with `mcp` the whole MCP family at /mcp and /sse.
+
+    `dev` (loopback only) lets MCP calls through without an API key, as the local operator.
+    """
     async def health(request: Request) -> JSONResponse:
         healthy, report = await health_report(app, worker)
         return JSONResponse(report, status_code=200 if healthy else 503)
@@ -57,4 +63,18 @@ def build_app(app: Client, worker: Worker | None = None) -> Starlette:
 
         return EventSourceResponse(stream(), ping=15)
 
-    return Starlette(routes=[Route("/health", health), Route("/events", events)])
+    routes: list[Any] = [Route("/health", health), Route("/events", events)]
+    lifespan = None
+    if mcp:
+        from longtail_mcp.mcp_glue.http import mcp_routes, request_principal
+        from system_servers import gateway
+
+        more, mcp_lifespan = mcp_routes(gateway(app, request_principal), app, dev=dev, host=host)
+        routes += more
+
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            async with mcp_lifespan():
+                yield
+
+    return Starlette(routes=routes, lifespan=lifespan)

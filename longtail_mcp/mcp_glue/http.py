@@ -1,0 +1,101 @@
+"""The family behind one HTTP endpoint: streamable HTTP at /mcp and legacy SSE at /sse, with API keys.
+
+Every HTTP request must carry `Authorization: Bearer ltk_...` (an API key; its account's roles and
+the key's scope apply) unless the server runs in loopback dev mode, where calls act as the local
+operator. Both protocol eras are served by the SDK's session manager (the 2025-11-25 handshake and
+the stateless 2026-07-28 era).
+"""
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server import Server, ServerRequestContext
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from longtail_mcp.errors import LongtailError, Unauthenticated
+from longtail_mcp.humans.identity import SYSTEM, Principal, authenticate
+from longtail_mcp.runtime.client import Client
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class BearerAuth:
+    """ASGI middleware: the request's principal from its API key (or the dev principal), else 401."""
+
+    def __init__(self, app: ASGIApp, client: Client, *, dev: bool) -> None:
+        self.app = app
+        self.client = client
+        self.dev = dev
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        principal: Principal | None = SYSTEM if self.dev else None
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        if header:
+            scheme, _, token = header.partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not token:
+                    raise Unauthenticated("use Authorization: Bearer <API key>")
+                principal = await authenticate(self.client.db, token.strip())
+            except LongtailError as exc:
+                await _refuse(scope, receive, send, exc.message)
+                return
+        if principal is None:
+            await _refuse(scope, receive, send, "an API key is required: Authorization: Bearer ltk_...")
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+    response = JSONResponse({"error": message}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    await response(scope, receive, send)
+
+
+async def request_principal(ctx: ServerRequestContext[Any]) -> Principal:
+    """The principal BearerAuth attached to the HTTP request that carried this MCP message."""
+    request = ctx.request
+    state = getattr(request, "state", None) if request is not None else None
+    principal = getattr(state, "principal", None) if state is not None else None
+    if principal is None and isinstance(request, Request):
+        principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise Unauthenticated("no authenticated principal on this request")
+    return principal
+
+
+def mcp_routes(server: Server[Any], client: Client, *, dev: bool, host: str) -> tuple[list[BaseRoute], Callable[[], Any]]:
+    """Routes for /mcp (streamable HTTP) and /sse + /messages/ (legacy SSE), and the lifespan to run."""
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=host in LOOPBACK,
+        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+    )
+    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
+    sse = SseServerTransport("/messages/", security_settings=security)
+
+    async def sse_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        async with sse.connect_sse(scope, receive, send) as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+    routes: list[BaseRoute] = [
+        Route("/mcp", endpoint=BearerAuth(StreamableHTTPASGIApp(manager), client, dev=dev)),
+        Route("/sse", endpoint=BearerAuth(sse_endpoint, client, dev=dev)),
+        Mount("/messages/", app=BearerAuth(sse.handle_post_message, client, dev=dev)),
+    ]
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    return routes, lifespan
