@@ -88,6 +88,10 @@ async def cmd_serve(args: argparse.Namespace) -> None:
     sock = None
     try:
         first_key = await identity.ensure_admin(app.db, app.settings.admin_key)
+        if app.serve_mcp:
+            from system_servers import publish_manifests
+
+            await publish_manifests(app)
         sock = _bind(app.settings.host, app.settings.port)
         host, port = sock.getsockname()[:2]
         if args.dev and app.settings.host not in LOOPBACK:

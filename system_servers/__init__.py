@@ -1,8 +1,15 @@
 """The MCP servers of the family: schemas and thin handlers over the longtail_mcp services."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
+import mcp.types as types
+
+from longtail_mcp.errors import Forbidden
+from longtail_mcp.humans.identity import Principal
+from longtail_mcp.mcp_glue.server import Proxy, build_server, error_result
+from longtail_mcp.tools import registry
 from system_servers.human_queue import server as human_queue
 from system_servers.workflows import server as workflows
 
@@ -17,10 +24,50 @@ def builder(name: str) -> Callable[..., Any]:
         raise KeyError(f"no server named {name!r}; one of {', '.join(sorted(SERVERS))}") from None
 
 
-def gateway(client: Any, principal_of: Any) -> Any:
-    """Every tool of the family behind one server (tool names are unique across it)."""
-    from longtail_mcp.mcp_glue.server import build_server
+async def publish_manifests(client: Any) -> None:
+    """Store our own servers' manifests (generated from the definitions) so find_tools sees them."""
+    for name, module in SERVERS.items():
+        await registry.register_builtin(client.db, name, [spec.manifest(name) for spec in module.TOOLS],
+                                        description=f"longtail-mcp {name} server", tags=list(module.TAGS))
 
+
+class RegisteredTools(Proxy):
+    """Registered servers' tools, shown in the gateway as `<server>__<tool>` and called through it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    async def tools(self) -> list[types.Tool]:
+        out = []
+        for row in await registry.manifests_for_gateway(self.client.db):
+            out.append(types.Tool(
+                name=f"{row['server']}__{row['name']}", description=f"[{row['server']}] {row['description']}",
+                input_schema=row["input_schema"] or {"type": "object"},
+                annotations=types.ToolAnnotations.model_validate(row["annotations"] or {}),
+            ))
+        return out
+
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> types.CallToolResult | None:
+        server, sep, tool = name.partition("__")
+        if not sep:
+            return None
+        manifest = await registry.get_manifest(self.client.db, server, tool)
+        if manifest is None:
+            return None
+        if principal.scope != "full" and not (manifest["annotations"] or {}).get("readOnlyHint"):
+            raise Forbidden(f"{name} is not read-only; the calling key has read scope only")
+        try:
+            result = await registry.call_tool(self.client.db, server, tool, arguments)
+        except Exception as exc:
+            message = getattr(exc, "message", str(exc))
+            return error_result(f"[{getattr(exc, 'code', 'error')}] {message}")
+        structured = result if isinstance(result, dict) else {"result": result}
+        return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(result, indent=2))],
+                                    structured_content=structured)
+
+
+def gateway(client: Any, principal_of: Any) -> Any:
+    """Every tool of the family behind one server (names unique across it), plus registered servers' tools."""
     tools = [spec for module in SERVERS.values() for spec in module.TOOLS]
-    return build_server("longtail", tools, client, principal_of,
-                        instructions="longtail-mcp: durable workflow runs and the human queue.")
+    return build_server("longtail", tools, client, principal_of, proxy=RegisteredTools(client),
+                        instructions="longtail-mcp: durable workflow runs, the human queue, and registered tools.")

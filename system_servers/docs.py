@@ -45,9 +45,17 @@ won: claimed, already resolved...), `[forbidden]` (RBAC or key scope), `[unauthe
 **Scopes**: a principal whose key has `read` scope sees and may call only tools annotated
 `readOnlyHint: true`; every other tool is a write tool (fail closed).
 
-Not yet built (see the open issue): the external server registry (`register_mcp_server`,
-`list_mcp_servers`, `find_tools`, `ctx.call_tool`, the `<server>__<tool>` gateway), the
-`query` and `triage_escalation` routers, and the compiler, db-query, files and http-fetch servers.
+**Registered servers.** `register_mcp_server` (superadmins: a stdio server runs a command on the
+host) connects to an external server (a stdio command, or an HTTP/SSE URL), caches its tools as
+manifests (refresh by registering again), and makes them searchable with `find_tools` (Postgres
+full-text over names, descriptions, argument names and tags, plus tag filters), callable from
+workflows as durable steps (`await ctx.call_tool("server/tool", args)`, journal kind `tool`), and
+visible through the HTTP gateway as `<server>__<tool>`. Our own servers' manifests are stored by
+`serve` on start, generated from the definitions.
+
+Not yet built (see the open issues): the `query` and `triage_escalation` routers, `escalate_and_wait`
+suspending a durable run when called through `ctx.call_tool`, and the compiler, db-query, files and
+http-fetch servers.
 
 """
 

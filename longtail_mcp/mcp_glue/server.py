@@ -104,8 +104,19 @@ def _describe(error: ValidationError) -> str:
 PrincipalSource = Callable[[ServerRequestContext[Any]], Awaitable[Principal]]
 
 
+class Proxy:
+    """Tools of other servers shown through this one (the gateway): listed and called on demand."""
+
+    async def tools(self) -> list[types.Tool]:
+        raise NotImplementedError
+
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> types.CallToolResult | None:
+        """The result, or None when `name` is not one of the proxied tools."""
+        raise NotImplementedError
+
+
 def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of: PrincipalSource,
-                 *, instructions: str | None = None, version: str = "0.1.0") -> Server[Any]:
+                 *, instructions: str | None = None, version: str = "0.1.0", proxy: Proxy | None = None) -> Server[Any]:
     """A low-level MCP server exposing `specs`, calling them as the principal `principal_of` gives."""
     by_name = {s.name: s for s in specs}
     if len(by_name) != len(specs):
@@ -113,17 +124,26 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         principal = await principal_of(ctx)
-        visible = [s for s in specs if s.read_only or principal.scope == "full"]
-        return types.ListToolsResult(tools=[s.tool() for s in visible])
+        visible = [s.tool() for s in specs if s.read_only or principal.scope == "full"]
+        if proxy is not None:
+            visible += [t for t in await proxy.tools()
+                        if principal.scope == "full" or (t.annotations and t.annotations.read_only_hint)]
+        return types.ListToolsResult(tools=visible)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         spec = by_name.get(params.name)
-        if spec is None:
-            return error_result(f"[not_found] no tool named {params.name!r} on the {name} server")
         try:
             principal = await principal_of(ctx)
         except LongtailError as exc:
             return error_result(f"[{exc.code}] {exc.message}")
+        if spec is None:
+            proxied = None
+            if proxy is not None:
+                try:
+                    proxied = await proxy.call(params.name, dict(params.arguments or {}), principal)
+                except LongtailError as exc:
+                    return error_result(f"[{exc.code}] {exc.message}")
+            return proxied or error_result(f"[not_found] no tool named {params.name!r} on the {name} server")
         if not spec.read_only and principal.scope != "full":
             return error_result(f"[forbidden] {params.name} changes data; the calling key has read scope only")
         try:

@@ -190,8 +190,27 @@ class Context:
         spec = fn if isinstance(fn, StepSpec) else step_spec(fn)
         return self._run_step(self._next(), spec, args, kwargs)
 
-    async def _run_step(self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        rec = self._recorded(seq, "step", spec.name)
+    def call_tool(self, qualified: str, args: dict[str, Any] | None = None, *, retries: int = 3,
+                  backoff: float = 10.0, max_interval: float = 120.0) -> Coroutine[Any, Any, Any]:
+        """Call `server/tool` of a registered MCP server as a checkpointed step (kind `tool`).
+
+        A tool that answers with an error fails the step at once; an unreachable server is retried.
+        """
+        from functools import partial
+
+        from longtail_mcp.runtime.registry import RetryPolicy
+        from longtail_mcp.tools.registry import call_tool
+
+        server, _, tool = qualified.partition("/")
+        if not server or not tool:
+            raise InvalidInput(f"call_tool takes 'server/tool', got {qualified!r}")
+        spec = StepSpec(fn=partial(call_tool, self._worker.db, server, tool), name=qualified,
+                        retry=RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval))
+        return self._run_step(self._next(), spec, (args or {},), {}, kind="tool")
+
+    async def _run_step(self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
+                        kind: str = "step") -> Any:
+        rec = self._recorded(seq, kind, spec.name)
         attempt = 1
         if rec is not None:
             if rec.status == "completed":
@@ -223,15 +242,15 @@ class Context:
                         attempt += 1
                         continue
                     wake = time.time() + delay
-                    await self._write(seq, "step", spec.name, "retrying", input=call_input, error=error,
+                    await self._write(seq, kind, spec.name, "retrying", input=call_input, error=error,
                                       attempts=attempt, wake_at=wake, started_at=started)
                     raise Suspend(wake, f"retry:{spec.name}") from None
-                await self._write(seq, "step", spec.name, "failed", input=call_input, error=error,
+                await self._write(seq, kind, spec.name, "failed", input=call_input, error=error,
                                   attempts=attempt, started_at=started)
                 raise _step_failed(spec.name, error) from None
             finally:
                 _current_step.reset(token)
-            await self._write(seq, "step", spec.name, "completed", input=call_input, output=result,
+            await self._write(seq, kind, spec.name, "completed", input=call_input, output=result,
                               attempts=attempt, started_at=started)
             return result
 

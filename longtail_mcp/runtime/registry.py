@@ -37,7 +37,8 @@ class StepSpec:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
+        fn = self.fn.func if hasattr(self.fn, "func") else self.fn  # functools.partial
+        return inspect.iscoroutinefunction(fn)
 
 
 @dataclass(frozen=True)

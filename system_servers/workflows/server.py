@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from longtail_mcp.mcp_glue.server import PrincipalSource, ToolCall, ToolSpec, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.client import Client
+from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
 
 NAME = "workflows"
 TAGS = ("workflows", "durable", "runs")
@@ -178,6 +179,9 @@ TOOLS = [
     ToolSpec("export_run", "Export a run's full history: the run, every journal entry with timings, every signal.",
              RunRef, ExportOut, export_run, read_only=True, idempotent=True, tags=TAGS),
 ]
+
+
+TOOLS += REGISTRY_TOOLS
 
 
 def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:

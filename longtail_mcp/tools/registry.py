@@ -1,0 +1,202 @@
+"""Registered MCP servers: connect, cache their tools as manifests, find tools, call them.
+
+Registering a stdio server means this process will run its command, so only superadmins may.
+Environment values given for a stdio server are stored for launching it and never returned.
+"""
+
+import json
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from mcp import Client as McpClient
+from mcp import StdioServerParameters
+from mcp.client.sse import sse_client
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.db.queries import load
+from longtail_mcp.errors import InvalidInput, LongtailError, NonRetryableError, NotFound, Unavailable
+from longtail_mcp.humans.identity import Principal, audit, require_superadmin
+from longtail_mcp.runtime.codec import dumps, iso
+
+Q = load("tools")
+NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+CONNECT_SECONDS = 30.0
+
+
+def arg_names(schema: dict[str, Any] | None) -> str:
+    return " ".join(sorted((schema or {}).get("properties", {})))
+
+
+def manifest_row(tool: Any, tags: list[str]) -> dict[str, Any]:
+    annotations = tool.annotations.model_dump(by_alias=True, exclude_none=True) if tool.annotations else {}
+    return {"name": tool.name, "description": tool.description or "", "input_schema": tool.input_schema,
+            "output_schema": tool.output_schema, "annotations": annotations, "tags": tags,
+            "arg_names": arg_names(tool.input_schema)}
+
+
+@asynccontextmanager
+async def connect(server: dict[str, Any]) -> AsyncIterator[McpClient]:
+    """An MCP client session to a registered server."""
+    if server["transport"] == "stdio":
+        import os
+
+        env = {**os.environ, **(server["env"] or {})}
+        target: Any = StdioServerParameters(command=server["command"][0], args=list(server["command"][1:]), env=env)
+    elif server["transport"] == "sse":
+        target = sse_client(server["url"])
+    elif server["transport"] == "http":
+        target = server["url"]
+    else:
+        raise InvalidInput(f"server {server['name']!r} is built in; call its tools directly")
+    entered = False
+    try:
+        async with McpClient(target) as client:
+            entered = True
+            yield client
+    except Exception as exc:
+        if entered:
+            raise
+        raise Unavailable(f"cannot connect to MCP server {server['name']!r}: {exc}") from exc
+
+
+async def register_server(
+    db: Database, actor: Principal, name: str, *, command: list[str] | None = None, url: str | None = None,
+    transport: str | None = None, env: dict[str, str] | None = None, description: str = "",
+    tags: list[str] | None = None, compile_hints: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Register a stdio command or an HTTP/SSE URL, connect to it and cache its tools.
+
+    Raises:
+        InvalidInput: bad name or connection details.  Unavailable: it could not be reached (nothing is stored).
+    """
+    require_superadmin(actor, "register MCP servers (a stdio server runs a command on this host)")
+    if not NAME.match(name) or "__" in name:
+        raise InvalidInput("a server name is 1-63 lowercase letters, digits and dashes")
+    if (command is None) == (url is None):
+        raise InvalidInput("give exactly one of command (stdio) or url (http/sse)")
+    kind = transport or ("stdio" if command else ("sse" if url and url.rstrip("/").endswith("/sse") else "http"))
+    if kind not in ("stdio", "http", "sse") or (kind == "stdio") != (command is not None):
+        raise InvalidInput("transport must be stdio (with command) or http/sse (with url)")
+    if url is not None and not re.match(r"^https?://", url):
+        raise InvalidInput("url must start with http:// or https://")
+    row = {"name": name, "transport": kind, "command": command, "env": env or {}, "url": url}
+    tags = sorted(set(tags or []))
+    tools = await list_remote_tools(row, tags)  # fails before anything is stored
+    async with db.transaction() as conn:
+        await conn.execute(Q["upsert_server"], {
+            **row, "env": dumps(env or {}), "description": description, "tags": tags,
+            "hints": dumps(compile_hints or {}), "by": actor.id,
+        })
+        await _store(conn, name, tools)
+        await audit(conn, actor, "mcp_server.register", "mcp_server", name, data={"transport": kind, "tools": len(tools)})
+    return {"name": name, "transport": kind, "tools": [t["name"] for t in tools]}
+
+
+async def list_remote_tools(server: dict[str, Any], tags: list[str]) -> list[dict[str, Any]]:
+    try:
+        with anyio.fail_after(CONNECT_SECONDS):
+            async with connect(server) as client:
+                listed = await client.list_tools()
+    except TimeoutError:
+        raise Unavailable(f"MCP server {server['name']!r} did not list its tools within {CONNECT_SECONDS:.0f}s") from None
+    return [manifest_row(t, tags) for t in listed.tools]
+
+
+async def _store(conn: Any, server: str, tools: list[dict[str, Any]]) -> None:
+    await conn.execute(Q["delete_manifests"], {"server": server})
+    if tools:
+        await conn.execute(Q["insert_manifests"], {"server": server, "tools": json.dumps(tools)})
+    await conn.execute(Q["mark_refreshed"], {"name": server, "error": None})
+
+
+async def refresh(db: Database, name: str) -> int:
+    """Reconnect to a registered server and replace its cached manifests; returns the tool count."""
+    server = await _server(db, name)
+    try:
+        tools = await list_remote_tools(server, list(server["tags"]))
+    except LongtailError as exc:
+        async with db.connection() as conn:
+            await conn.execute(Q["mark_refreshed"], {"name": name, "error": exc.message})
+        raise
+    async with db.transaction() as conn:
+        await _store(conn, name, tools)
+    return len(tools)
+
+
+async def register_builtin(db: Database, name: str, manifests: list[dict[str, Any]], *, description: str,
+                           tags: list[str]) -> None:
+    """Store the manifests of one of our own servers (generated from its tool definitions)."""
+    rows = [{**m, "arg_names": arg_names(m["input_schema"]),
+             "annotations": m["annotations"], "tags": m["tags"]} for m in manifests]
+    async with db.transaction() as conn:
+        await conn.execute(Q["upsert_server"], {
+            "name": name, "transport": "builtin", "command": None, "env": "{}", "url": None,
+            "description": description, "tags": tags, "hints": "{}", "by": "system",
+        })
+        await _store(conn, name, rows)
+
+
+async def _server(db: Database, name: str) -> dict[str, Any]:
+    async with db.connection() as conn:
+        row = await (await conn.execute(Q["get_server"], {"name": name})).fetchone()
+    if row is None:
+        raise NotFound(f"no MCP server named {name!r} is registered")
+    return row  # type: ignore[no-any-return]
+
+
+async def list_servers(db: Database) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        return [iso(r) for r in await (await conn.execute(Q["list_servers"])).fetchall()]
+
+
+def _prefix_query(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return " | ".join(f"{w}:*" for w in words) or "nothing"
+
+
+async def find_tools(db: Database, query: str = "", *, tags: list[str] | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """Tools ranked by full-text match over names, descriptions, argument names and tags (prefixes count)."""
+    if not 1 <= limit <= 200:
+        raise InvalidInput("limit must be between 1 and 200")
+    async with db.connection() as conn:
+        rows = await (await conn.execute(Q["find_tools"], {
+            "query": query.strip(), "prefix": _prefix_query(query), "tags": tags or None, "limit": limit,
+        })).fetchall()
+    return [{**r, "rank": float(r["rank"]), "qualified": f"{r['server']}/{r['name']}"} for r in rows]
+
+
+async def get_manifest(db: Database, server: str, name: str) -> dict[str, Any] | None:
+    async with db.connection() as conn:
+        return await (await conn.execute(Q["get_manifest"], {"server": server, "name": name})).fetchone()  # type: ignore[no-any-return]
+
+
+async def manifests_for_gateway(db: Database) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        return list(await (await conn.execute(Q["all_manifests"])).fetchall())
+
+
+async def call_tool(db: Database, server: str, tool: str, args: dict[str, Any]) -> Any:
+    """Call a registered server's tool; its structured content (or text) is the result.
+
+    Raises:
+        NonRetryableError: the tool answered with an error (retrying would not change it).
+        Unavailable: the server could not be reached (worth retrying).
+    """
+    row = await _server(db, server)
+    async with connect(row) as client:
+        try:
+            result = await client.call_tool(tool, args)
+        except Exception as exc:
+            raise Unavailable(f"{server}/{tool}: {exc}") from exc
+    text = "\n".join(getattr(c, "text", "") for c in result.content or [])
+    if result.is_error:
+        raise NonRetryableError(f"{server}/{tool} returned an error: {text[:2000]}")
+    if result.structured_content is not None:
+        return result.structured_content
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
