@@ -24,11 +24,21 @@ def builder(name: str) -> Callable[..., Any]:
         raise KeyError(f"no server named {name!r}; one of {', '.join(sorted(SERVERS))}") from None
 
 
-async def publish_manifests(client: Any) -> None:
-    """Store our own servers' manifests (generated from the definitions) so find_tools sees them."""
+async def publish_manifests(client: Any, *, refresh_registered: bool = True) -> None:
+    """Store our own servers' manifests (generated from the definitions) so find_tools sees them, and
+    reconnect to every registered server to refresh its cached tools (failures are recorded, not fatal)."""
+    import logging
+
     for name, module in SERVERS.items():
         await registry.register_builtin(client.db, name, [spec.manifest(name) for spec in module.TOOLS],
                                         description=f"longtail-mcp {name} server", tags=list(module.TAGS))
+    if refresh_registered:
+        for server in await registry.list_servers(client.db):
+            if server["transport"] != "builtin":
+                try:
+                    await registry.refresh(client.db, server["name"])
+                except Exception as exc:  # recorded in mcp_server.last_error by refresh()
+                    logging.getLogger(__name__).warning("could not refresh MCP server %s: %s", server["name"], exc)
 
 
 class RegisteredTools(Proxy):

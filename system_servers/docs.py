@@ -53,9 +53,12 @@ workflows as durable steps (`await ctx.call_tool("server/tool", args)`, journal 
 visible through the HTTP gateway as `<server>__<tool>`. Our own servers' manifests are stored by
 `serve` on start, generated from the definitions.
 
-Not yet built (see the open issues): the `query` and `triage_escalation` routers, `escalate_and_wait`
-suspending a durable run when called through `ctx.call_tool`, and the compiler, db-query, files and
-http-fetch servers.
+Inside a durable run, `ctx.call_tool("human-queue/escalate_and_wait", {...})` does not poll: the run
+suspends durably (like `ctx.escalate`) until a person decides, with no 50 s bound, and returns the
+tool's result shape `{escalation_id, status, resolution}`.
+
+Not yet built (see the open issues): the `query` and `triage_escalation` routers, and the compiler,
+db-query, files and http-fetch servers.
 
 """
 

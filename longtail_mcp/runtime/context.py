@@ -204,9 +204,27 @@ class Context:
         server, _, tool = qualified.partition("/")
         if not server or not tool:
             raise InvalidInput(f"call_tool takes 'server/tool', got {qualified!r}")
+        if qualified == "human-queue/escalate_and_wait":  # inside a run this is a durable wait, not a poll
+            return self._escalate_as_tool(args or {})
         spec = StepSpec(fn=partial(call_tool, self._worker.db, server, tool), name=qualified,
                         retry=RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval))
         return self._run_step(self._next(), spec, (args or {},), {}, kind="tool")
+
+    async def _escalate_as_tool(self, args: dict[str, Any]) -> dict[str, Any]:
+        """`human-queue/escalate_and_wait` called from a run: the run suspends until a person decides
+        (no 50 s bound); the result has the tool's shape. An expiry raises WaitTimeout as ctx.escalate does."""
+        known = {"role", "message", "data", "priority", "type", "form_schema", "timeout_seconds", "metadata",
+                 "wait_seconds", "escalation_id"}
+        unknown = set(args) - known
+        if unknown or "role" not in args or "message" not in args:
+            raise InvalidInput(f"escalate_and_wait needs role and message (unknown: {sorted(unknown)})")
+        seq_next = self._seq + 1
+        resolution = await self.escalate(
+            args["role"], args["message"], args.get("data"), priority=args.get("priority", 3),
+            type=args.get("type", "review"), form_schema=args.get("form_schema"),
+            timeout=args.get("timeout_seconds"), metadata=args.get("metadata"),
+        )
+        return {"escalation_id": f"{self.workflow_id}:{seq_next}", "status": "resolved", "resolution": resolution}
 
     async def _run_step(self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
                         kind: str = "step") -> Any:

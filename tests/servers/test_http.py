@@ -43,11 +43,11 @@ async def http_server(app: LongTail, *, dev: bool = False) -> AsyncIterator[str]
 
 
 @asynccontextmanager
-async def streamable(base: str, key: str | None) -> AsyncIterator[McpClient]:
+async def streamable(base: str, key: str | None, mode: str = "auto") -> AsyncIterator[McpClient]:
     """An MCP session over streamable HTTP (the transport leaves a given HTTP client open: we close it)."""
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with httpx2.AsyncClient(headers=headers, timeout=30) as http, \
-            McpClient(streamable_http_client(f"{base}/mcp", http_client=http)) as session:
+            McpClient(streamable_http_client(f"{base}/mcp", http_client=http), mode=mode) as session:
         yield session
 
 
@@ -116,3 +116,16 @@ async def test_dev_mode_on_loopback_needs_no_key(app: LongTail) -> None:
         started = await c.call_tool("start_workflow", {"name": "echo", "input": "dev"})
         assert not started.is_error
         assert (await app.get_run(started.structured_content["workflow_id"]))["principal"]["id"] == "system"
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_both_protocol_eras_are_served_at_mcp(app: LongTail, mode: str) -> None:
+    register(app)
+    async with running(app), http_server(app) as base:
+        full, _ = await keys(app)
+        async with streamable(base, full, mode=mode) as c:
+            started = await c.call_tool("start_workflow", {"name": "echo", "input": mode})
+            assert not started.is_error, started.content[0].text
+            done = await c.call_tool("wait_for_run", {"workflow_id": started.structured_content["workflow_id"],
+                                                      "timeout_seconds": 10})
+            assert done.structured_content["run"]["result"] == mode

@@ -155,3 +155,36 @@ async def test_a_tool_step_survives_a_worker_crash_and_is_not_called_again(app: 
             first.kill()
             first.communicate()
     assert log.read_text().splitlines() == ["one", "two"], "the committed tool call was replayed, not repeated"
+
+
+async def test_escalate_and_wait_called_from_a_run_suspends_it_durably(app: LongTail) -> None:
+    from longtail_mcp.humans import escalations as esc
+    from longtail_mcp.humans import identity as ident
+
+    @app.workflow()
+    async def ask(ctx):
+        return await ctx.call_tool("human-queue/escalate_and_wait",
+                                   {"role": "reviewer", "message": "ok to ship?", "wait_seconds": 1})
+
+    async with running(app):
+        await ident.create_role(app.db, SYSTEM, "reviewer")
+        handle = await app.start("ask")
+        info = await wait_status(handle, "waiting")
+        assert info["waiting_for"].startswith("escalation:"), "a durable wait, not a 50 s poll"
+        (item,) = await esc.find_escalations(app.db, SYSTEM, status="pending")
+        await esc.resolve(app.db, SYSTEM, item["id"], {"ship": True})
+        assert await handle.result(timeout=10) == {"escalation_id": item["id"], "status": "resolved",
+                                                   "resolution": {"ship": True}}
+
+
+async def test_serve_start_refreshes_registered_servers_and_records_failures(app: LongTail) -> None:
+    async with app:
+        await register_echo(app)
+        async with app.db.connection() as conn:
+            await conn.execute("DELETE FROM tool_manifest WHERE server = 'echo'")
+            await conn.execute("""INSERT INTO mcp_server (name, transport, command) VALUES ('gone', 'stdio',
+                                  ARRAY['/nonexistent/binary'])""")
+        await publish_manifests(app)
+        servers = {s["name"]: s for s in await registry.list_servers(app.db)}
+    assert servers["echo"]["tools"] == 3 and servers["echo"]["last_error"] is None
+    assert servers["gone"]["tools"] == 0 and "cannot connect" in servers["gone"]["last_error"]
