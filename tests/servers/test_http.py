@@ -1,13 +1,10 @@
 """The whole family behind one HTTP endpoint: streamable HTTP at /mcp, legacy SSE at /sse, API keys."""
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client as McpClient
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -15,31 +12,13 @@ from mcp.client.streamable_http import streamable_http_client
 from longtail_mcp import LongTail
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans.identity import SYSTEM
-from longtail_mcp.web.app import build_app
 from system_servers import SERVERS
 from tests.conftest import running
+from tests.servers.sessions import http_server
 
 pytestmark = pytest.mark.anyio
 ALL_TOOLS = {spec.name for module in SERVERS.values() for spec in module.TOOLS}
 READ_TOOLS = {spec.name for module in SERVERS.values() for spec in module.TOOLS if spec.read_only}
-
-
-@asynccontextmanager
-async def http_server(app: LongTail, *, dev: bool = False) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_app(app, mcp=True, dev=dev), log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-    sock.close()
 
 
 @asynccontextmanager

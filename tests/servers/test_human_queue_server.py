@@ -1,5 +1,6 @@
 """The human-queue server through a real MCP client session, as people and bots use it."""
 
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -13,6 +14,7 @@ from longtail_mcp.mcp_glue.server import fixed_principal
 from system_servers.human_queue import server as hq
 from tests.conftest import running
 from tests.runtime.helpers import wait_status
+from tests.servers.sessions import TRANSPORTS, http_server, session
 
 pytestmark = pytest.mark.anyio
 
@@ -35,54 +37,55 @@ async def people(app: LongTail) -> tuple[Principal, Principal]:
     return await ident.get_principal(app.db, "rita"), await ident.get_principal(app.db, "sam")
 
 
-@pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_every_human_queue_tool_works_through_an_mcp_session(app: LongTail, mode: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_every_human_queue_tool_works_over_every_transport(app: LongTail, transport: str) -> None:
     @app.workflow()
     async def publish(ctx, post):
         decision = await ctx.escalate("reviewer", f"publish {post}?")
         return decision["approved"]
 
-    async with running(app):
-        rita_p, sam_p = await people(app)
-        async with McpClient(hq.build(app, fixed_principal(rita_p)), mode=mode) as rita, \
-                McpClient(hq.build(app, fixed_principal(sam_p)), mode=mode) as sam:
-            assert {t.name for t in (await rita.list_tools()).tools} == {t.name for t in hq.TOOLS}
-            opened = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "check invoice",
-                                                            "priority": 1, "escalation_id": "e1"})
-            assert opened["status"] == "pending" and opened["form_schema"]["required"] == ["approved"]
-            assert (await call(rita, "escalate_to_human", {"role": "reviewer", "message": "again",
-                                                           "escalation_id": "e1"}))["message"] == "check invoice"
-            handle = await app.start("publish", "p1")
-            await wait_status(handle, "waiting")
-            work = await call(sam, "get_available_work", {})
-            assert [w["id"] for w in work["escalations"]][0] == "e1", "most urgent first"
-            assert len(work["escalations"]) == 2
+    async with running(app), AsyncExitStack() as stack:
+        await people(app)
+        base = await stack.enter_async_context(http_server(app)) if transport in ("http", "sse") else None
+        rita = await stack.enter_async_context(session(transport, app, "human-queue", "rita", base))
+        sam = await stack.enter_async_context(session(transport, app, "human-queue", "sam", base))
+        assert {t.name for t in (await rita.list_tools()).tools} >= {t.name for t in hq.TOOLS}
+        opened = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "check invoice",
+                                                        "priority": 1, "escalation_id": "e1"})
+        assert opened["status"] == "pending" and opened["form_schema"]["required"] == ["approved"]
+        assert (await call(rita, "escalate_to_human", {"role": "reviewer", "message": "again",
+                                                       "escalation_id": "e1"}))["message"] == "check invoice"
+        handle = await app.start("publish", "p1")
+        await wait_status(handle, "waiting")
+        work = await call(sam, "get_available_work", {})
+        assert [w["id"] for w in work["escalations"]][0] == "e1", "most urgent first"
+        assert len(work["escalations"]) == 2
 
-            await call(sam, "claim_escalation", {"escalation_id": "e1"})
-            refused = await rita.call_tool("claim_escalation", {"escalation_id": "e1"})
-            assert refused.is_error and "claimed by sam" in refused.content[0].text
-            assert [w["id"] for w in (await call(sam, "list_my_work", {}))["escalations"]] == ["e1"]
-            await call(sam, "release_escalation", {"escalation_id": "e1"})
-            bad = await rita.call_tool("claim_and_resolve", {"escalation_id": "e1", "resolution": {"approved": "yes"}})
-            assert bad.is_error and "approved" in bad.content[0].text
-            done = await call(rita, "claim_and_resolve", {"escalation_id": "e1", "resolution": {"approved": True}})
-            assert done["status"] == "resolved" and done["resolved_by"] == "rita"
-            checked = await call(sam, "check_resolution", {"escalation_id": "e1"})
-            assert checked == {"escalation_id": "e1", "status": "resolved", "resolution": {"approved": True},
-                               "resolved_by": "rita"}
+        await call(sam, "claim_escalation", {"escalation_id": "e1"})
+        refused = await rita.call_tool("claim_escalation", {"escalation_id": "e1"})
+        assert refused.is_error and "claimed by sam" in refused.content[0].text
+        assert [w["id"] for w in (await call(sam, "list_my_work", {}))["escalations"]] == ["e1"]
+        await call(sam, "release_escalation", {"escalation_id": "e1"})
+        bad = await rita.call_tool("claim_and_resolve", {"escalation_id": "e1", "resolution": {"approved": "yes"}})
+        assert bad.is_error and "approved" in bad.content[0].text
+        done = await call(rita, "claim_and_resolve", {"escalation_id": "e1", "resolution": {"approved": True}})
+        assert done["status"] == "resolved" and done["resolved_by"] == "rita"
+        checked = await call(sam, "check_resolution", {"escalation_id": "e1"})
+        assert checked == {"escalation_id": "e1", "status": "resolved", "resolution": {"approved": True},
+                           "resolved_by": "rita"}
 
-            (run_item,) = [w for w in work["escalations"] if w["workflow_id"] == handle.workflow_id]
-            await call(rita, "claim_escalation", {"escalation_id": run_item["id"], "minutes": 5})
-            await call(rita, "resolve_escalation", {"escalation_id": run_item["id"], "resolution": {"approved": True}})
-            assert await handle.result(timeout=10) is True
+        (run_item,) = [w for w in work["escalations"] if w["workflow_id"] == handle.workflow_id]
+        await call(rita, "claim_escalation", {"escalation_id": run_item["id"], "minutes": 5})
+        await call(rita, "resolve_escalation", {"escalation_id": run_item["id"], "resolution": {"approved": True}})
+        assert await handle.result(timeout=10) is True
 
-            moved = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "for a lead"})
-            rerouted = await call(rita, "reroute_escalation", {"escalation_id": moved["id"], "role": "lead"})
-            assert rerouted["role"] == "lead"
-            gone = await rita.call_tool("check_resolution", {"escalation_id": moved["id"]})
-            assert gone.is_error and "no escalation" in gone.content[0].text, "rita no longer sees a lead's item"
-            dropped = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "never mind"})
-            assert (await call(rita, "cancel_escalation", {"escalation_id": dropped["id"]}))["status"] == "cancelled"
+        moved = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "for a lead"})
+        rerouted = await call(rita, "reroute_escalation", {"escalation_id": moved["id"], "role": "lead"})
+        assert rerouted["role"] == "lead"
+        gone = await rita.call_tool("check_resolution", {"escalation_id": moved["id"]})
+        assert gone.is_error and "no escalation" in gone.content[0].text, "rita no longer sees a lead's item"
+        dropped = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "never mind"})
+        assert (await call(rita, "cancel_escalation", {"escalation_id": dropped["id"]}))["status"] == "cancelled"
 
 
 async def test_escalate_and_wait_returns_the_decision_or_pending_when_the_wait_runs_out(app: LongTail) -> None:

@@ -1,5 +1,6 @@
 """The workflows server through a real MCP client session: in process (direct and JSON-RPC)."""
 
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from longtail_mcp.mcp_glue.server import fixed_principal
 from system_servers.workflows import server as workflows
 from tests.conftest import running
 from tests.runtime.helpers import wait_status
+from tests.servers.sessions import TRANSPORTS, http_server, session
 
 pytestmark = pytest.mark.anyio
 MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])  # direct dispatch, and JSON-RPC over memory streams
@@ -33,12 +35,14 @@ async def call(c: McpClient, tool: str, args: dict[str, Any]) -> Any:
     return result.structured_content
 
 
-@MODES
-async def test_every_workflows_tool_works_through_an_mcp_session(app: LongTail, mode: str) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_every_workflows_tool_works_over_every_transport(app: LongTail, transport: str) -> None:
     register(app)
-    async with running(app), McpClient(workflows.build(app, fixed_principal(SYSTEM)), mode=mode) as c:
+    async with running(app), AsyncExitStack() as stack:
+        base = await stack.enter_async_context(http_server(app)) if transport in ("http", "sse") else None
+        c = await stack.enter_async_context(session(transport, app, "workflows", base=base))
         names = {t.name for t in (await c.list_tools()).tools}
-        assert names == {t.name for t in workflows.TOOLS}
+        assert names >= {t.name for t in workflows.TOOLS}
         types = await call(c, "list_workflow_types", {})
         assert {t["name"] for t in types["workflow_types"]} == {"greet", "gate"}
 

@@ -1,0 +1,82 @@
+"""Open an MCP client session to one of our servers over any transport, acting as a given account."""
+
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+import uvicorn
+from mcp import Client as McpClient
+from mcp import StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+from longtail_mcp import LongTail
+from longtail_mcp.humans import identity as ident
+from longtail_mcp.humans.identity import SYSTEM
+from longtail_mcp.mcp_glue.server import fixed_principal
+from longtail_mcp.web.app import build_app
+from system_servers import builder
+
+ROOT = Path(__file__).resolve().parents[2]
+TRANSPORTS = ["memory", "jsonrpc", "stdio", "http", "sse"]
+
+
+@asynccontextmanager
+async def http_server(app: LongTail, *, dev: bool = False) -> AsyncIterator[str]:
+    """`serve`'s HTTP app (the whole family at /mcp and /sse) on a free 127.0.0.1 port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(build_app(app, mcp=True, dev=dev), log_level="warning", lifespan="on"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server.serve, [sock])
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+    sock.close()
+
+
+@asynccontextmanager
+async def session(transport: str, app: LongTail, server: str, account: str | None = None,
+                  base: str | None = None) -> AsyncIterator[McpClient]:
+    """A session to `server` acting as `account` (None: the local operator, `system`).
+
+    `http`/`sse` reach the gateway at `base` (from `http_server`) with a fresh full-scope key of the
+    account; `stdio` starts `longtail-mcp stdio <server> --as <account>`.
+    """
+    principal = SYSTEM if account is None else await ident.get_principal(app.db, account)
+    if transport in ("memory", "jsonrpc"):
+        build = builder(server)
+        async with McpClient(build(app, fixed_principal(principal)),
+                             mode="legacy" if transport == "jsonrpc" else "auto") as c:
+            yield c
+        return
+    if transport == "stdio":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LONGTAIL_")}
+        env.update(DATABASE_URL=app.settings.database_url or "", PYTHONPATH=str(ROOT))
+        args = ["-m", "longtail_mcp", "stdio", server, *(["--as", account] if account else [])]
+        async with McpClient(StdioServerParameters(command=sys.executable, args=args, env=env, cwd=str(ROOT))) as c:
+            yield c
+        return
+    assert base is not None, "http and sse sessions need http_server()"
+    owner = account or "admin"
+    if account is None:
+        await ident.ensure_admin(app.db)  # the superadmin `serve` creates on first start
+    key = (await ident.create_key(app.db, SYSTEM, owner))["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    if transport == "http":
+        async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
+                McpClient(streamable_http_client(f"{base}/mcp", http_client=http)) as c:
+            yield c
+    else:
+        async with McpClient(sse_client(f"{base}/sse", headers=headers, timeout=30)) as c:
+            yield c
