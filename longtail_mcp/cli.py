@@ -308,7 +308,11 @@ async def cmd_stdio(args: argparse.Namespace) -> None:
     from system_servers import builder
 
     build = builder(args.server)
-    async with Client() as client:
+    client = Client()
+    # A stdio server never owns the embedded database: the process that started it would take it
+    # down on exit while sibling servers still use it. It shares the one a `serve` runs.
+    await client.open(attach="only")
+    async with client:
         actor = await _actor(client, args.as_account)
         server = build(client, fixed_principal(actor))
         async with stdio_server() as (read, write):

@@ -272,3 +272,16 @@ def test_runs_show_of_an_unknown_id_fails_with_a_message_not_a_traceback(dsn: st
     assert "no run with id 'no-such-run'" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_stdio_without_a_running_database_says_to_start_serve() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",) and not k.startswith("LONGTAIL_")}
+    home = traversable_tmpdir("lt-stdio-home-")
+    env.update(LONGTAIL_HOME=str(home), LONGTAIL_PG_PORT=str(free_port()))
+    try:
+        done = subprocess.run([sys.executable, "-m", "longtail_mcp", "stdio", "workflows"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    assert done.returncode != 0
+    assert "start `longtail-mcp serve` first" in done.stderr and "Traceback" not in done.stderr

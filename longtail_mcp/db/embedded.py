@@ -237,6 +237,11 @@ class EmbeddedPostgres:
     # -- paths and identity ------------------------------------------------------------------
 
     def _password(self) -> str:
+        if not self.password_file.exists() and (self.data_dir / "PG_VERSION").exists():
+            raise ConfigurationError(
+                f"the cluster at {self.data_dir} exists but its password file {self.password_file} is gone, so "
+                "nothing can log in; restore the file, or remove the cluster directory to start afresh"
+            )
         if not self.password_file.exists():
             self.password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -307,13 +312,18 @@ class EmbeddedPostgres:
         if result.returncode != 0:
             raise ConfigurationError(f"initdb failed for {self.data_dir}: {result.stderr.strip()[-2000:]}")
 
-    def start(self, timeout: float = 30.0, *, attach: bool = False) -> str:
+    def start(self, timeout: float = 30.0, *, attach: bool | str = False) -> str:
         """Start the server and return a DSN for the application database.
 
         With `attach`, a server already running on this data dir (a `serve` on this machine) is
-        used as it is, and left running by `stop()`.
+        used as it is, and left running by `stop()`; with `attach="only"` there must be one.
         """
         running = self.running_pid()
+        if running is None and attach == "only":
+            raise ConfigurationError(
+                f"no longtail-mcp database is running for {self.data_dir}; start `longtail-mcp serve` first "
+                "(it also runs the workers), or set DATABASE_URL"
+            )
         if running is not None and attach:
             try:
                 with psycopg.connect(self.dsn(), connect_timeout=5):

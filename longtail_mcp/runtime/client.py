@@ -39,7 +39,7 @@ class Client:
             raise RuntimeError("not open: use `async with` or `await .open()`")
         return self._db
 
-    async def open(self, *, apply_migrations: bool = True, attach: bool | None = None) -> "Client":
+    async def open(self, *, apply_migrations: bool = True, attach: bool | str | None = None) -> "Client":
         """Connect (starting or sharing the embedded Postgres if no DATABASE_URL) and migrate."""
         if self._db is not None:
             return self

@@ -6,6 +6,7 @@ import anyio
 from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field
 
+from longtail_mcp.errors import InvalidInput
 from longtail_mcp.mcp_glue.server import PrincipalSource, ToolCall, ToolSpec, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.client import Client
@@ -121,8 +122,16 @@ async def list_workflow_types(call: ToolCall, args: NoArgs) -> TypesOut:
 
 
 async def start_workflow(call: ToolCall, args: StartIn) -> StartOut:
-    handle = await call.client.start(args.name, args.input, workflow_id=args.workflow_id, principal=call.principal)
-    return StartOut(workflow_id=handle.workflow_id, created=handle.created, status=await handle.status())
+    known = {t["name"] for t in await service.list_workflow_types(call.client.db)}
+    registry = getattr(call.client, "registry", None)  # a serving LongTail runs its own workflows too
+    if registry is not None:
+        known |= set(registry.names())
+    if args.name not in known:
+        raise InvalidInput(f"no live worker runs workflow type {args.name!r}; known types: "
+                           f"{', '.join(sorted(known)) or 'none (start a worker with --app)'}")
+    wid, created = await service.start_run(call.client.db, args.name, args.input, workflow_id=args.workflow_id,
+                                           principal=call.principal)
+    return StartOut(workflow_id=wid, created=created, status=(await call.client.get_run(wid))["status"])
 
 
 async def get_run(call: ToolCall, args: RunRef) -> Run:

@@ -168,3 +168,14 @@ def test_as_root_a_home_the_service_user_cannot_reach_gets_a_linked_system_clust
             real = link.resolve()
         if real is not None and real.parent.parent == SYSTEM_DIR / "clusters":
             shutil.rmtree(real.parent, ignore_errors=True)
+
+
+def test_a_cluster_whose_password_file_is_gone_fails_at_once_with_a_hint(root: Path) -> None:
+    server = server_in(root)
+    server.start()
+    server.stop()
+    (root / "pw").unlink()
+    again = server_in(root)
+    with pytest.raises(ConfigurationError, match="password file .* is gone"):
+        again.start()
+    assert again.process is None, "nothing was started"

@@ -112,3 +112,16 @@ async def test_runs_started_over_mcp_act_for_the_calling_principal(app: LongTail
         started = await call(c, "start_workflow", {"name": "greet", "input": "x"})
         info = await app.get_run(started["workflow_id"])
     assert info["principal"]["id"] == "rita"
+
+
+async def test_start_workflow_accepts_types_any_live_worker_runs_and_refuses_unknown_ones(app: LongTail) -> None:
+    from longtail_mcp import Client
+
+    register(app)
+    async with running(app), Client(app.settings.database_url) as plain:  # no workflow code of its own
+        async with McpClient(workflows.build(plain, fixed_principal(SYSTEM))) as c:
+            ok = await c.call_tool("start_workflow", {"name": "greet", "input": "x"})
+            assert not ok.is_error, ok.content[0].text
+            typo = await c.call_tool("start_workflow", {"name": "greeet"})
+            assert typo.is_error and "no live worker runs workflow type 'greeet'" in typo.content[0].text
+            assert "greet" in typo.content[0].text.split("known types:")[1]
