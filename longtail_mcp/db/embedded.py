@@ -344,6 +344,7 @@ class EmbeddedPostgres:
                 "(or DATABASE_URL to use an existing server)"
             )
         self.init()
+        self._password()  # a cluster nobody can log in to fails here, before a server is started
         install = reachable_install(self.run_as)
         self.socket_dir = self._socket_dir()
         log_path = self.data_dir.parent / "postgres.log"
