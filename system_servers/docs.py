@@ -27,10 +27,11 @@ the first admin key `serve` prints once): the key's account and its roles act, a
 key sees only read-only tools. `longtail-mcp serve --dev` (loopback only) accepts calls without a
 key, as the local operator. Tool names are unique across the family.
 
-Stdio servers use `DATABASE_URL` when set, else the embedded Postgres of `$LONGTAIL_HOME` (shared
-with a running `longtail-mcp serve`, or started by the first stdio process; prefer a running
-`serve` or a `DATABASE_URL` when a client starts several servers, so the database outlives any
-one of them). Runs are executed by workers (`serve` or `worker`), not by the stdio process.
+Stdio servers use `DATABASE_URL` when set, else the embedded Postgres that a running
+`longtail-mcp serve` of the same `$LONGTAIL_HOME` holds; without either they exit with a message
+saying so (a stdio process never owns the database: a client starts several and stops them at
+will). Runs are executed by workers (`serve` or `worker`), not by the stdio process.
+[clients.md](clients.md) shows Claude Desktop, the MCP Inspector and the Python client.
 
 **One definition per tool** (`longtail_mcp/mcp_glue/server.py`, `ToolSpec`): a pydantic input and
 output model, a description, annotations, tags and compile hints, and a thin handler over the
