@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from system_servers import SERVERS
@@ -159,6 +160,9 @@ def test_the_inspector_lists_and_calls_the_workflows_server_over_stdio(inspector
     assert tools["start_workflow"]["inputSchema"]["required"] == ["name"]
     assert tools["start_workflow"]["inputSchema"]["additionalProperties"] is False
 
+    with psycopg.connect(dsn, autocommit=True) as conn:  # a worker elsewhere serves `tally` (none runs here)
+        conn.execute("INSERT INTO longtail.worker (id, host, pid, workflows, concurrency) "
+                     "VALUES ('remote', 'elsewhere', 1, '{tally}', 1)")
     started = inspector.result(*call("start_workflow", {"name": "tally", "input": {"n": 2}, "workflow_id": "i-1"}),
                                *server)
     assert started["isError"] is False
