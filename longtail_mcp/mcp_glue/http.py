@@ -6,6 +6,7 @@ operator. Both protocol eras are served by the SDK's session manager (the 2025-1
 the stateless 2026-07-28 era).
 """
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,13 +27,33 @@ from longtail_mcp.runtime.client import Client
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class BearerAuth:
-    """ASGI middleware: the request's principal from its API key (or the dev principal), else 401."""
+KEY_CACHE_SECONDS = 5.0
 
-    def __init__(self, app: ASGIApp, client: Client, *, dev: bool) -> None:
+
+class BearerAuth:
+    """ASGI middleware: the request's principal from its API key (or the dev principal), else 401.
+
+    A verified key is remembered for KEY_CACHE_SECONDS (so a session's calls cost no database round
+    trips); a revocation, expiry or role change therefore takes effect within that time.
+    """
+
+    def __init__(self, app: ASGIApp, client: Client, *, dev: bool, cache_seconds: float = KEY_CACHE_SECONDS) -> None:
         self.app = app
         self.client = client
         self.dev = dev
+        self.cache_seconds = cache_seconds
+        self._verified: dict[str, tuple[float, Principal]] = {}
+
+    async def _principal(self, token: str) -> Principal:
+        now = time.monotonic()
+        hit = self._verified.get(token)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = await authenticate(self.client.db, token)
+        if len(self._verified) > 10_000:
+            self._verified.clear()
+        self._verified[token] = (now + self.cache_seconds, principal)
+        return principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,7 +66,7 @@ class BearerAuth:
             try:
                 if scheme.lower() != "bearer" or not token:
                     raise Unauthenticated("use Authorization: Bearer <API key>")
-                principal = await authenticate(self.client.db, token.strip())
+                principal = await self._principal(token.strip())
             except LongtailError as exc:
                 await _refuse(scope, receive, send, exc.message)
                 return

@@ -121,10 +121,11 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
     by_name = {s.name: s for s in specs}
     if len(by_name) != len(specs):
         raise ValueError(f"server {name}: duplicate tool names")
+    tools = {s.name: s.tool() for s in specs}  # built once: schemas come from static models
 
     async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         principal = await principal_of(ctx)
-        visible = [s.tool() for s in specs if s.read_only or principal.scope == "full"]
+        visible = [tools[s.name] for s in specs if s.read_only or principal.scope == "full"]
         if proxy is not None:
             visible += [t for t in await proxy.tools()
                         if principal.scope == "full" or (t.annotations and t.annotations.read_only_hint)]
@@ -164,7 +165,14 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
             structured_content=structured,
         )
 
-    return Server(name, version=version, instructions=instructions, on_list_tools=list_tools, on_call_tool=call_tool)
+    def input_schema(tool: str) -> dict[str, Any] | None:
+        # The SDK asks for a tool's input schema on each call; without this it would run a whole
+        # tools/list per call. Proxied tools answer None (their server validates them).
+        known = tools.get(tool)
+        return known.input_schema if known is not None else None
+
+    return Server(name, version=version, instructions=instructions, on_list_tools=list_tools, on_call_tool=call_tool,
+                  get_tool_input_schema=input_schema)
 
 
 def fixed_principal(principal: Principal) -> PrincipalSource:

@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client as McpClient
@@ -108,3 +109,25 @@ async def test_both_protocol_eras_are_served_at_mcp(app: LongTail, mode: str) ->
             done = await c.call_tool("wait_for_run", {"workflow_id": started.structured_content["workflow_id"],
                                                       "timeout_seconds": 10})
             assert done.structured_content["run"]["result"] == mode
+
+
+async def test_a_verified_key_is_remembered_briefly_and_a_revocation_applies_after_that(app: LongTail) -> None:
+    from starlette.responses import PlainTextResponse
+
+    from longtail_mcp.mcp_glue.http import BearerAuth
+
+    async def whoami(scope, receive, send):  # the principal the middleware attached
+        await PlainTextResponse(scope["state"]["principal"].id)(scope, receive, send)
+
+    async with app:
+        full, _ = await keys(app)
+        guarded = BearerAuth(whoami, app, dev=False, cache_seconds=0.5)
+        transport = httpx2.ASGITransport(app=guarded)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+            headers = {"Authorization": f"Bearer {full}"}
+            assert (await http.get("/", headers=headers)).text == "ops"
+            await ident.revoke_key(app.db, SYSTEM, full.split("_")[1])
+            assert (await http.get("/", headers=headers)).status_code == 200, "within the cache period"
+            await anyio.sleep(0.6)
+            refused = await http.get("/", headers=headers)
+    assert refused.status_code == 401 and "revoked" in refused.json()["error"]
