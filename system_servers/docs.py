@@ -24,8 +24,9 @@ All servers together, behind one endpoint, in `longtail-mcp serve`: streamable H
 `http://127.0.0.1:8420/mcp` and legacy SSE at `/sse` (+ `/messages/`), both protocol eras. Every
 HTTP request needs `Authorization: Bearer ltk_...` (an API key from `longtail-mcp keys create`, or
 the first admin key `serve` prints once): the key's account and its roles act, and a `read`-scope
-key sees only read-only tools. `longtail-mcp serve --dev` (loopback only) accepts calls without a
-key, as the local operator. Tool names are unique across the family.
+key sees only read-only tools. A server process remembers a verified key for 5 s, so a revoked or
+expired key (or a changed role) takes effect within 5 s. `longtail-mcp serve --dev` (loopback
+only) accepts calls without a key, as the local operator. Tool names are unique across the family.
 
 Stdio servers use `DATABASE_URL` when set, else the embedded Postgres that a running
 `longtail-mcp serve` of the same `$LONGTAIL_HOME` holds; without either they exit with a message
