@@ -1,6 +1,8 @@
 """The workflows server through a real MCP client session: in process (direct and JSON-RPC)."""
 
+import sys
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from tests.runtime.helpers import wait_status
 from tests.servers.sessions import TRANSPORTS, http_server, session
 
 pytestmark = pytest.mark.anyio
+ROOT = Path(__file__).resolve().parents[2]
 MODES = pytest.mark.parametrize("mode", ["auto", "legacy"])  # direct dispatch, and JSON-RPC over memory streams
 
 
@@ -69,6 +72,15 @@ async def test_every_workflows_tool_works_over_every_transport(app: LongTail, tr
         assert (await call(c, "cancel_run", {"workflow_id": "w2", "reason": "no"}))["cancelled"] == ["w2"]
         listed = await call(c, "list_runs", {"name": "gate"})
         assert {r["id"]: r["status"] for r in listed["runs"]} == {"w1": "completed", "w2": "cancelled"}
+
+        registered = await call(c, "register_mcp_server", {
+            "name": "echo", "command": [sys.executable, "-m", "tests.apps.echo_server"],
+            "env": {"PYTHONPATH": str(ROOT)}, "tags": ["testing"]})
+        assert sorted(registered["tools"]) == ["add", "boom", "echo"]
+        servers = {s["name"]: s["tools"] for s in (await call(c, "list_mcp_servers", {}))["servers"]}
+        assert servers["echo"] == 3
+        found = await call(c, "find_tools", {"query": "repeat text", "tags": ["testing"]})
+        assert found["tools"][0]["qualified"] == "echo/echo"
 
 
 @MODES
