@@ -40,7 +40,6 @@ runs where other processes used more than 0.2 cores are flagged.
 """
 
 import argparse
-import json
 import logging
 import os
 import random
@@ -57,11 +56,13 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runtime import (  # bench/runtime.py
     cpu_seconds,
+    fmt,
     fresh_database,
     log,
     machine,
     ms,
     pct,
+    report,
     server,
     server_facts,
     wait_until,
@@ -383,10 +384,7 @@ MODES = {"list": "available_work + claim", "next": "claim_next"}
 
 
 def summary(r: dict[str, Any]) -> str:
-    def f(v: Any, unit: str = "") -> str:
-        if v is None:
-            return "n/a"
-        return f"{v:,.2f}{unit}" if isinstance(v, float) and abs(v) < 100 else f"{v:,.0f}{unit}"
+    f = fmt
 
     m = r["machine"]
     b1 = r["baseline_1conn_commits_per_s"]
@@ -534,10 +532,7 @@ def main() -> None:
     with server() as (admin_dsn, pg_pid, where):
         args.pg_pid = pg_pid
         result = anyio.run(main_async, admin_dsn, where, args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(summary(result))
+    report(result, args.json, summary)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != HERE] + [str(HERE)]
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
@@ -321,10 +320,7 @@ NOISY = 0.2  # cores used by other processes above which a round is flagged
 
 
 def summary(r: dict[str, Any]) -> str:
-    def f(v: Any, unit: str = "") -> str:
-        if v is None:
-            return "n/a"
-        return f"{v:,.2f}{unit}" if isinstance(v, float) and abs(v) < 100 else f"{v:,.0f}{unit}"
+    from runtime import fmt as f
 
     lines = [
         "",
@@ -428,17 +424,14 @@ def main() -> None:
 
     from importlib.metadata import version
 
-    from runtime import machine, server
+    from runtime import machine, report, server
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: servers stopped, temp Postgres removed
     with server() as (admin_dsn, pg_pid, where):
         args.pg_pid = pg_pid
         result = anyio.run(main_async, admin_dsn, where, args)
     result = {**machine(), "mcp_version": version("mcp"), "uvicorn_version": version("uvicorn"), **result}
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(summary(result))
+    report(result, args.json, summary)
 
 
 if __name__ == "__main__":

@@ -463,11 +463,19 @@ def server_facts(dsn: str) -> dict[str, Any]:
         }
 
 
+def fmt(v: Any, unit: str = "") -> str:
+    """A figure for a summary line: n/a, 2 decimals below 100, else thousands separators."""
+    if v is None:
+        return "n/a"
+    return f"{v:,.2f}{unit}" if isinstance(v, float) and abs(v) < 100 else f"{v:,.0f}{unit}"
+
+
+def report(result: dict[str, Any], as_json: bool, summary: Any) -> None:
+    print(json.dumps(result, indent=2) if as_json else summary(result))
+
+
 def summary(r: dict[str, Any]) -> str:
-    def f(v: Any, unit: str = "") -> str:
-        if v is None:
-            return "n/a"
-        return f"{v:,.2f}{unit}" if isinstance(v, float) and abs(v) < 100 else f"{v:,.0f}{unit}"
+    f = fmt
 
     lines = [
         "",
@@ -565,10 +573,7 @@ def main() -> None:
     with server() as (admin_dsn, pg_pid, where):
         args.pg_pid = pg_pid
         result = anyio.run(main_async, admin_dsn, where, args)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(summary(result))
+    report(result, args.json, summary)
 
 
 if __name__ == "__main__":
