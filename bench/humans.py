@@ -55,6 +55,7 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from runtime import (  # bench/runtime.py
+    commit_rate,
     cpu_seconds,
     fmt,
     fresh_database,
@@ -85,35 +86,9 @@ CONTINUE_TARGET_MS = 50.0  # p50, resolve -> the waiting run continues
 async def update_baseline(dsn: str, table: sql.Composable, connections: int, seconds: float,
                           rows_per_client: int = 100) -> float:
     """Commits/s of one-row UPDATEs in autocommit, `connections` clients in parallel, each on its own rows."""
-    conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(connections)]
-    counts = [0] * connections
     update = sql.SQL("UPDATE {} SET v = v + 1 WHERE id = %s").format(table)
-    try:
-        for i, c in enumerate(conns):  # warm up (and let psycopg prepare the statement)
-            for k in range(6):
-                await c.execute(update, [i * rows_per_client + k % rows_per_client])
-        go = anyio.Event()
-        deadline = 0.0
-
-        async def client(i: int) -> None:
-            await go.wait()
-            k = 0
-            while time.perf_counter() < deadline:
-                await conns[i].execute(update, [i * rows_per_client + k % rows_per_client])
-                counts[i] += 1
-                k += 1
-
-        async with anyio.create_task_group() as tg:
-            for i in range(connections):
-                tg.start_soon(client, i)
-            start = time.perf_counter()
-            deadline = start + seconds
-            go.set()
-        elapsed = time.perf_counter() - start
-    finally:
-        for c in conns:
-            await c.close()
-    return sum(counts) / elapsed
+    return await commit_rate(dsn, update, lambda i, k: [i * rows_per_client + k % rows_per_client],
+                             connections, seconds)
 
 
 async def baselines(dsn: str, schema: str, seconds: float) -> tuple[float, float]:

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -168,23 +168,26 @@ def fresh_database(admin_dsn: str) -> Iterator[tuple[str, str]]:
 # -- phase 1: raw commit rate ----------------------------------------------------------------------
 
 
-async def baseline(dsn: str, table: sql.Composable, connections: int, seconds: float) -> float:
-    """Commits/s of one-row INSERTs in autocommit, `connections` clients in parallel."""
+async def commit_rate(dsn: str, statement: sql.Composable, params: Callable[[int, int], list[Any]],
+                      connections: int, seconds: float) -> float:
+    """Commits/s of one statement per autocommit round trip, `connections` clients in parallel;
+    client i's k-th execution gets `params(i, k)`."""
     conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(connections)]
     counts = [0] * connections
-    insert = sql.SQL("INSERT INTO {} (v) VALUES (%s)").format(table)
     try:
-        for c in conns:  # warm up (and let psycopg prepare the statement)
-            for _ in range(6):
-                await c.execute(insert, [0])
+        for i, c in enumerate(conns):  # warm up (and let psycopg prepare the statement)
+            for k in range(6):
+                await c.execute(statement, params(i, k))
         go = anyio.Event()
         deadline = 0.0
 
         async def client(i: int) -> None:
             await go.wait()
+            k = 0
             while time.perf_counter() < deadline:
-                await conns[i].execute(insert, [i])
+                await conns[i].execute(statement, params(i, k))
                 counts[i] += 1
+                k += 1
 
         async with anyio.create_task_group() as tg:
             for i in range(connections):
@@ -197,6 +200,12 @@ async def baseline(dsn: str, table: sql.Composable, connections: int, seconds: f
         for c in conns:
             await c.close()
     return sum(counts) / elapsed
+
+
+async def baseline(dsn: str, table: sql.Composable, connections: int, seconds: float) -> float:
+    """Commits/s of one-row INSERTs in autocommit, `connections` clients in parallel."""
+    insert = sql.SQL("INSERT INTO {} (v) VALUES (%s)").format(table)
+    return await commit_rate(dsn, insert, lambda i, _k: [i], connections, seconds)
 
 
 # -- phases 2-5: the runtime ---------------------------------------------------------------------
