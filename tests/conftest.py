@@ -37,6 +37,16 @@ def traversable_tmpdir(prefix: str) -> Path:
 
 
 @pytest.fixture
+def traversable_dir() -> Iterator[Path]:
+    """A temp dir the unprivileged Postgres user can reach, removed after the test."""
+    path = traversable_tmpdir("lt-test-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 

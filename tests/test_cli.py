@@ -12,7 +12,6 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -24,7 +23,7 @@ import pytest
 from longtail_mcp import LongTail
 from longtail_mcp.db.migrate import available, latest_version
 from tests.apps.cli_app import tally
-from tests.conftest import free_port, running, traversable_tmpdir
+from tests.conftest import free_port, running
 
 pytestmark = pytest.mark.anyio
 
@@ -45,13 +44,9 @@ def cli_env(home: Path, *, database_url: str | None = None) -> dict[str, str]:
 
 
 @pytest.fixture
-def home() -> Iterator[Path]:
+def home(traversable_dir: Path) -> Path:
     """A fresh LONGTAIL_HOME the unprivileged Postgres user can reach (so the cluster stays inside it)."""
-    path = traversable_tmpdir("lt-cli-home-")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+    return traversable_dir
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -274,14 +269,10 @@ def test_runs_show_of_an_unknown_id_fails_with_a_message_not_a_traceback(dsn: st
     assert result.stdout == ""
 
 
-def test_stdio_without_a_running_database_says_to_start_serve() -> None:
+def test_stdio_without_a_running_database_says_to_start_serve(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",) and not k.startswith("LONGTAIL_")}
-    home = traversable_tmpdir("lt-stdio-home-")
     env.update(LONGTAIL_HOME=str(home), LONGTAIL_PG_PORT=str(free_port()))
-    try:
-        done = subprocess.run([sys.executable, "-m", "longtail_mcp", "stdio", "workflows"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    done = subprocess.run([sys.executable, "-m", "longtail_mcp", "stdio", "workflows"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode != 0
     assert "start `longtail-mcp serve` first" in done.stderr and "Traceback" not in done.stderr

@@ -4,7 +4,6 @@ import os
 import shutil
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -12,18 +11,14 @@ import pytest
 
 from longtail_mcp.db.embedded import SYSTEM_DIR, EmbeddedPostgres, RunAs, can_traverse, cluster_dir, postgres_user
 from longtail_mcp.errors import ConfigurationError
-from tests.conftest import free_port, traversable_tmpdir
+from tests.conftest import free_port
 
 NOBODY = RunAs("nobody", 65534, 65534)
 
 
 @pytest.fixture
-def root() -> Iterator[Path]:
-    path = traversable_tmpdir("lt-embedded-")
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
+def root(traversable_dir: Path) -> Path:
+    return traversable_dir
 
 
 def server_in(root: Path, port: int | None = None) -> EmbeddedPostgres:
