@@ -17,7 +17,7 @@ from longtail_mcp.db.queries import load
 from longtail_mcp.db.search import find_escalations_query
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
-from longtail_mcp.humans.identity import Principal, audit, check_schema, require_write
+from longtail_mcp.humans.identity import SYSTEM, Principal, audit, check_schema, require_write
 from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
 
 Q = load("escalations")
@@ -295,7 +295,7 @@ async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[s
         row = await (await conn.execute(Q["use_approval"], {"id": escalation_id, "hash": action_hash(tool, args)})).fetchone()
         if row is None:
             raise Forbidden(f"escalation {escalation_id!r} does not approve this exact call (or its approval was used)")
-        await audit(conn, Principal("system"), "escalation.approval.use", "escalation", escalation_id,
+        await audit(conn, SYSTEM, "escalation.approval.use", "escalation", escalation_id,
                     data={"tool": tool})
 
 
@@ -313,8 +313,6 @@ async def cancel_for_runs(conn: Conn, db: Database, actor: Principal, ids: list[
 
 async def process_deadlines(db: Database) -> int:
     """Move every overdue escalation one stage up its chain, or expire it past the last stage."""
-    from longtail_mcp.humans.identity import SYSTEM
-
     moved = 0
     async with db.transaction() as conn:
         due = await (await conn.execute(Q["due_escalations"])).fetchall()

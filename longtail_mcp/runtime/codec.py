@@ -1,7 +1,7 @@
 """JSON in and out of the journal: strict, so a replay sees exactly what the first run saw."""
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from longtail_mcp.errors import InvalidInput
@@ -26,10 +26,6 @@ def dumps_or_none(value: Any, *, what: str = "value") -> str | None:
 def roundtrip(value: Any, *, what: str = "value") -> Any:
     """The value as a replay will see it (tuples become lists, keys become strings)."""
     return json.loads(dumps(value, what=what))
-
-
-def utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
 
 
 def iso(value: Any) -> Any:

@@ -8,8 +8,7 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import WorkflowFailed
 from longtail_mcp.events import EventBus
 from longtail_mcp.runtime import service
-
-TERMINAL = ("completed", "failed", "cancelled")
+from longtail_mcp.runtime.journal import TERMINAL
 
 
 class Handle:

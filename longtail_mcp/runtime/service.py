@@ -13,11 +13,12 @@ from longtail_mcp.db.search import find_runs_query
 from longtail_mcp.errors import Conflict, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
 from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
+from longtail_mcp.runtime.journal import TERMINAL
 
 Q = load("runtime")
 S = load("schedules")
 LIVE = ("pending", "running", "waiting")
-STATUSES = (*LIVE, "completed", "failed", "cancelled")
+STATUSES = (*LIVE, *TERMINAL)
 
 
 def check_id(workflow_id: str, what: str = "workflow_id") -> None:
