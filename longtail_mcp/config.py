@@ -3,7 +3,9 @@
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+FILES_DENY = (".env", ".env.*", "*.pem", "*.key", "id_*", ".git", ".ssh")
 
 
 class Settings(BaseModel):
@@ -21,6 +23,32 @@ class Settings(BaseModel):
     concurrency: int = Field(200, ge=1, description="runs one worker process executes at once")
     pool_size: int = Field(16, ge=2, le=500, description="most database connections one process's pool opens")
     admin_key: str | None = Field(None, repr=False, description="the first admin API key to register (else one is made)")
+    # -- safe system servers (docs/security.md) --
+    files_root: Path | None = Field(None, description="the files server's root; default $LONGTAIL_HOME/files")
+    files_read_only: bool = Field(False, description="refuse every write, move and delete in the files server")
+    files_deny: list[str] = Field(default_factory=lambda: list(FILES_DENY),
+                                  description="glob patterns (on any path component) the files server refuses")
+    files_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest file the files server reads or writes")
+    http_allow: list[str] = Field(default_factory=list,
+                                  description="hosts or CIDRs http-fetch may reach although they are internal")
+    http_max_bytes: int = Field(5 * 1024 * 1024, ge=1, description="largest response body http-fetch accepts")
+    http_timeout: float = Field(30.0, gt=0, le=300, description="longest http-fetch request, all redirects included")
+    sql_timeout_ms: int = Field(5000, ge=1, le=600_000, description="statement timeout of db-query run_sql")
+    sql_max_rows: int = Field(1000, ge=1, le=100_000, description="most rows run_sql returns (then truncated=true)")
+    approver_role: str = Field("approver", min_length=1, max_length=100,
+                               description="role asked to approve calls a safety policy refused")
+
+    @property
+    def files_dir(self) -> Path:
+        return self.files_root or self.home / "files"
+
+    @field_validator("files_deny", "http_allow", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """`LONGTAIL_HTTP_ALLOW=a.internal,10.0.0.0/8`: a comma-separated environment value is a list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @property
     def data_dir(self) -> Path:
@@ -39,6 +67,16 @@ _ENV = {
     "concurrency": "LONGTAIL_CONCURRENCY",
     "pool_size": "LONGTAIL_POOL_SIZE",
     "admin_key": "LONGTAIL_ADMIN_KEY",
+    "files_root": "LONGTAIL_FILES_ROOT",
+    "files_read_only": "LONGTAIL_FILES_READ_ONLY",
+    "files_deny": "LONGTAIL_FILES_DENY",
+    "files_max_bytes": "LONGTAIL_FILES_MAX_BYTES",
+    "http_allow": "LONGTAIL_HTTP_ALLOW",
+    "http_max_bytes": "LONGTAIL_HTTP_MAX_BYTES",
+    "http_timeout": "LONGTAIL_HTTP_TIMEOUT",
+    "sql_timeout_ms": "LONGTAIL_SQL_TIMEOUT_MS",
+    "sql_max_rows": "LONGTAIL_SQL_MAX_ROWS",
+    "approver_role": "LONGTAIL_APPROVER_ROLE",
 }
 
 
@@ -54,4 +92,6 @@ def load_settings(**overrides: object) -> Settings:
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings.model_validate(values)
     settings.home = settings.home.expanduser().absolute()
+    if settings.files_root is not None:
+        settings.files_root = settings.files_root.expanduser().absolute()
     return settings

@@ -51,6 +51,21 @@ class Forbidden(LongtailError):
     code = "forbidden"
 
 
+class PolicyDenied(Forbidden):
+    """A safety policy refused the call (a path outside the files root or on the deny list, an
+    internal address, a write statement). `rule` names the policy; an approver can allow the exact
+    call once (see docs/security.md)."""
+
+    code = "denied"
+
+    def __init__(self, message: str, *, rule: str, data: Any = None) -> None:
+        super().__init__(message, data=data)
+        self.rule = rule
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "rule": self.rule}
+
+
 class Unavailable(LongtailError):
     """The database or another dependency cannot be reached right now."""
 

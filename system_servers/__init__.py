@@ -10,10 +10,11 @@ from longtail_mcp.errors import Forbidden
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.mcp_glue.server import Proxy, build_server, error_result
 from longtail_mcp.tools import registry
+from system_servers.db_query import server as db_query
 from system_servers.human_queue import server as human_queue
 from system_servers.workflows import server as workflows
 
-SERVERS: dict[str, Any] = {workflows.NAME: workflows, human_queue.NAME: human_queue}
+SERVERS: dict[str, Any] = {module.NAME: module for module in (workflows, human_queue, db_query)}
 
 
 def builder(name: str) -> Callable[..., Any]:

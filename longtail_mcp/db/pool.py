@@ -9,6 +9,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from longtail_mcp.db.errors import translate
+from longtail_mcp.errors import ConfigurationError
 
 Conn = psycopg.AsyncConnection[dict]  # type: ignore[type-arg]
 
@@ -28,11 +29,14 @@ class Database:
             configure=self._configure,
             name=f"longtail-{schema}",
         )
+        self._reader: AsyncConnectionPool | None = None  # db-query's run_sql, opened on first use
         self.wake_channel = f"{schema}_wake"
         self.events_channel = f"{schema}_events"
 
     async def _configure(self, conn: Conn) -> None:
         await conn.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(self.schema)))
+        if not conn.autocommit:
+            await conn.commit()  # leave the pool's connection idle, not in a transaction
 
     async def open(self) -> None:
         try:
@@ -41,7 +45,49 @@ class Database:
             raise translate(exc) from exc
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
         await self.pool.close()
+
+    async def _reset_reader(self, conn: Conn) -> None:
+        # Whatever a statement left on the session (advisory locks, LISTEN, prepared statements, temp
+        # tables, settings) goes before the next caller gets the connection.
+        await conn.set_autocommit(True)
+        await conn.execute("DISCARD ALL")
+        await conn.set_autocommit(False)
+        await self._configure(conn)
+
+    @asynccontextmanager
+    async def reader(self) -> AsyncIterator[Conn]:
+        """A connection logged in as the reader role (no write grants; migration 0005), read-only,
+        outside any transaction. For untrusted SQL: see longtail_mcp/sql.
+
+        Raises:
+            ConfigurationError: the migrations could not create the reader role (no CREATEROLE).
+        """
+        if self._reader is None:
+            async with self.connection() as conn:
+                row = await (await conn.execute("SELECT role_name, password FROM sql_reader")).fetchone()
+            if row is None:
+                raise ConfigurationError("run_sql needs the database reader role, which the migrations could not "
+                                         "create (the database user lacks CREATEROLE); see docs/security.md")
+            dsn = psycopg.conninfo.make_conninfo(self.dsn, user=row["role_name"], password=row["password"])
+            pool: AsyncConnectionPool = AsyncConnectionPool(
+                dsn, min_size=0, max_size=4, open=False, configure=self._configure, reset=self._reset_reader,
+                kwargs={"autocommit": False, "row_factory": dict_row}, name=f"longtail-{self.schema}-reader",
+            )
+            await pool.open(wait=False)
+            if self._reader is None:
+                self._reader = pool
+            else:  # another task opened one meanwhile
+                await pool.close()
+        try:
+            async with self._reader.connection() as conn:
+                await conn.set_read_only(True)
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise translate(exc) from exc
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:

@@ -10,11 +10,14 @@ _FILTERS: dict[str, LiteralString] = {
     "path": "state @? %(path)s::jsonpath",  # GIN (jsonb_path_ops)
     "status": "status = %(status)s",
     "name": "name = %(name)s",
+    # RBAC for people who are not superadmins: runs they started, and runs that asked one of their roles.
+    "visible": "(principal ->> 'id' = %(who)s OR EXISTS (SELECT 1 FROM escalation e"
+               " WHERE e.workflow_id = workflow.id AND e.role = ANY(%(roles)s)))",
 }
 
 
-def find_runs_query(*, state: bool, path: bool, status: bool, name: bool) -> LiteralString:
-    wanted = {"state": state, "path": path, "status": status, "name": name}
+def find_runs_query(*, state: bool, path: bool, status: bool, name: bool, visible: bool = False) -> LiteralString:
+    wanted = {"state": state, "path": path, "status": status, "name": name, "visible": visible}
     clauses = [_FILTERS[k] for k, on in wanted.items() if on]
     where: LiteralString = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     return _BASE + where + " ORDER BY created_at DESC, id LIMIT %(limit)s"

@@ -285,16 +285,21 @@ async def reroute(db: Database, actor: Principal, escalation_id: str, role: str,
     return iso(new)  # type: ignore[no-any-return]
 
 
-async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[str, Any]) -> None:
-    """Spend an approval on exactly the action it was bound to. Single use.
+async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[str, Any], *,
+                       requested_by: str | None = None) -> None:
+    """Spend an approval on exactly the action it was bound to. Single use. With `requested_by`, only the
+    account that asked for it may spend it.
 
     Raises:
-        Forbidden: not an approval of this exact action, not approved, or already used.
+        Forbidden: not an approval of this exact action, not approved, already used, or someone else's.
     """
     async with db.transaction() as conn:
-        row = await (await conn.execute(Q["use_approval"], {"id": escalation_id, "hash": action_hash(tool, args)})).fetchone()
+        row = await (await conn.execute(Q["use_approval"], {
+            "id": escalation_id, "hash": action_hash(tool, args), "who": requested_by,
+        })).fetchone()
         if row is None:
-            raise Forbidden(f"escalation {escalation_id!r} does not approve this exact call (or its approval was used)")
+            raise Forbidden(f"escalation {escalation_id!r} does not approve this exact call (it is not approved, "
+                            "is for other arguments, was requested by someone else, or its approval was used)")
         await audit(conn, SYSTEM, "escalation.approval.use", "escalation", escalation_id,
                     data={"tool": tool})
 

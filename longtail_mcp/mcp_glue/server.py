@@ -16,9 +16,10 @@ from typing import Any
 
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from longtail_mcp.errors import LongtailError
+from longtail_mcp.errors import InvalidInput, LongtailError, PolicyDenied
+from longtail_mcp.humans import approvals
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.runtime.client import Client
 
@@ -27,10 +28,24 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ToolCall:
-    """What a handler gets besides its arguments: the services and who is calling."""
+    """What a handler gets besides its arguments: the services and who is calling.
+
+    `approved` is True only when this exact call spent an approval (see `Approvable`): the handler
+    then skips the policy check that the approval covers, and only that one.
+    """
 
     client: Client
     principal: Principal
+    approved: bool = False
+
+
+class Approvable(BaseModel):
+    """Input mixin of tools whose refusals by policy can become approvals (docs/security.md)."""
+
+    request_approval: bool = Field(False, description="If a safety policy refuses this call, ask the approver role "
+                                                      "to allow this exact call once (the error names the escalation)")
+    approval_id: str | None = Field(None, min_length=1, max_length=300,
+                                    description="An approved escalation for this exact call: it goes through once")
 
 
 Handler = Callable[[ToolCall, Any], Awaitable[BaseModel | dict[str, Any]]]
@@ -148,18 +163,13 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
         if not spec.read_only and principal.scope != "full":
             return error_result(f"[forbidden] {params.name} changes data; the calling key has read scope only")
         try:
-            args = spec.input.model_validate(params.arguments or {})
-        except ValidationError as exc:
-            return error_result(f"[invalid_input] {params.name}: {_describe(exc)}")
-        try:
-            result = await spec.handler(ToolCall(client, principal), args)
+            structured = await invoke(spec, name, client, principal, dict(params.arguments or {}))
         except LongtailError as exc:
             return error_result(f"[{exc.code}] {exc.message}")
         except Exception:
             ref = uuid.uuid4().hex[:10]
             logger.exception("tool %s failed (ref %s)", params.name, ref)
             return error_result(f"[internal] internal error (ref {ref})")
-        structured = spec.output.model_validate(result).model_dump(mode="json")
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(structured, indent=2))],
             structured_content=structured,
@@ -173,6 +183,47 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
 
     return Server(name, version=version, instructions=instructions, on_list_tools=list_tools, on_call_tool=call_tool,
                   get_tool_input_schema=input_schema)
+
+
+async def invoke(spec: ToolSpec, server: str, client: Client, principal: Principal,
+                 arguments: dict[str, Any]) -> dict[str, Any]:
+    """Call one tool as `principal`: validate the arguments, spend an approval if one is given, run the
+    handler, and return its structured result. The MCP servers and in-run calls (`ctx.call_tool`) share it.
+
+    A refusal by policy (`PolicyDenied`) of an `Approvable` tool called with `request_approval: true` opens
+    an escalation to the approver role bound to this exact call, and the error names it.
+
+    Raises:
+        InvalidInput: the arguments do not match the tool's schema (nothing was called).
+        PolicyDenied, Forbidden, NotFound, Conflict, ...: from the handler or the approval.
+    """
+    try:
+        args = spec.input.model_validate(arguments)
+    except ValidationError as exc:
+        raise InvalidInput(f"{spec.name}: {_describe(exc)}") from None
+    approved = False
+    action: tuple[str, dict[str, Any]] | None = None
+    if isinstance(args, Approvable):
+        action = (f"{server}/{spec.name}", approvals.canonical(args))
+        if args.approval_id is not None:
+            await approvals.spend(client.db, principal, args.approval_id, *action)
+            approved = True
+    try:
+        result = await spec.handler(ToolCall(client, principal, approved), args)
+    except PolicyDenied as exc:
+        if action is None or approved:
+            raise
+        assert isinstance(args, Approvable)
+        if not args.request_approval:
+            raise PolicyDenied(f"{exc.message}. To ask the {client.settings.approver_role!r} role to allow this exact "
+                               "call once, call again with request_approval: true", rule=exc.rule) from None
+        row = await approvals.request(client.db, principal, client.settings.approver_role, *action,
+                                      reason=exc.message, rule=exc.rule)
+        raise PolicyDenied(f"{exc.message}. Approval requested: escalation {row['id']!r} for role {row['role']!r} "
+                           f"(human-queue check_resolution shows the decision). Once approved, call {spec.name} again "
+                           f"with the same arguments and approval_id={row['id']!r}: it goes through once",
+                           rule=exc.rule, data={"escalation_id": row["id"]}) from None
+    return spec.output.model_validate(result).model_dump(mode="json")
 
 
 def fixed_principal(principal: Principal) -> PrincipalSource:

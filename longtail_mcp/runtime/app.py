@@ -80,6 +80,7 @@ class LongTail(Client):
         options.setdefault("concurrency", self.settings.concurrency)
         options.setdefault("lease_seconds", self.settings.lease_seconds)
         options.setdefault("poll_seconds", self.settings.poll_seconds)
+        options.setdefault("client", self)
         return Worker(self.db, self.registry, **options)
 
     async def run_worker(self, **options: Any) -> None:

@@ -13,12 +13,14 @@ import anyio
 
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import (
+    Conflict,
     EscalationClosed,
     Forbidden,
     InvalidInput,
     NonDeterminism,
     NonRetryableError,
     NotFound,
+    PolicyDenied,
     StepFailed,
     WaitTimeout,
     WorkflowFailed,
@@ -192,13 +194,23 @@ class Context:
 
     def call_tool(self, qualified: str, args: dict[str, Any] | None = None, *, retries: int = 3,
                   backoff: float = 10.0, max_interval: float = 120.0) -> Coroutine[Any, Any, Any]:
-        """Call `server/tool` of a registered MCP server as a checkpointed step (kind `tool`).
+        """Call `server/tool` as a checkpointed step (kind `tool`): one of the family's own tools (in
+        process, as the run's principal) or a registered MCP server's.
 
         A tool that answers with an error fails the step at once; an unreachable server is retried.
+        A call of the family's own tools refused by a safety policy (files outside the root, an internal
+        URL, a write statement) does not fail: the run asks the approver role for this exact call and
+        waits durably; approved, the call is made once; rejected, it raises PolicyDenied.
+
+        Raises:
+            InvalidInput: bad arguments for a known tool.  StepFailed: the call failed.
+            PolicyDenied: refused by policy and not approved.  WaitTimeout: the approval expired.
         """
         from functools import partial
 
+        from longtail_mcp.humans.identity import SYSTEM
         from longtail_mcp.runtime.registry import RetryPolicy
+        from longtail_mcp.tools import local
         from longtail_mcp.tools.registry import call_tool
 
         server, _, tool = qualified.partition("/")
@@ -206,9 +218,57 @@ class Context:
             raise InvalidInput(f"call_tool takes 'server/tool', got {qualified!r}")
         if qualified == "human-queue/escalate_and_wait":  # inside a run this is a durable wait, not a poll
             return self._escalate_as_tool(args or {})
+        builtin = local.find(server, tool)
+        if builtin is not None:
+            client = self._worker.client
+            if client is None:
+                raise InvalidInput(f"{qualified} is one of the family's own tools; its worker needs the app "
+                                   "(LongTail.worker() passes it)")
+            retry = RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval,
+                                non_retryable=(Forbidden, NotFound, Conflict))  # answers, not outages
+            spec = StepSpec(fn=partial(local.call, client, server, builtin, self.principal or SYSTEM),
+                            name=qualified, retry=retry)
+            return self._call_builtin(qualified, spec, builtin, args or {})
         spec = StepSpec(fn=partial(call_tool, self._worker.db, server, tool), name=qualified,
                         retry=RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval))
         return self._run_step(self._next(), spec, (args or {},), {}, kind="tool")
+
+    async def _call_builtin(self, qualified: str, step: StepSpec, tool: Any, args: dict[str, Any]) -> Any:
+        from pydantic import ValidationError
+
+        from longtail_mcp.humans import approvals
+        from longtail_mcp.humans.identity import SYSTEM
+        from longtail_mcp.tools import local
+
+        try:
+            model = tool.input.model_validate(args)
+        except ValidationError as exc:
+            raise InvalidInput(f"{qualified}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from None
+        if not local.approvable(tool) or args.get("approval_id") is not None:
+            return await self._run_step(self._next(), step, (args,), {}, kind="tool")
+        call_args = approvals.canonical(model)
+        try:
+            return await self._run_step(self._next(), step, (call_args,), {}, kind="tool")
+        except StepFailed as exc:
+            if exc.error.get("code") != PolicyDenied.code:
+                raise
+            refusal = exc.error
+        who = (self.principal or SYSTEM).id
+        escalation_seq = self._seq + 1
+        decision = await self.escalate(
+            self._worker.client.settings.approver_role,
+            approvals.message(qualified, who, refusal.get("message", "")),
+            approvals.details(qualified, call_args, who=who, reason=refusal.get("message", ""),
+                              rule=refusal.get("rule", "")),
+            form_schema=approvals.APPROVAL_FORM, type="approval", priority=2, action=(qualified, call_args),
+            metadata={"tool": qualified, "rule": refusal.get("rule", ""), "workflow_id": self.workflow_id},
+        )
+        if decision.get("approved") is not True:
+            why = f": {decision['reason']}" if decision.get("reason") else ""
+            raise PolicyDenied(f"{qualified} was refused by policy ({refusal.get('message', '')}) and the approver "
+                               f"declined{why}", rule=refusal.get("rule", "approval"))
+        approval_id = f"{self.workflow_id}:{escalation_seq}"
+        return await self._run_step(self._next(), step, ({**call_args, "approval_id": approval_id},), {}, kind="tool")
 
     async def _escalate_as_tool(self, args: dict[str, Any]) -> dict[str, Any]:
         """`human-queue/escalate_and_wait` called from a run: the run suspends until a person decides

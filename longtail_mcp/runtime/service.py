@@ -156,13 +156,20 @@ async def find_runs(
     status: str | None = None,
     name: str | None = None,
     limit: int = 50,
+    visible_to: tuple[str, list[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Runs whose entity state contains `state` (`@>`) and matches the jsonpath predicate `path` (`@?`)."""
+    """Runs whose entity state contains `state` (`@>`) and matches the jsonpath predicate `path` (`@?`).
+
+    `visible_to=(account_id, roles)` keeps only the runs that account started or that asked one of those roles.
+    """
     _check_listing(status, limit)
     if state is not None and not isinstance(state, dict):
         raise InvalidInput("state must be an object to match by containment")
-    query = find_runs_query(state=state is not None, path=path is not None, status=status is not None, name=name is not None)
-    params = {"state": dumps_or_none(state), "path": path, "status": status, "name": name, "limit": limit}
+    query = find_runs_query(state=state is not None, path=path is not None, status=status is not None,
+                            name=name is not None, visible=visible_to is not None)
+    who, roles = visible_to or (None, [])
+    params = {"state": dumps_or_none(state), "path": path, "status": status, "name": name, "limit": limit,
+              "who": who, "roles": roles}
     try:
         async with db.connection() as conn:
             rows = await (await conn.execute(query, params)).fetchall()

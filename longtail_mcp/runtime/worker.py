@@ -43,8 +43,10 @@ class Worker:
         flushers: int = 2,
         listen: bool = True,
         worker_id: str | None = None,
+        client: Any = None,
     ) -> None:
         self.db = db
+        self.client = client  # the app (settings, events): in-run calls of the family's own tools need it
         self.registry = registry
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds

@@ -92,8 +92,14 @@ RETURNING id
 -- Spend a resolved approval on exactly the action it was bound to; single use.
 UPDATE escalation SET approval_used_at = now(), updated_at = now()
 WHERE id = %(id)s AND status = 'resolved' AND action_hash = %(hash)s AND approval_used_at IS NULL
-  AND resolution -> 'approved' = 'true'::jsonb
+  AND resolution -> 'approved' = 'true'::jsonb AND (%(who)s::text IS NULL OR created_by = %(who)s)
 RETURNING id
+
+-- pending_approval --
+-- The caller's still-pending request to approve one exact action (so asking twice opens one escalation).
+SELECT * FROM escalation
+WHERE action_hash = %(hash)s AND created_by = %(who)s AND status = 'pending' AND type = 'approval'
+ORDER BY created_at LIMIT 1
 
 -- available_work --
 -- Pending, unclaimed (or claim expired) work for some roles: most urgent first, then oldest.

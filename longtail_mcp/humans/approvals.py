@@ -1,0 +1,70 @@
+"""Denial -> approval: a call a safety policy refused becomes an escalation to the approver role,
+bound to the hash of that exact call; once approved, the same caller may make that call once.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.db.queries import load
+from longtail_mcp.humans import escalations as esc
+from longtail_mcp.humans.identity import Principal, require_write
+from longtail_mcp.runtime.codec import iso
+
+Q = load("escalations")
+CONTROL_FIELDS = frozenset({"request_approval", "approval_id"})
+APPROVAL_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["approved"],
+    "properties": {
+        "approved": {"type": "boolean", "description": "Allow this exact call once"},
+        "reason": {"type": "string", "maxLength": 2000},
+    },
+    "additionalProperties": False,
+}
+
+
+def canonical(args: BaseModel) -> dict[str, Any]:
+    """The arguments an approval is bound to: every field with its default filled in, minus the approval
+    controls, so `{"path": "a"}` and `{"path": "a", "overwrite": false}` are the same call."""
+    return args.model_dump(mode="json", exclude=set(CONTROL_FIELDS))
+
+
+def message(tool: str, who: str, reason: str) -> str:
+    return f"Allow {who} to call {tool} once, with exactly the arguments shown? It was refused: {reason}"
+
+
+def details(tool: str, args: dict[str, Any], *, who: str, reason: str, rule: str) -> dict[str, Any]:
+    return {"tool": tool, "arguments": args, "rule": rule, "reason": reason, "requested_by": who}
+
+
+async def request(db: Database, actor: Principal, role: str, tool: str, args: dict[str, Any], *, reason: str,
+                  rule: str) -> dict[str, Any]:
+    """Open (or return the caller's still-pending) approval escalation for the exact call `tool(args)`.
+
+    Raises:
+        Forbidden: a read-only key.  NotFound: the approver role does not exist.
+    """
+    require_write(actor)
+    async with db.connection() as conn:
+        pending = await (await conn.execute(Q["pending_approval"], {
+            "hash": esc.action_hash(tool, args), "who": actor.id,
+        })).fetchone()
+    if pending is not None:
+        return iso(pending)  # type: ignore[no-any-return]
+    return await esc.create_escalation(
+        db, actor, role=role, message=message(tool, actor.id, reason), type="approval", priority=2,
+        data=details(tool, args, who=actor.id, reason=reason, rule=rule), form_schema=APPROVAL_FORM,
+        metadata={"tool": tool, "rule": rule}, action=(tool, args),
+    )
+
+
+async def spend(db: Database, actor: Principal, escalation_id: str, tool: str, args: dict[str, Any]) -> None:
+    """Use an approval for `tool(args)`: it must be approved, for this exact call, requested by `actor`, unused.
+
+    Raises:
+        Forbidden: anything else (or a read-only key).
+    """
+    require_write(actor)
+    await esc.use_approval(db, escalation_id, tool, args, requested_by=actor.id)

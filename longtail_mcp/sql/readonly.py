@@ -1,0 +1,174 @@
+"""run_sql: one untrusted statement, read-only, enforced by the database rather than by parsing.
+
+Four locks, each enough on its own against writes: the statement is sent through the extended
+protocol (the server refuses a second statement in it), inside a READ ONLY transaction, on a
+connection logged in as a role with no write grants (migration 0005), and the transaction is always
+rolled back. A statement timeout and a row cap bound what one call costs. A statement the database
+refused as a write is a `PolicyDenied`: an approver may let that exact statement run once, as the
+application's own role, committed.
+"""
+
+import base64
+import datetime as dt
+import decimal
+import ipaddress
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg
+
+from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.errors import Forbidden, InvalidInput, PolicyDenied
+from longtail_mcp.humans.identity import Principal, require_write
+
+MAX_SQL_CHARS = 100_000
+
+# SQLSTATEs that mean "this statement would change something": the policy refusal an approval lifts.
+_WRITE_REFUSALS: dict[str, str] = {
+    "25006": "it writes, and run_sql is read-only",  # read_only_sql_transaction
+    "42501": "the read-only database role has no privilege for it",  # insufficient_privilege
+    "25001": "it tries to change the transaction's mode",  # active_sql_transaction (SET TRANSACTION READ WRITE)
+    "0A000": "the read-only transaction does not support it",  # feature_not_supported (e.g. in read-only mode)
+}
+
+
+def check_statement(statement: str) -> None:
+    """Shape checks only (the database decides what a statement does).
+
+    Raises:
+        InvalidInput: empty, NUL bytes, or longer than MAX_SQL_CHARS.
+    """
+    if not statement.strip():
+        raise InvalidInput("sql is empty: give one SQL statement")
+    if "\x00" in statement:
+        raise InvalidInput("sql contains a NUL byte")
+    if len(statement) > MAX_SQL_CHARS:
+        raise InvalidInput(f"sql is {len(statement):,} characters; the limit is {MAX_SQL_CHARS:,}")
+
+
+def may_run_sql(actor: Principal) -> None:
+    """run_sql reads every table whatever the caller's roles, so it is for superadmins only."""
+    if not actor.superadmin:
+        raise Forbidden(f"{actor.id} may not use run_sql: it reads every row regardless of roles, so only "
+                        "superadmins may; use find_runs, find_escalations or the stats tools instead")
+
+
+async def run_sql(db: Database, actor: Principal, statement: str, *, max_rows: int, timeout_ms: int,
+                  approved: bool = False) -> dict[str, Any]:
+    """Run one statement and return `{columns: [{name, type}], rows, row_count, truncated, command}`.
+
+    Raises:
+        Forbidden: the caller is not a superadmin.  InvalidInput: bad SQL, several statements, timeout.
+        PolicyDenied: the database refused it as a write (unless `approved`).
+        ConfigurationError: no reader role exists.
+    """
+    may_run_sql(actor)
+    check_statement(statement)
+    if approved:
+        require_write(actor)
+        async with db.connection() as conn:
+            return await _execute(conn, statement, max_rows=max_rows, timeout_ms=timeout_ms, commit=True)
+    async with db.reader() as conn:
+        return await _execute(conn, statement, max_rows=max_rows, timeout_ms=timeout_ms, commit=False)
+
+
+async def _execute(conn: Conn, statement: str, *, max_rows: int, timeout_ms: int, commit: bool) -> dict[str, Any]:
+    autocommit = conn.autocommit
+    if autocommit:
+        await conn.set_autocommit(False)
+    try:
+        cur = conn.cursor()
+        # SET LOCAL-like, and a query: the snapshot it takes makes a later SET TRANSACTION READ WRITE fail.
+        await cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
+        rows: list[list[Any]] = []
+        truncated = False
+        try:
+            if commit:  # an approved statement: rows or not, once; prepare=True keeps the extended protocol
+                await cur.execute(statement, prepare=True)  # type: ignore[call-overload]  # untrusted text, never formatted
+                fetched = await cur.fetchmany(max_rows + 1) if cur.description else []
+                truncated = len(fetched) > max_rows
+                rows = [[_jsonable(v) for v in r.values()] for r in fetched[:max_rows]]
+            else:
+                # stream() always uses the extended protocol: a second statement is a server-side error.
+                async for row in cur.stream(statement):  # type: ignore[arg-type]  # untrusted text, never formatted
+                    if len(rows) == max_rows:
+                        truncated = True
+                        break
+                    rows.append([_jsonable(v) for v in row.values()])
+        except pg.QueryCanceled:
+            raise InvalidInput(f"the statement ran longer than the {timeout_ms} ms statement timeout") from None
+        except psycopg.ProgrammingError as exc:
+            if "didn't produce a result" not in str(exc):
+                raise _refusal(exc) from None
+            raise InvalidInput("run_sql answers with rows: give a statement that returns rows (SELECT, VALUES, "
+                               "TABLE, SHOW, EXPLAIN); this one returned none") from None
+        except psycopg.Error as exc:
+            raise _refusal(exc) from None
+        columns = await _columns(conn, cur) if cur.description else []
+        command = cur.statusmessage or None
+        if commit:
+            await conn.commit()
+        return {"columns": columns, "rows": rows, "row_count": len(rows), "truncated": truncated,
+                "command": command}
+    finally:
+        await conn.rollback()  # read-only or not yet committed: nothing of it stays
+        if autocommit:
+            await conn.set_autocommit(True)
+
+
+def _refusal(exc: psycopg.Error) -> Exception:
+    state = exc.sqlstate or ""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if state in _WRITE_REFUSALS:
+        return PolicyDenied(f"the database refused the statement: {_WRITE_REFUSALS[state]} ({first}). Ask for an "
+                            "approval (request_approval: true) to run this exact statement once with write access",
+                            rule="read_only_sql")
+    if state == "42601" and "multiple commands" in first:
+        return InvalidInput("run_sql takes exactly one statement per call (the server refused several)")
+    if isinstance(exc, psycopg.OperationalError):
+        from longtail_mcp.errors import Unavailable
+
+        return Unavailable(f"database unavailable: {first}")
+    return InvalidInput(f"the database rejected the statement: {first}")
+
+
+async def _columns(conn: Conn, cur: Any) -> list[dict[str, str]]:
+    names: dict[int, str] = {}
+    unknown = []
+    for col in cur.description:
+        info = conn.adapters.types.get(col.type_code)
+        if info is not None:
+            names[col.type_code] = info.name
+        else:
+            unknown.append(col.type_code)
+    if unknown:  # enums, domains, extension types: ask the catalogue
+        found = await (await conn.execute(
+            "SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY(%s)", [unknown]
+        )).fetchall()
+        names.update({r["oid"]: r["name"] for r in found})
+    return [{"name": col.name, "type": names.get(col.type_code, str(col.type_code))} for col in cur.description]
+
+
+def _jsonable(value: Any) -> Any:
+    """A database value as JSON: numbers and text as they are, times in ISO 8601, bytes in base64."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)  # exact: a float would round it
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, uuid.UUID | ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network
+                  | ipaddress.IPv6Network | ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
