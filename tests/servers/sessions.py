@@ -63,6 +63,8 @@ async def session(transport: str, app: LongTail, server: str, account: str | Non
     if transport == "stdio":
         env = {k: v for k, v in os.environ.items() if not k.startswith("LONGTAIL_")}
         env.update(DATABASE_URL=app.settings.database_url or "", PYTHONPATH=str(ROOT))
+        if app.settings.files_root is not None:  # the files server in the child sees the app's root
+            env["LONGTAIL_FILES_ROOT"] = str(app.settings.files_root)
         args = ["-m", "longtail_mcp", "stdio", server, *(["--as", account] if account else [])]
         async with McpClient(StdioServerParameters(command=sys.executable, args=args, env=env, cwd=str(ROOT))) as c:
             yield c

@@ -1,0 +1,62 @@
+"""Atomic changes: a temporary file beside its target, and a rename that never replaces what exists."""
+
+import ctypes
+import errno
+import os
+import secrets
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+TEMP_PREFIX = ".lt-tmp-"
+
+
+@contextmanager
+def temp_file(dfd: int) -> Iterator[tuple[int, str]]:
+    """A new, exclusive temporary file in the directory `dfd`; removed unless renamed away."""
+    name = f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+    try:
+        yield fd, name
+    finally:
+        os.close(fd)
+        with suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dfd)
+
+
+_RENAME_NOREPLACE = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+if _renameat2 is not None:
+    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    _renameat2.restype = ctypes.c_int
+
+
+def rename_noreplace(src_dfd: int, src: str, dst_dfd: int, dst: str) -> None:
+    """Rename, failing with FileExistsError if `dst` exists, atomically where the system allows.
+
+    Linux `renameat2(RENAME_NOREPLACE)` first; where it is missing, a file moves by `link` + `unlink`
+    (also atomic), and a directory by check-then-rename: a directory created at `dst` between the
+    check and the rename can be replaced if empty (documented in docs/security.md).
+    """
+    if _renameat2 is not None:
+        if _renameat2(src_dfd, os.fsencode(src), dst_dfd, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), dst)
+    if not stat.S_ISDIR(os.stat(src, dir_fd=src_dfd, follow_symlinks=False).st_mode):
+        os.link(src, dst, src_dir_fd=src_dfd, dst_dir_fd=dst_dfd, follow_symlinks=False)
+        os.unlink(src, dir_fd=src_dfd)
+        return
+    if _exists(dst_dfd, dst):
+        raise FileExistsError(errno.EEXIST, "exists", dst)
+    os.rename(src, dst, src_dir_fd=src_dfd, dst_dir_fd=dst_dfd)
+
+
+def _exists(dfd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
