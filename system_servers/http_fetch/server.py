@@ -1,0 +1,182 @@
+"""The http-fetch server: HTTP requests to the public internet, refusing internal addresses."""
+
+import base64
+import json
+from typing import Any, Literal
+
+from mcp.server import Server
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from longtail_mcp.errors import InvalidInput
+from longtail_mcp.fetch.client import Fetched, Policy, fetch
+from longtail_mcp.fetch.text import decode, html_to_text
+from longtail_mcp.mcp_glue.server import Approvable, PrincipalSource, ToolCall, ToolSpec, build_server
+from longtail_mcp.runtime.client import Client
+
+NAME = "http-fetch"
+TAGS = ("http", "fetch", "web")
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded",
+              "application/xhtml+xml", "application/ld+json", "image/svg+xml")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class Args(Approvable):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=8192, description="An absolute http:// or https:// URL. Internal "
+                     "addresses (loopback, private, link-local, metadata...) are refused unless allowed")
+    headers: dict[str, str] = Field(default_factory=dict, max_length=50,
+                                    description="Request headers (not Host, Content-Length or hop-by-hop ones). "
+                                                "Only Accept*, User-Agent and Content-* follow a redirect to "
+                                                "another origin")
+    timeout_seconds: float | None = Field(None, gt=0, le=300, description="Whole request, redirects included "
+                                          "(default and cap: the server's LONGTAIL_HTTP_TIMEOUT)")
+    max_bytes: int | None = Field(None, ge=1, le=1 << 30, description="Cut the body after this many bytes and "
+                                  "set truncated (default and cap: LONGTAIL_HTTP_MAX_BYTES)")
+
+
+class RequestIn(Args):
+    method: Method = Field("GET", description="HTTP method")
+    body: str | None = Field(None, max_length=10_000_000, description="Request body as text (UTF-8)")
+    json_body: Any = Field(None, description="Request body as JSON (sets Content-Type: application/json); "
+                                             "not together with body")
+    follow_redirects: bool = Field(True, description="Follow up to 5 redirects (each one checked); false "
+                                   "returns the 3xx response itself")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> "RequestIn":
+        if self.body is not None and self.json_body is not None:
+            raise ValueError("give body or json_body, not both")
+        return self
+
+
+class TextIn(Args):
+    links: bool = Field(False, description="Keep links in the text as [text](absolute url)")
+
+
+class Redirect(BaseModel):
+    url: str
+    status: int
+
+
+class RequestOut(BaseModel):
+    status: int
+    headers: dict[str, str] = Field(description="Response headers, repeated ones joined with ', '")
+    body: str
+    body_encoding: Literal["text", "base64"] = Field(description="text for textual content, else base64")
+    final_url: str
+    redirects: list[Redirect] = Field(description="Each redirect followed, in order")
+    truncated: bool = Field(description="The body was longer than max_bytes and was cut there")
+    elapsed: float = Field(description="Seconds, redirects included")
+
+
+class JsonOut(BaseModel):
+    data: Any
+    status: int
+    final_url: str
+
+
+class TextOut(BaseModel):
+    title: str | None
+    text: str
+    content_type: str
+    status: int
+    final_url: str
+    truncated: bool
+
+
+def _with(headers: dict[str, str], name: str, value: str) -> dict[str, str]:
+    """`headers` plus a default `name` header unless the caller set one (in any case)."""
+    if any(k.lower() == name.lower() for k in headers):
+        return dict(headers)
+    return {**headers, name: value}
+
+
+def _policy(call: ToolCall, args: Args) -> Policy:
+    return Policy.from_settings(call.client.settings, max_bytes=args.max_bytes, timeout=args.timeout_seconds)
+
+
+def _is_text(response: Fetched) -> bool:
+    kind = response.content_type
+    return kind.startswith("text/") or kind in TEXT_TYPES or kind.endswith(("+json", "+xml"))
+
+
+def _body(response: Fetched) -> tuple[str, Literal["text", "base64"]]:
+    if _is_text(response):
+        return decode(response.body, response.charset), "text"
+    try:
+        return response.body.decode("utf-8"), "text"
+    except UnicodeDecodeError:
+        return base64.b64encode(response.body).decode("ascii"), "base64"
+
+
+async def http_request(call: ToolCall, args: RequestIn) -> RequestOut:
+    headers = dict(args.headers)
+    content = args.body.encode() if args.body is not None else None
+    if args.json_body is not None:
+        content = json.dumps(args.json_body).encode()
+        headers = _with(headers, "Content-Type", "application/json")
+    response = await fetch(_policy(call, args), args.method, args.url, headers=headers, content=content,
+                           follow_redirects=args.follow_redirects, approved=call.approved)
+    joined: dict[str, str] = {}
+    for name, value in response.headers:
+        key = name.lower()
+        joined[key] = f"{joined[key]}, {value}" if key in joined else value
+    body, encoding = _body(response)
+    return RequestOut(status=response.status, headers=joined, body=body, body_encoding=encoding,
+                      final_url=response.final_url, redirects=[Redirect(url=h.url, status=h.status)
+                                                               for h in response.redirects],
+                      truncated=response.truncated, elapsed=round(response.elapsed, 4))
+
+
+async def fetch_json(call: ToolCall, args: Args) -> JsonOut:
+    response = await fetch(_policy(call, args), "GET", args.url, approved=call.approved,
+                           headers=_with(args.headers, "Accept", "application/json"))
+    if response.truncated:
+        raise InvalidInput(f"the JSON from {response.final_url} is larger than max_bytes; raise max_bytes "
+                           "(the server caps it at LONGTAIL_HTTP_MAX_BYTES)")
+    try:
+        data = json.loads(decode(response.body, response.charset))
+    except ValueError:
+        raise InvalidInput(f"the response from {response.final_url} (status {response.status}, "
+                           f"{response.content_type or 'no content type'}) is not JSON") from None
+    return JsonOut(data=data, status=response.status, final_url=response.final_url)
+
+
+async def fetch_text(call: ToolCall, args: TextIn) -> TextOut:
+    response = await fetch(_policy(call, args), "GET", args.url, approved=call.approved,
+                           headers=_with(args.headers, "Accept", "text/html, text/plain;q=0.9, */*;q=0.5"))
+    kind = response.content_type
+    start = response.body[:512].lstrip().lower()
+    if kind in HTML_TYPES or (not kind and start.startswith((b"<!doctype html", b"<html"))):
+        page = html_to_text(decode(response.body, response.charset, html=True), base_url=response.final_url,
+                            links=args.links)
+        title, text = page.title, page.text
+    elif not kind or _is_text(response):
+        title, text = None, decode(response.body, response.charset)
+    else:
+        raise InvalidInput(f"{response.final_url} answered {kind}, which is not text; use http_request "
+                           "(it returns other content as base64)")
+    return TextOut(title=title, text=text, content_type=kind, status=response.status,
+                   final_url=response.final_url, truncated=response.truncated)
+
+
+_REFUSALS = (" Internal addresses (loopback, private, link-local, cloud metadata, ...) are refused, in every "
+             "spelling and after every redirect, unless LONGTAIL_HTTP_ALLOW allows them.")
+
+TOOLS = [
+    ToolSpec("http_request", "Send an HTTP request (any method) and return status, headers and body (text, or "
+             "base64 for binary content; cut at max_bytes with truncated=true). Follows up to 5 redirects."
+             + _REFUSALS, RequestIn, RequestOut, http_request, destructive=True, open_world=True, tags=TAGS),
+    ToolSpec("fetch_json", "GET a URL and return its JSON body parsed (an error if the body is not JSON)."
+             + _REFUSALS, Args, JsonOut, fetch_json, read_only=True, idempotent=True, open_world=True, tags=TAGS),
+    ToolSpec("fetch_text", "GET a page and return its title and readable text (scripts, styles and navigation "
+             "dropped; plain text passes through)." + _REFUSALS, TextIn, TextOut, fetch_text,
+             read_only=True, idempotent=True, open_world=True, tags=TAGS),
+]
+
+
+def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, client, principal_of, instructions="HTTP requests to public addresses "
+                        "(internal ones only through LONGTAIL_HTTP_ALLOW or an approval).")

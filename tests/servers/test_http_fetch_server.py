@@ -1,0 +1,131 @@
+"""The http-fetch server through real MCP sessions, fetching from a local site the allow-list opens."""
+
+import base64
+import json
+from typing import Any
+
+import anyio
+import mcp.types as types
+import pytest
+from mcp import Client as McpClient
+
+from longtail_mcp import LongTail
+from system_servers.http_fetch import server as http_fetch
+from tests.servers.sessions import session
+from tests.servers.test_http_fetch_core import Site, site
+
+pytestmark = pytest.mark.anyio
+__all__ = ["site"]
+
+
+def text(result: types.CallToolResult) -> str:
+    first = result.content[0]
+    assert isinstance(first, types.TextContent)
+    return first.text
+
+
+async def call(c: McpClient, tool: str, args: dict[str, Any]) -> Any:
+    result = await c.call_tool(tool, args)
+    assert not result.is_error, text(result)
+    return result.structured_content
+
+
+async def error(c: McpClient, tool: str, args: dict[str, Any]) -> str:
+    result = await c.call_tool(tool, args)
+    assert result.is_error, result.structured_content
+    return text(result)
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_every_http_fetch_tool_reaches_an_allowed_local_site(dsn: str, site: Site, transport: str) -> None:
+    with anyio.fail_after(30):
+        async with LongTail(dsn, http_allow=["127.0.0.1"]) as app, session(transport, app, "http-fetch") as c:
+            hints = {t.name: t.annotations for t in (await c.list_tools()).tools}
+            assert set(hints) == {"http_request", "fetch_json", "fetch_text"}
+            for name, read_only in [("fetch_json", True), ("fetch_text", True), ("http_request", False)]:
+                hint = hints[name]
+                assert hint is not None and hint.read_only_hint is read_only and hint.open_world_hint, name
+
+            got = await call(c, "fetch_json", {"url": site.url("/json")})
+            assert got == {"data": {"hello": "world", "n": 1}, "status": 200, "final_url": site.url("/json")}
+
+            page = await call(c, "fetch_text", {"url": site.url("/redirect?to=/html"), "links": True})
+            assert page["title"] == "Local page" and page["final_url"] == site.url("/html")
+            assert page["text"].startswith("# Welcome") and "[the introduction](" in page["text"]
+            assert "injected" not in page["text"] and not page["truncated"]
+            plain = await call(c, "fetch_text", {"url": site.url("/text")})
+            assert plain == {"title": None, "text": "plain words\nsecond line", "content_type": "text/plain",
+                             "status": 200, "final_url": site.url("/text"), "truncated": False}
+
+            posted = await call(c, "http_request", {"method": "POST", "url": site.url("/redirect?to=/echo&status=307"),
+                                                    "json_body": {"a": [1, 2]}, "headers": {"X-Trace": "t1"}})
+            echoed = json.loads(posted["body"])
+            assert echoed["method"] == "POST" and json.loads(echoed["body"]) == {"a": [1, 2]}
+            assert echoed["headers"]["content-type"] == "application/json" and echoed["headers"]["x-trace"] == "t1"
+            assert posted["redirects"] == [{"url": site.url("/redirect?to=/echo&status=307"), "status": 307}]
+            assert posted["status"] == 200 and posted["body_encoding"] == "text" and posted["elapsed"] >= 0
+            assert posted["headers"]["content-type"] == "application/json"
+
+            binary = await call(c, "http_request", {"url": site.url("/binary"), "max_bytes": 200})
+            assert binary["body_encoding"] == "base64" and binary["truncated"]
+            assert base64.b64decode(binary["body"]) == bytes(range(200))
+            head = await call(c, "http_request", {"method": "HEAD", "url": site.url("/json")})
+            assert head["status"] == 200 and head["body"] == "" and head["headers"]["content-length"] == "26"
+            missing = await call(c, "http_request", {"method": "DELETE", "url": site.url("/nothing-here")})
+            assert missing["status"] == 404, "an HTTP error status is an answer, not a tool error"
+
+
+async def test_internal_addresses_are_tool_errors_naming_the_setting_and_nothing_is_sent(dsn: str, site: Site) -> None:
+    with anyio.fail_after(30):
+        async with LongTail(dsn) as app, session("memory", app, "http-fetch") as c:
+            for tool in ("http_request", "fetch_json", "fetch_text"):
+                for url in (site.url("/secret"), f"http://localhost:{site.port}/secret",
+                            f"http://2130706433:{site.port}/secret", f"http://[::ffff:7f00:1]:{site.port}/secret"):
+                    message = await error(c, tool, {"url": url})
+                    assert message.startswith("[denied]") and "LONGTAIL_HTTP_ALLOW" in message, message
+            message = await error(c, "fetch_json", {"url": site.url("/secret")})
+            assert message.startswith("[denied] 127.0.0.1 is a loopback address; add it to LONGTAIL_HTTP_ALLOW")
+    assert site.hits == []
+
+
+async def test_bad_arguments_and_unusable_answers_are_clear_tool_errors(dsn: str, site: Site) -> None:
+    with anyio.fail_after(30):
+        async with LongTail(dsn, http_allow=["127.0.0.0/8"]) as app, session("memory", app, "http-fetch") as c:
+            cases: list[tuple[str, dict[str, Any], str]] = [
+                ("http_request", {"url": site.url("/json"), "method": "TRACE"}, "method"),
+                ("http_request", {"url": site.url("/echo"), "body": "x", "json_body": {}}, "not both"),
+                ("http_request", {"url": site.url("/echo"), "headers": {"Host": "example.com"}}, "Host"),
+                ("http_request", {"url": site.url("/echo"), "headers": {"Transfer-Encoding": "chunked"}}, "Transfer"),
+                ("fetch_json", {"url": site.url("/json"), "verbose": True}, "verbose"),
+                ("fetch_json", {"url": "file:///etc/passwd"}, "only http and https"),
+                ("fetch_json", {"url": f"http://u:p@127.0.0.1:{site.port}/json"}, "user info"),
+                ("fetch_json", {"url": site.url("/json"), "timeout_seconds": 0}, "timeout_seconds"),
+            ]
+            for tool, args, mentions in cases:
+                message = await error(c, tool, args)
+                assert message.startswith("[invalid_input]") and mentions in message, (tool, message)
+            assert site.hits == []
+            assert "is not JSON" in await error(c, "fetch_json", {"url": site.url("/html")})
+            assert "not text" in await error(c, "fetch_text", {"url": site.url("/binary")})
+            assert "more than 5 redirects" in await error(c, "fetch_text", {"url": site.url("/loop")})
+            assert "larger than max_bytes" in await error(c, "fetch_json", {"url": site.url("/json"), "max_bytes": 5})
+
+
+async def test_the_settings_cap_the_size_and_time_a_caller_asks_for(dsn: str, site: Site) -> None:
+    with anyio.fail_after(30):
+        async with LongTail(dsn, http_allow=["127.0.0.1"], http_max_bytes=100, http_timeout=0.3) as app, \
+                session("memory", app, "http-fetch") as c:
+            big = await call(c, "http_request", {"url": site.url("/big?n=5000"), "max_bytes": 1_000_000})
+            assert big["truncated"] and len(big["body"]) == 100
+            started = anyio.current_time()
+            slow = await error(c, "fetch_text", {"url": site.url("/slow"), "timeout_seconds": 200})
+            assert slow.startswith("[unavailable]") and "within 0.3 s" in slow
+            assert anyio.current_time() - started < 5
+
+
+def test_every_input_model_takes_approvals_and_refuses_unknown_fields() -> None:
+    for spec in http_fetch.TOOLS:
+        schema = spec.input_schema()
+        assert {"request_approval", "approval_id", "url", "headers", "max_bytes", "timeout_seconds"} <= set(
+            schema["properties"]), spec.name
+        assert schema["additionalProperties"] is False
