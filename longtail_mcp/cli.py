@@ -455,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     _identity_parsers(sub)
 
     stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
-    stdio.add_argument("server", choices=["workflows", "human-queue"])
+    from system_servers import SERVERS
+
+    stdio.add_argument("server", choices=sorted(SERVERS))
     stdio.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
     stdio.set_defaults(run=cmd_stdio)
 

@@ -28,7 +28,7 @@ class Settings(BaseModel):
     files_read_only: bool = Field(False, description="refuse every write, move and delete in the files server")
     files_deny: list[str] = Field(default_factory=lambda: list(FILES_DENY),
                                   description="glob patterns (on any path component) the files server refuses")
-    files_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="largest file the files server reads or writes")
+    files_max_bytes: int = Field(10 * 1024 * 1024, ge=1, description="most bytes one files call reads or writes")
     http_allow: list[str] = Field(default_factory=list,
                                   description="hosts or CIDRs http-fetch may reach although they are internal")
     http_max_bytes: int = Field(5 * 1024 * 1024, ge=1, description="largest response body http-fetch accepts")

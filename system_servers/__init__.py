@@ -11,10 +11,12 @@ from longtail_mcp.humans.identity import Principal
 from longtail_mcp.mcp_glue.server import Proxy, build_server, error_result
 from longtail_mcp.tools import registry
 from system_servers.db_query import server as db_query
+from system_servers.files import server as files
+from system_servers.http_fetch import server as http_fetch
 from system_servers.human_queue import server as human_queue
 from system_servers.workflows import server as workflows
 
-SERVERS: dict[str, Any] = {module.NAME: module for module in (workflows, human_queue, db_query)}
+SERVERS: dict[str, Any] = {module.NAME: module for module in (workflows, human_queue, db_query, files, http_fetch)}
 
 
 def builder(name: str) -> Callable[..., Any]:

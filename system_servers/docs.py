@@ -59,8 +59,15 @@ Inside a durable run, `ctx.call_tool("human-queue/escalate_and_wait", {...})` do
 suspends durably (like `ctx.escalate`) until a person decides, with no 50 s bound, and returns the
 tool's result shape `{escalation_id, status, resolution}`.
 
-Not yet built (see the open issues): the `query` and `triage_escalation` routers, and the compiler,
-db-query, files and http-fetch servers.
+**Safe system servers.** db-query, files and http-fetch refuse, by policy, what could harm the
+host: SQL that writes (the database itself refuses it), paths outside `LONGTAIL_FILES_ROOT` or on
+the deny list, internal network addresses. Such a refusal is `[denied]`; the same call with
+`request_approval: true` opens an escalation to the `approver` role bound to that exact call, and
+once approved, the call with `approval_id` goes through once. Inside a durable run,
+`ctx.call_tool("files/write_file", ...)` asks and waits by itself. [security.md](security.md) has
+the threat model and every guard.
+
+Not yet built (see the open issues): the `query` and `triage_escalation` routers, and the compiler.
 
 """
 

@@ -87,3 +87,15 @@ def test_content_review_example_reviewer_approves_one_post_and_the_deadline_move
         ["escalation.claim", "alex", "at admin"],
         ["escalation.resolve", "alex", "at admin (spam words)"],
     ], out
+
+
+def test_guarded_tools_example_writes_the_denied_file_once_after_approval(dsn: str) -> None:
+    done = run_example("guarded_tools.py", dsn)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "approval asked: files/write_file '.env' (rule denied_path)" in out, out
+    assert ".env now holds: TOKEN=s3cr3t" in out
+    assert "approver declined: no ticket" in out
+    assert ".env still holds: TOKEN=s3cr3t" in out
+    assert ("('tool', 'files/write_file', 'failed'), ('escalation', 'approver', 'completed'), "
+            "('tool', 'files/write_file', 'completed')") in out

@@ -186,12 +186,13 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
 
 
 async def invoke(spec: ToolSpec, server: str, client: Client, principal: Principal,
-                 arguments: dict[str, Any]) -> dict[str, Any]:
+                 arguments: dict[str, Any], *, explain: bool = True) -> dict[str, Any]:
     """Call one tool as `principal`: validate the arguments, spend an approval if one is given, run the
     handler, and return its structured result. The MCP servers and in-run calls (`ctx.call_tool`) share it.
 
     A refusal by policy (`PolicyDenied`) of an `Approvable` tool called with `request_approval: true` opens
-    an escalation to the approver role bound to this exact call, and the error names it.
+    an escalation to the approver role bound to this exact call, and the error names it; without it, the
+    error says how to ask (unless `explain` is False: a run asks by itself).
 
     Raises:
         InvalidInput: the arguments do not match the tool's schema (nothing was called).
@@ -211,7 +212,7 @@ async def invoke(spec: ToolSpec, server: str, client: Client, principal: Princip
     try:
         result = await spec.handler(ToolCall(client, principal, approved), args)
     except PolicyDenied as exc:
-        if action is None or approved:
+        if action is None or approved or not explain:
             raise
         assert isinstance(args, Approvable)
         if not args.request_approval:

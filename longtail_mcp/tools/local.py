@@ -25,5 +25,6 @@ def approvable(spec: ToolSpec) -> bool:
 
 
 async def call(client: Any, server: str, spec: ToolSpec, principal: Principal, arguments: dict[str, Any]) -> Any:
-    """One in-process call, exactly as over MCP (validation, approvals, handler), returning structured content."""
-    return await invoke(spec, server, client, principal, arguments)
+    """One in-process call, exactly as over MCP (validation, approvals, handler), returning structured content.
+    A refusal by policy is raised as it is: the run asks the approver itself (Context.call_tool)."""
+    return await invoke(spec, server, client, principal, arguments, explain=False)

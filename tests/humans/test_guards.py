@@ -66,7 +66,7 @@ async def test_an_escalation_can_only_be_pre_assigned_to_a_member_of_its_role(ap
 async def test_an_approval_needs_the_boolean_true_not_a_string(app: LongTail) -> None:
     action = ("files/delete_file", {"path": "a.txt"})
     async with app:
-        await make_roles(app.db, "approver")
+        # the approver role comes with migration 0005
         ann = await person(app.db, "ann", {"approver": "member"})
         item = await esc.create_escalation(app.db, SYSTEM, role="approver", message="delete?", action=action)
         await esc.resolve(app.db, ann, item["id"], {"approved": "true"})

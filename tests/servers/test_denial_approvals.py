@@ -78,8 +78,8 @@ async def test_an_approval_is_spent_only_by_whoever_asked_for_it(app: LongTail) 
                                                                         "timeout_ms": None})))["id"]
         await esc.resolve(app.db, olga, eid, {"approved": True})
         with pytest.raises(Forbidden, match="requested by someone else"):
-            await esc.use_approval(app.db, eid, "db-query/run_sql", {"sql": WRITE, "max_rows": None, "timeout_ms": None},
-                                   requested_by="mallory")
+            await esc.use_approval(app.db, eid, "db-query/run_sql",
+                                   {"sql": WRITE, "max_rows": None, "timeout_ms": None}, requested_by="mallory")
 
 
 async def test_a_read_only_key_cannot_spend_or_request_approvals(app: LongTail) -> None:
@@ -146,3 +146,48 @@ async def test_inside_a_run_a_declined_approval_fails_the_call_with_the_reason(a
 async def _two(app: LongTail, who: Any) -> list[dict[str, Any]] | None:
     rows = await esc.find_escalations(app.db, who, role="approver", status="pending")
     return rows if len(rows) == 2 else None
+
+
+async def test_files_a_denied_path_is_written_once_after_approval_over_mcp(dsn: str, tmp_path: Any) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    app = LongTail(dsn, files_root=root)
+    async with app:
+        olga = await person(app.db, "olga", {"approver": "member"})
+        args = {"path": ".env", "content": "TOKEN=1\n"}
+        async with session("jsonrpc", app, "files") as c:
+            asked = await c.call_tool("write_file", {**args, "request_approval": True})
+            assert asked.is_error and asked.content[0].text.startswith("[denied]")
+            assert not (root / ".env").exists()
+            eid = escalation_id(asked.content[0].text)
+            await esc.resolve(app.db, olga, eid, {"approved": True})
+            other = await c.call_tool("write_file", {"path": ".env", "content": "TOKEN=2\n", "approval_id": eid})
+            assert other.is_error and not (root / ".env").exists()
+            done = await c.call_tool("write_file", {**args, "approval_id": eid})
+            assert not done.is_error, done.content[0].text
+            assert (root / ".env").read_text() == "TOKEN=1\n"
+            again = await c.call_tool("write_file", {**args, "approval_id": eid})
+            assert again.is_error and "[forbidden]" in again.content[0].text
+
+
+async def test_http_fetch_an_internal_url_is_fetched_once_after_approval_over_mcp(app: LongTail) -> None:
+    from tests.servers.test_http_fetch_core import Site
+
+    site = Site()
+    site.start()
+    try:
+        async with app:
+            olga = await person(app.db, "olga", {"approver": "member"})
+            url = site.url("/json")
+            async with session("memory", app, "http-fetch") as c:
+                asked = await c.call_tool("fetch_json", {"url": url, "request_approval": True})
+                assert asked.is_error and "loopback" in asked.content[0].text and site.hits == []
+                eid = escalation_id(asked.content[0].text)
+                await esc.resolve(app.db, olga, eid, {"approved": True})
+                done = await c.call_tool("fetch_json", {"url": url, "approval_id": eid})
+                assert not done.is_error, done.content[0].text
+                again = await c.call_tool("fetch_json", {"url": url, "approval_id": eid})
+                assert again.is_error
+            assert len(site.hits) == 1
+    finally:
+        site.stop()
