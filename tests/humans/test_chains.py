@@ -107,7 +107,7 @@ async def test_set_chain_refuses_a_cycle_so_every_chain_ends_in_expiry(app: Long
         with pytest.raises(InvalidInput, match="cycle"):
             await ident.set_chain(app.db, SYSTEM, "director", 1, "reviewer")
         assert {r["name"]: r["next_role"] for r in await ident.list_roles(app.db)} == {
-            "reviewer": "lead", "lead": "director", "director": None,
+            "reviewer": "lead", "lead": "director", "director": None, "approver": None,  # approver: migration 0005
         }
 
 
