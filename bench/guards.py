@@ -37,10 +37,9 @@ alternate and each side's median is reported):
                               per request, as the guarded side opens one per hop
                guarded        `fetch.client.fetch(Policy.from_settings(settings), "GET", url)`: URL
                               parsing, header checks, the address check (127.0.0.1 is allow-listed),
-                              a fresh client pinned to the checked address, the body read with a cap.
-               guarded, one TLS context   the same with `Policy.verify` set to one ssl.SSLContext
-                              made up front: each hop's client then builds no TLS context of its own
-                              (loading the CA bundle), which the fresh-client sides pay on every request.
+                              a fresh client pinned to the checked address (sharing the process's one
+                              TLS context, which the fresh-client side builds, with the CA bundle, on
+                              every request), the body read with a cap.
                requests/s and p50. trust_env=False keeps proxy settings from sending a baseline
                request anywhere but 127.0.0.1 (the guarded side sets it too).
 
@@ -49,13 +48,10 @@ CPU used by other processes over each window is reported; windows above 0.2 core
 """
 
 import argparse
-import dataclasses
 import logging
 import os
 import shutil
-import signal
 import socket
-import ssl
 import statistics
 import sys
 import tempfile
@@ -78,7 +74,7 @@ from runtime import (  # bench/runtime.py
     ms,
     pct,
     report,
-    server,
+    run_on_server,
     server_facts,
 )
 
@@ -97,7 +93,6 @@ LABELS = {
     "app_pool_c": "app pool, {c} tasks", "run_sql_c": "run_sql, {c} tasks",
     "plain": "plain", "plain_dirsync": "plain + dir fsync", "guarded": "guarded",
     "reused_client": "httpx2, reused client", "fresh_client": "httpx2, fresh client",
-    "guarded_shared_tls": "guarded, one TLS context",
 }
 
 
@@ -277,7 +272,6 @@ async def http_phase(app: LongTail, args: argparse.Namespace) -> dict[str, Any]:
     sock.listen(128)
     url = f"http://127.0.0.1:{sock.getsockname()[1]}/small"
     policy = Policy.from_settings(app.settings)
-    shared_tls = dataclasses.replace(policy, verify=ssl.create_default_context())
     web = uvicorn.Server(uvicorn.Config(site(), log_level="warning", lifespan="off"))
 
     def check(status: int, body: bytes, who: str) -> None:
@@ -305,14 +299,9 @@ async def http_phase(app: LongTail, args: argparse.Namespace) -> dict[str, Any]:
                 got = await fetch(policy, "GET", url)
                 check(got.status, got.body, "fetch guard")
 
-            async def guarded_shared_tls() -> None:
-                got = await fetch(shared_tls, "GET", url)
-                check(got.status, got.body, "fetch guard, one TLS context")
-
             try:
                 return await run_phase("http", {"reused_client": (reused_client, 1),
-                                                "fresh_client": (fresh_client, 1), "guarded": (guarded, 1),
-                                                "guarded_shared_tls": (guarded_shared_tls, 1)}, args)
+                                                "fresh_client": (fresh_client, 1), "guarded": (guarded, 1)}, args)
             finally:
                 web.should_exit = True
     finally:
@@ -361,7 +350,6 @@ def summary(r: dict[str, Any]) -> str:
         f"http-fetch     GET of {len(BODY)} bytes from uvicorn + Starlette on 127.0.0.1 (same process)",
         *table(r, "http", "req"),
         f"  guarded / fresh client: {rt('http_fresh')}; guarded / reused client: {rt('http_reused')}",
-        f"  guarded with one TLS context / fresh client: {rt('http_shared_tls')}",
     ]
     worst = max(x["max_other_cores"] for phase in ("db", "files", "http") for x in r[phase].values())
     if worst > NOISY:
@@ -412,7 +400,6 @@ async def main_async(admin_dsn: str, where: str, args: argparse.Namespace) -> di
             "files_dirsync": ratio(files, "guarded", "plain_dirsync"),
             "http_fresh": ratio(http, "guarded", "fresh_client"),
             "http_reused": ratio(http, "guarded", "reused_client"),
-            "http_shared_tls": ratio(http, "guarded_shared_tls", "fresh_client"),
         },
     }
 
@@ -429,12 +416,7 @@ def main() -> None:
     if args.seconds <= 0 or args.concurrency < 1 or args.rounds < 1 or args.max_ops < 1:
         parser.error("need --seconds > 0 and --concurrency, --rounds, --max-ops >= 1")
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the temp server is stopped and removed
-
-    with server() as (admin_dsn, pg_pid, where):
-        args.pg_pid = pg_pid
-        result = anyio.run(main_async, admin_dsn, where, args)
-    report(result, args.json, summary)
+    report(run_on_server(main_async, args), args.json, summary)
 
 
 if __name__ == "__main__":

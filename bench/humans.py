@@ -43,7 +43,6 @@ import argparse
 import logging
 import os
 import random
-import signal
 import sys
 import time
 from pathlib import Path
@@ -64,7 +63,7 @@ from runtime import (  # bench/runtime.py
     ms,
     pct,
     report,
-    server,
+    run_on_server,
     server_facts,
     wait_until,
 )
@@ -502,12 +501,7 @@ def main() -> None:
     if args.claimers < 1 or args.pending < 1 or args.page < 1 or not 1 <= args.spread <= args.page:
         parser.error("need --claimers, --pending, --page >= 1 and 1 <= --spread <= --page")
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the temp server is stopped and removed
-
-    with server() as (admin_dsn, pg_pid, where):
-        args.pg_pid = pg_pid
-        result = anyio.run(main_async, admin_dsn, where, args)
-    report(result, args.json, summary)
+    report(run_on_server(main_async, args), args.json, summary)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != HERE] 
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import select  # noqa: E402
-import signal  # noqa: E402
 import socket  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -424,12 +423,9 @@ def main() -> None:
 
     from importlib.metadata import version
 
-    from runtime import machine, report, server
+    from runtime import machine, report, run_on_server
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: servers stopped, temp Postgres removed
-    with server() as (admin_dsn, pg_pid, where):
-        args.pg_pid = pg_pid
-        result = anyio.run(main_async, admin_dsn, where, args)
+    result = run_on_server(main_async, args)  # SIGTERM unwinds: servers stopped, temp Postgres removed
     result = {**machine(), "mcp_version": version("mcp"), "uvicorn_version": version("uvicorn"), **result}
     report(result, args.json, summary)
 

@@ -479,6 +479,15 @@ def fmt(v: Any, unit: str = "") -> str:
     return f"{v:,.2f}{unit}" if isinstance(v, float) and abs(v) < 100 else f"{v:,.0f}{unit}"
 
 
+def run_on_server(main_async: Any, args: Any) -> Any:
+    """`main_async(admin_dsn, where, args)` against the benchmark's Postgres (DATABASE_URL, else a temp
+    embedded one), with `args.pg_pid` set; SIGTERM unwinds, so a temp server is stopped and removed."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with server() as (admin_dsn, pg_pid, where):
+        args.pg_pid = pg_pid
+        return anyio.run(main_async, admin_dsn, where, args)
+
+
 def report(result: dict[str, Any], as_json: bool, summary: Any) -> None:
     print(json.dumps(result, indent=2) if as_json else summary(result))
 
@@ -577,12 +586,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the summary")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the temp server is stopped and removed
-
-    with server() as (admin_dsn, pg_pid, where):
-        args.pg_pid = pg_pid
-        result = anyio.run(main_async, admin_dsn, where, args)
-    report(result, args.json, summary)
+    report(run_on_server(main_async, args), args.json, summary)
 
 
 if __name__ == "__main__":
