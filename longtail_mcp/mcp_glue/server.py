@@ -185,6 +185,18 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
                   get_tool_input_schema=input_schema)
 
 
+def parse_args(spec: ToolSpec, arguments: dict[str, Any]) -> BaseModel:
+    """The tool's input model from raw arguments.
+
+    Raises:
+        InvalidInput: they do not match its schema (the message lists what is wrong).
+    """
+    try:
+        return spec.input.model_validate(arguments)
+    except ValidationError as exc:
+        raise InvalidInput(f"{spec.name}: {_describe(exc)}") from None
+
+
 async def invoke(spec: ToolSpec, server: str, client: Client, principal: Principal,
                  arguments: dict[str, Any], *, explain: bool = True) -> dict[str, Any]:
     """Call one tool as `principal`: validate the arguments, spend an approval if one is given, run the
@@ -198,10 +210,7 @@ async def invoke(spec: ToolSpec, server: str, client: Client, principal: Princip
         InvalidInput: the arguments do not match the tool's schema (nothing was called).
         PolicyDenied, Forbidden, NotFound, Conflict, ...: from the handler or the approval.
     """
-    try:
-        args = spec.input.model_validate(arguments)
-    except ValidationError as exc:
-        raise InvalidInput(f"{spec.name}: {_describe(exc)}") from None
+    args = parse_args(spec, arguments)
     approved = False
     action: tuple[str, dict[str, Any]] | None = None
     if isinstance(args, Approvable):

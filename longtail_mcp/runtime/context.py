@@ -234,17 +234,12 @@ class Context:
         return self._run_step(self._next(), spec, (args or {},), {}, kind="tool")
 
     async def _call_builtin(self, qualified: str, step: StepSpec, tool: Any, args: dict[str, Any]) -> Any:
-        from pydantic import ValidationError
-
         from longtail_mcp.humans import approvals
         from longtail_mcp.humans.identity import SYSTEM
-        from longtail_mcp.tools import local
+        from longtail_mcp.mcp_glue.server import Approvable, parse_args
 
-        try:
-            model = tool.input.model_validate(args)
-        except ValidationError as exc:
-            raise InvalidInput(f"{qualified}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from None
-        if not local.approvable(tool) or args.get("approval_id") is not None:
+        model = parse_args(tool, args)  # bad arguments fail here, before any step is journaled
+        if not isinstance(model, Approvable) or model.approval_id is not None:
             return await self._run_step(self._next(), step, (args,), {}, kind="tool")
         call_args = approvals.canonical(model)
         try:

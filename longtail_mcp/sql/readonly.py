@@ -19,7 +19,7 @@ import psycopg
 from psycopg import errors as pg
 
 from longtail_mcp.db.pool import Conn, Database
-from longtail_mcp.errors import Forbidden, InvalidInput, PolicyDenied
+from longtail_mcp.errors import Forbidden, InvalidInput, PolicyDenied, Unavailable
 from longtail_mcp.humans.identity import Principal, require_write
 
 MAX_SQL_CHARS = 100_000
@@ -127,8 +127,6 @@ def _refusal(exc: psycopg.Error) -> Exception:
     if state == "42601" and "multiple commands" in first:
         return InvalidInput("run_sql takes exactly one statement per call (the server refused several)")
     if isinstance(exc, psycopg.OperationalError):
-        from longtail_mcp.errors import Unavailable
-
         return Unavailable(f"database unavailable: {first}")
     return InvalidInput(f"the database rejected the statement: {first}")
 

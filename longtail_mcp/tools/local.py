@@ -7,7 +7,7 @@ reaches them, on first use, so the core never imports them at load time.
 from typing import Any
 
 from longtail_mcp.humans.identity import Principal
-from longtail_mcp.mcp_glue.server import Approvable, ToolSpec, invoke
+from longtail_mcp.mcp_glue.server import ToolSpec, invoke
 
 
 def find(server: str, tool: str) -> ToolSpec | None:
@@ -18,10 +18,6 @@ def find(server: str, tool: str) -> ToolSpec | None:
     if module is None:
         return None
     return next((spec for spec in module.TOOLS if spec.name == tool), None)
-
-
-def approvable(spec: ToolSpec) -> bool:
-    return issubclass(spec.input, Approvable)
 
 
 async def call(client: Any, server: str, spec: ToolSpec, principal: Principal, arguments: dict[str, Any]) -> Any:
