@@ -1,24 +1,19 @@
 """The http-fetch server: HTTP requests to the public internet, refusing internal addresses."""
 
-import base64
 import json
 from typing import Any, Literal
 
 from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from longtail_mcp.errors import InvalidInput
-from longtail_mcp.fetch.client import Fetched, Policy, fetch
-from longtail_mcp.fetch.text import decode, html_to_text
+from longtail_mcp.fetch import reading
+from longtail_mcp.fetch.client import Policy, fetch
 from longtail_mcp.mcp_glue.server import Approvable, PrincipalSource, ToolCall, ToolSpec, build_server
 from longtail_mcp.runtime.client import Client
 
 NAME = "http-fetch"
 TAGS = ("http", "fetch", "web")
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-TEXT_TYPES = ("application/json", "application/xml", "application/javascript", "application/x-www-form-urlencoded",
-              "application/xhtml+xml", "application/ld+json", "image/svg+xml")
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
 class Args(Approvable):
@@ -86,29 +81,8 @@ class TextOut(BaseModel):
     truncated: bool
 
 
-def _with(headers: dict[str, str], name: str, value: str) -> dict[str, str]:
-    """`headers` plus a default `name` header unless the caller set one (in any case)."""
-    if any(k.lower() == name.lower() for k in headers):
-        return dict(headers)
-    return {**headers, name: value}
-
-
 def _policy(call: ToolCall, args: Args) -> Policy:
     return Policy.from_settings(call.client.settings, max_bytes=args.max_bytes, timeout=args.timeout_seconds)
-
-
-def _is_text(response: Fetched) -> bool:
-    kind = response.content_type
-    return kind.startswith("text/") or kind in TEXT_TYPES or kind.endswith(("+json", "+xml"))
-
-
-def _body(response: Fetched) -> tuple[str, Literal["text", "base64"]]:
-    if _is_text(response):
-        return decode(response.body, response.charset), "text"
-    try:
-        return response.body.decode("utf-8"), "text"
-    except UnicodeDecodeError:
-        return base64.b64encode(response.body).decode("ascii"), "base64"
 
 
 async def http_request(call: ToolCall, args: RequestIn) -> RequestOut:
@@ -116,15 +90,12 @@ async def http_request(call: ToolCall, args: RequestIn) -> RequestOut:
     content = args.body.encode() if args.body is not None else None
     if args.json_body is not None:
         content = json.dumps(args.json_body).encode()
-        headers = _with(headers, "Content-Type", "application/json")
+        headers = reading.with_default(headers, "Content-Type", "application/json")
     response = await fetch(_policy(call, args), args.method, args.url, headers=headers, content=content,
                            follow_redirects=args.follow_redirects, approved=call.approved)
-    joined: dict[str, str] = {}
-    for name, value in response.headers:
-        key = name.lower()
-        joined[key] = f"{joined[key]}, {value}" if key in joined else value
-    body, encoding = _body(response)
-    return RequestOut(status=response.status, headers=joined, body=body, body_encoding=encoding,
+    body, encoding = reading.body(response)
+    return RequestOut(status=response.status, headers=reading.joined_headers(response), body=body,
+                      body_encoding=encoding,
                       final_url=response.final_url, redirects=[Redirect(url=h.url, status=h.status)
                                                                for h in response.redirects],
                       truncated=response.truncated, elapsed=round(response.elapsed, 4))
@@ -132,33 +103,15 @@ async def http_request(call: ToolCall, args: RequestIn) -> RequestOut:
 
 async def fetch_json(call: ToolCall, args: Args) -> JsonOut:
     response = await fetch(_policy(call, args), "GET", args.url, approved=call.approved,
-                           headers=_with(args.headers, "Accept", "application/json"))
-    if response.truncated:
-        raise InvalidInput(f"the JSON from {response.final_url} is larger than max_bytes; raise max_bytes "
-                           "(the server caps it at LONGTAIL_HTTP_MAX_BYTES)")
-    try:
-        data = json.loads(decode(response.body, response.charset))
-    except ValueError:
-        raise InvalidInput(f"the response from {response.final_url} (status {response.status}, "
-                           f"{response.content_type or 'no content type'}) is not JSON") from None
-    return JsonOut(data=data, status=response.status, final_url=response.final_url)
+                           headers=reading.with_default(args.headers, "Accept", reading.JSON_ACCEPT))
+    return JsonOut(data=reading.as_json(response), status=response.status, final_url=response.final_url)
 
 
 async def fetch_text(call: ToolCall, args: TextIn) -> TextOut:
     response = await fetch(_policy(call, args), "GET", args.url, approved=call.approved,
-                           headers=_with(args.headers, "Accept", "text/html, text/plain;q=0.9, */*;q=0.5"))
-    kind = response.content_type
-    start = response.body[:512].lstrip().lower()
-    if kind in HTML_TYPES or (not kind and start.startswith((b"<!doctype html", b"<html"))):
-        page = html_to_text(decode(response.body, response.charset, html=True), base_url=response.final_url,
-                            links=args.links)
-        title, text = page.title, page.text
-    elif not kind or _is_text(response):
-        title, text = None, decode(response.body, response.charset)
-    else:
-        raise InvalidInput(f"{response.final_url} answered {kind}, which is not text; use http_request "
-                           "(it returns other content as base64)")
-    return TextOut(title=title, text=text, content_type=kind, status=response.status,
+                           headers=reading.with_default(args.headers, "Accept", reading.TEXT_ACCEPT))
+    title, text = reading.as_text(response, links=args.links)
+    return TextOut(title=title, text=text, content_type=response.content_type, status=response.status,
                    final_url=response.final_url, truncated=response.truncated)
 
 
