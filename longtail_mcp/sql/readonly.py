@@ -19,9 +19,11 @@ import psycopg
 from psycopg import errors as pg
 
 from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Forbidden, InvalidInput, PolicyDenied, Unavailable
 from longtail_mcp.humans.identity import Principal, require_write
 
+Q = load("reports")
 MAX_SQL_CHARS = 100_000
 
 # SQLSTATEs that mean "this statement would change something": the policy refusal an approval lifts.
@@ -79,8 +81,7 @@ async def _execute(conn: Conn, statement: str, *, max_rows: int, timeout_ms: int
         await conn.set_autocommit(False)
     try:
         cur = conn.cursor()
-        # SET LOCAL-like, and a query: the snapshot it takes makes a later SET TRANSACTION READ WRITE fail.
-        await cur.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
+        await cur.execute(Q["statement_timeout"], {"ms": str(timeout_ms)})
         rows: list[list[Any]] = []
         truncated = False
         try:
@@ -141,9 +142,7 @@ async def _columns(conn: Conn, cur: Any) -> list[dict[str, str]]:
         else:
             unknown.append(col.type_code)
     if unknown:  # enums, domains, extension types: ask the catalogue
-        found = await (await conn.execute(
-            "SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY(%s)", [unknown]
-        )).fetchall()
+        found = await (await conn.execute(Q["type_names"], {"oids": unknown})).fetchall()
         names.update({r["oid"]: r["name"] for r in found})
     return [{"name": col.name, "type": names.get(col.type_code, str(col.type_code))} for col in cur.description]
 

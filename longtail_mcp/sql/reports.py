@@ -51,9 +51,9 @@ async def system_health(db: Database, actor: Principal, *, stale_seconds: float 
     async with db.connection() as conn:
         counts = await (await conn.execute(Q["health_counts"], {"stale": stale_seconds,
                                                                 **_rbac_params(actor)})).fetchone()
-        has_pipelines = await (await conn.execute("SELECT to_regclass('pipeline') IS NOT NULL AS t")).fetchone()
-        pipelines = (await (await conn.execute(Q["pipeline_counts"])).fetchone())["pipelines"] \
-            if has_pipelines and has_pipelines["t"] else {}
+        pipelines: dict[str, int] = {}
+        if (await (await conn.execute(Q["pipeline_table"])).fetchone())["present"]:
+            pipelines = (await (await conn.execute(Q["pipeline_counts"])).fetchone())["pipelines"]
     servers = [{"name": s["name"], "transport": s["transport"], "tools": s["tools"], "last_error": s["last_error"]}
                for s in await registry.list_servers(db)]
     return {**dict(counts or {}), "servers": servers, "pipelines": pipelines}

@@ -75,3 +75,16 @@ ORDER BY c.relname
 -- reader_role --
 -- The role run_sql logs in as (NULL when the migrations could not create it).
 SELECT (SELECT role_name FROM sql_reader) AS role_name
+
+-- pipeline_table --
+-- Whether the compiler's pipeline table exists yet.
+SELECT to_regclass('pipeline') IS NOT NULL AS present
+
+-- statement_timeout --
+-- run_sql's timeout for this transaction only; as a query it also takes the snapshot, so a
+-- SET TRANSACTION READ WRITE after it is refused.
+SELECT set_config('statement_timeout', %(ms)s, true)
+
+-- type_names --
+-- Names of result column types psycopg does not know (enums, domains, extension types).
+SELECT oid::int AS oid, format_type(oid, NULL) AS name FROM pg_type WHERE oid = ANY(%(oids)s)
