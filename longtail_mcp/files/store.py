@@ -2,7 +2,8 @@
 
 Every function is async (the blocking I/O runs in a worker thread), takes the `FileRoot` policy and
 `approved` (an approver allowed this exact call once: its policy checks are lifted, never the syntax
-checks). Writes go through a temporary file in the target's directory, fsync'd, then renamed.
+checks). Each call is one worker-thread hop (locate, check, act). Writes go through a temporary file
+in the target's directory, fsync'd, then renamed.
 """
 
 import base64
@@ -15,7 +16,6 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Literal, TypeVar
 
 import anyio
@@ -137,12 +137,12 @@ async def read_file(root: FileRoot, path: str, *, offset: int = 0, length: int |
     """
     if offset < 0 or (length is not None and length < 0):
         raise InvalidInput("offset and length must be 0 or more")
-    target = await run(partial(locate, root, path, approved=approved))
-    if length is not None and length > root.max_bytes:
-        refuse("too_large", f"length {length} is over the {root.max_bytes}-byte read limit "
-                            "(LONGTAIL_FILES_MAX_BYTES); read in smaller pieces", approved)
 
     def read() -> FileContent:
+        target = locate(root, path, approved=approved)
+        if length is not None and length > root.max_bytes:
+            refuse("too_large", f"length {length} is over the {root.max_bytes}-byte read limit "
+                                "(LONGTAIL_FILES_MAX_BYTES); read in smaller pieces", approved)
         with open_parent(target, approved=approved) as dfd:
             try:
                 fd = os.open(target.name, _READ_FLAGS | (0 if approved else os.O_NOFOLLOW), dir_fd=dfd)
@@ -225,12 +225,12 @@ async def write_file(root: FileRoot, path: str, content: bytes, *, create_only: 
     """
     if root.read_only:
         refuse("read_only", "the files server is read-only (LONGTAIL_FILES_READ_ONLY); nothing was written", approved)
-    target = await run(partial(locate, root, path, approved=approved))
-    if len(content) > root.max_bytes:
-        refuse("too_large", f"content is {len(content)} bytes, over the {root.max_bytes}-byte write limit "
-                            "(LONGTAIL_FILES_MAX_BYTES)", approved)
 
     def write() -> Written:
+        target = locate(root, path, approved=approved)
+        if len(content) > root.max_bytes:
+            refuse("too_large", f"content is {len(content)} bytes, over the {root.max_bytes}-byte write limit "
+                                "(LONGTAIL_FILES_MAX_BYTES)", approved)
         with open_parent(target, approved=approved, make_dirs=make_dirs) as dfd:
             before = _lstat(dfd, target.name)
             if before is not None:
@@ -274,9 +274,9 @@ async def delete_file(root: FileRoot, path: str, *, directory: bool = False, app
     """
     if root.read_only:
         refuse("read_only", "the files server is read-only (LONGTAIL_FILES_READ_ONLY); nothing was deleted", approved)
-    target = await run(partial(locate, root, path, approved=approved))
 
     def delete() -> Deleted:
+        target = locate(root, path, approved=approved)
         with open_parent(target, approved=approved) as dfd:
             st = _lstat(dfd, target.name)
             if st is None:
@@ -312,10 +312,10 @@ async def move_file(root: FileRoot, source: str, destination: str, *, overwrite:
     """
     if root.read_only:
         refuse("read_only", "the files server is read-only (LONGTAIL_FILES_READ_ONLY); nothing was moved", approved)
-    src = await run(partial(locate, root, source, approved=approved, what="source"))
-    dst = await run(partial(locate, root, destination, approved=approved, what="destination"))
 
     def move() -> Moved:
+        src = locate(root, source, approved=approved, what="source")
+        dst = locate(root, destination, approved=approved, what="destination")
         with open_parent(src, approved=approved) as sfd:
             st = _lstat(sfd, src.name)
             if st is None:
@@ -362,9 +362,9 @@ async def file_info(root: FileRoot, path: str, *, sha256: bool = False, approved
     Raises:
         PolicyDenied (`outside_root`, `denied_path`, `symlink` on the way, `hard_link` for sha256).
     """
-    target = await run(partial(locate, root, path, approved=approved, allow_root=True))
 
     def describe() -> Info:
+        target = locate(root, path, approved=approved, allow_root=True)
         if target.is_root:
             st = os.stat(target.anchor)
             return Info(path=target.path, exists=True, type="dir", size=st.st_size, mime="inode/directory",
