@@ -10,7 +10,6 @@ import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.files.atomic import TEMP_PREFIX
@@ -95,10 +94,9 @@ async def list_files(root: FileRoot, pattern: str = "*", *, offset: int = 0, lim
         fixed += 1
     regex = glob_regex("/".join(parts))
     depth = None if "**" in parts else len(parts) - fixed
-    base = await run(partial(locate, root, "/".join(parts[:fixed]) or ".", approved=approved, what="pattern",
-                             allow_root=True))
 
     def walk() -> Listing:
+        base = locate(root, "/".join(parts[:fixed]) or ".", approved=approved, what="pattern", allow_root=True)
         found: list[Entry] = []
         scanned = 0
         with _open_dir(base, approved) as top:
