@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from longtail_mcp import LongTail
-from longtail_mcp.humans.identity import SYSTEM
 from tests.humans.helpers import sql_exec, sql_one
 from tests.servers.sessions import session
 
@@ -100,15 +99,14 @@ async def test_attack_is_refused_and_changes_nothing(app: LongTail, statement: s
 
 
 async def test_terminating_the_runtime_s_own_backend_is_refused(app: LongTail) -> None:
-    async with app:
-        async with app.db.connection() as conn:
-            pid = (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
-            async with session("memory", app, "db-query") as c:
-                result = await c.call_tool("run_sql", {"sql": f"SELECT pg_terminate_backend({pid})"})
-                cancel = await c.call_tool("run_sql", {"sql": f"SELECT pg_cancel_backend({pid})"})
-            assert result.is_error and "[denied]" in result.content[0].text
-            assert cancel.is_error and "[denied]" in cancel.content[0].text
-            assert (await (await conn.execute("SELECT 1 AS ok")).fetchone())["ok"] == 1  # still connected
+    async with app, app.db.connection() as conn:
+        pid = (await (await conn.execute("SELECT pg_backend_pid() AS pid")).fetchone())["pid"]
+        async with session("memory", app, "db-query") as c:
+            result = await c.call_tool("run_sql", {"sql": f"SELECT pg_terminate_backend({pid})"})
+            cancel = await c.call_tool("run_sql", {"sql": f"SELECT pg_cancel_backend({pid})"})
+        assert result.is_error and "[denied]" in result.content[0].text
+        assert cancel.is_error and "[denied]" in cancel.content[0].text
+        assert (await (await conn.execute("SELECT 1 AS ok")).fetchone())["ok"] == 1  # still connected
 
 
 async def test_a_notify_from_a_statement_is_never_delivered(app: LongTail) -> None:
@@ -132,7 +130,8 @@ async def test_a_notify_from_a_statement_is_never_delivered(app: LongTail) -> No
 async def test_an_advisory_lock_taken_by_a_statement_is_released_with_it(app: LongTail) -> None:
     async with app:
         async with session("memory", app, "db-query") as c:
-            taken = await c.call_tool("run_sql", {"sql": "SELECT pg_advisory_lock(hashtext('longtail:migrate:longtail'))"})
+            taken = await c.call_tool("run_sql",
+                                      {"sql": "SELECT pg_advisory_lock(hashtext('longtail:migrate:longtail'))"})
         assert not taken.is_error
         free = await sql_one(app.db, "SELECT pg_try_advisory_lock(hashtext('longtail:migrate:longtail')) AS ok")
         assert free["ok"] is True
@@ -191,4 +190,3 @@ async def test_only_superadmins_may_run_sql(app: LongTail) -> None:
         async with session("memory", app, "db-query", "rita") as c:
             result = await c.call_tool("run_sql", {"sql": "SELECT count(*) FROM escalation"})
         assert result.is_error and "[forbidden]" in result.content[0].text
-        assert SYSTEM.superadmin

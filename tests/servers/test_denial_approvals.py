@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from longtail_mcp import Context, Forbidden, LongTail, PolicyDenied, WorkflowFailed
+from longtail_mcp import Context, Forbidden, InvalidInput, LongTail, PolicyDenied, WorkflowFailed
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
@@ -53,13 +53,14 @@ async def test_an_approved_call_goes_through_once_and_only_for_exactly_that_call
             early = await c.call_tool("run_sql", {"sql": WRITE, "approval_id": eid})
             assert early.is_error and "[forbidden]" in early.content[0].text and await description(app) == before
 
-            bad = await c.call_tool("run_sql", {"sql": WRITE, "approval_id": eid, "max_rows": 1})
-            assert bad.is_error  # not a bad form: the form needs a boolean
+            with pytest.raises(InvalidInput, match="does not match the form"):  # the form wants a boolean
+                await esc.resolve(app.db, olga, eid, {"approved": "yes"})
             await esc.resolve(app.db, olga, eid, {"approved": True, "reason": "ok for today"})
 
-            other = await c.call_tool("run_sql", {"sql": WRITE.replace("approved change", "sneaky"),
-                                                  "approval_id": eid})
-            assert other.is_error and "does not approve this exact call" in other.content[0].text
+            for changed in ({"sql": WRITE.replace("approved change", "sneaky")}, {"sql": WRITE, "max_rows": 1}):
+                other = await c.call_tool("run_sql", {**changed, "approval_id": eid})
+                assert other.is_error and "does not approve this exact call" in other.content[0].text
+            assert await description(app) == before
 
             done = await c.call_tool("run_sql", {"sql": WRITE, "approval_id": eid})
             assert not done.is_error, done.content[0].text
