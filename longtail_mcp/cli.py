@@ -151,28 +151,37 @@ async def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 async def cmd_runs(args: argparse.Namespace) -> None:
+    from longtail_mcp.humans import runs
+
     app = Client()
     await app.open()
     try:
+        actor = None if args.as_account is None else await identity.get_principal(app.db, args.as_account)
         if args.action == "list":
-            rows = await app.list_runs(status=args.status, name=args.name, limit=args.limit)
+            rows = await runs.list_runs(app.db, actor, status=args.status, name=args.name, limit=args.limit)
             if args.json:
                 print(json.dumps(rows, indent=2))
             else:
                 print(f"{'ID':40} {'NAME':20} {'STATUS':10} CREATED")
                 for r in rows:
-                    print(f"{r['id'][:40]:40} {r['name'][:20]:20} {r['status']:10} {r['created_at']}")
+                    print(f"{safe(r['id'])[:40]:40} {safe(r['name'])[:20]:20} {r['status']:10} {r['created_at']}")
         elif args.action == "show":
-            info = await app.handle(args.id).info()
+            info = await runs.get_run(app.db, actor, args.id)
             if args.json:
                 print(json.dumps(info, indent=2))
             else:
                 for key in ("id", "name", "status", "waiting_for", "created_at", "completed_at", "input", "result", "error"):
-                    print(f"{key:13} {json.dumps(info[key]) if key in ('input', 'result', 'error') else info[key]}")
+                    print(f"{key:13} {json.dumps(info[key]) if key in ('input', 'result', 'error') else safe(info[key])}")
         else:
-            print(json.dumps(await app.handle(args.id).export(), indent=2))
+            print(json.dumps(await runs.export_run(app.db, actor, args.id), indent=2))
     finally:
         await app.close()
+
+
+def safe(value: Any) -> str:
+    """Text for a terminal: control and bidirectional-override characters escaped (\\u202e), so a value
+    cannot rewrite the line it is printed on or pass for another."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in str(value))
 
 
 def _print(rows: Any, as_json: bool, columns: list[str]) -> None:
@@ -182,7 +191,7 @@ def _print(rows: Any, as_json: bool, columns: list[str]) -> None:
     rows = rows if isinstance(rows, list) else [rows]
     print("  ".join(f"{c.upper():18}" for c in columns))
     for r in rows:
-        print("  ".join(f"{str(r.get(c, '') if r.get(c) is not None else '')[:18]:18}" for c in columns))
+        print("  ".join(f"{safe(r.get(c, '') if r.get(c) is not None else '')[:18]:18}" for c in columns))
 
 
 async def _actor(client: Client, account: str | None) -> Principal:
@@ -266,29 +275,30 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
             print(json.dumps(await escalations.get_escalation(db, actor, args.id), indent=2))
         elif args.action == "claim":
             row = await escalations.claim(db, actor, args.id, seconds=args.minutes * 60)
-            print(f"claimed {row['id']} until {row['assigned_until']}")
+            print(f"claimed {safe(row['id'])} until {row['assigned_until']}")
         elif args.action == "resolve":
             text = Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
             try:
                 payload = json.loads(text)
             except ValueError as exc:
                 raise SystemExit(f"longtail-mcp: --data is not JSON: {exc}") from None
-            row = await escalations.resolve(db, actor, args.id, payload, reason=args.reason)
-            print(f"resolved {row['id']}")
+            row = await escalations.resolve(db, actor, args.id, payload, reason=args.reason,
+                                            allow_self_approval=client.settings.allow_self_approval)
+            print(f"resolved {safe(row['id'])}")
         elif args.action == "cancel":
             row = await escalations.cancel(db, actor, args.id, reason=args.reason)
-            print(f"cancelled {row['id']}")
+            print(f"cancelled {safe(row['id'])}")
         elif args.action == "release":
             row = await escalations.release(db, actor, args.id)
-            print(f"released {row['id']}")
+            print(f"released {safe(row['id'])}")
         elif args.action == "reroute":
             row = await escalations.reroute(db, actor, args.id, args.role, reason=args.reason)
-            print(f"{row['id']} is now with role {row['role']}")
+            print(f"{safe(row['id'])} is now with role {row['role']}")
         elif args.action == "claim-next":
             row = await escalations.claim_next(db, actor, role=args.role, seconds=args.minutes * 60)
             if row is None:
                 raise SystemExit("longtail-mcp: nothing to claim")
-            print(json.dumps(row, indent=2) if args.json else f"claimed {row['id']} until {row['assigned_until']}: {row['message']}")
+            print(json.dumps(row, indent=2) if args.json else f"claimed {safe(row['id'])} until {row['assigned_until']}: {safe(row['message'])}")
         else:
             print(json.dumps(await escalations.escalation_stats(db, actor), indent=2))
 
@@ -451,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     export = runs_sub.add_parser("export", help="the full history as JSON")
     export.add_argument("id")
+    for p in (ls, show, export):
+        p.add_argument("--as", dest="as_account", metavar="ACCOUNT",
+                       help="only what this account may see (default: every run, as the local operator)")
     runs.set_defaults(run=cmd_runs)
     _identity_parsers(sub)
 

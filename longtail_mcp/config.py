@@ -37,6 +37,8 @@ class Settings(BaseModel):
     sql_max_rows: int = Field(1000, ge=1, le=100_000, description="most rows run_sql returns (then truncated=true)")
     approver_role: str = Field("approver", min_length=1, max_length=100,
                                description="role asked to approve calls a safety policy refused")
+    allow_self_approval: bool = Field(False, description="let the account that asked for an approval decide it "
+                                                         "(single-person installs only; off by default)")
 
     @property
     def files_dir(self) -> Path:
@@ -77,6 +79,7 @@ _ENV = {
     "sql_timeout_ms": "LONGTAIL_SQL_TIMEOUT_MS",
     "sql_max_rows": "LONGTAIL_SQL_MAX_ROWS",
     "approver_role": "LONGTAIL_APPROVER_ROLE",
+    "allow_self_approval": "LONGTAIL_ALLOW_SELF_APPROVAL",
 }
 
 

@@ -1,14 +1,12 @@
 """The MCP servers of the family: schemas and thin handlers over the longtail_mcp services."""
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 import mcp.types as types
 
-from longtail_mcp.errors import Forbidden
 from longtail_mcp.humans.identity import Principal
-from longtail_mcp.mcp_glue.server import Proxy, build_server, error_result
+from longtail_mcp.mcp_glue.server import Proxy, build_server
 from longtail_mcp.tools import registry
 from system_servers.db_query import server as db_query
 from system_servers.files import server as files
@@ -45,14 +43,18 @@ async def publish_manifests(client: Any, *, refresh_registered: bool = True) -> 
 
 
 class RegisteredTools(Proxy):
-    """Registered servers' tools, shown in the gateway as `<server>__<tool>` and called through it."""
+    """Registered servers' tools, shown in the gateway as `<server>__<tool>` and called through it, to
+    the principals each server's registration allows (see tools/registry.py)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    async def tools(self) -> list[types.Tool]:
+    async def tools(self, principal: Principal) -> list[types.Tool]:
         out = []
         for row in await registry.manifests_for_gateway(self.client.db):
+            read_only = bool((row["annotations"] or {}).get("readOnlyHint"))
+            if not registry.may_call(principal, row, read_only):
+                continue
             out.append(types.Tool(
                 name=f"{row['server']}__{row['name']}", description=f"[{row['server']}] {row['description']}",
                 input_schema=row["input_schema"] or {"type": "object"},
@@ -60,23 +62,12 @@ class RegisteredTools(Proxy):
             ))
         return out
 
-    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> types.CallToolResult | None:
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> dict[str, Any] | None:
         server, sep, tool = name.partition("__")
-        if not sep:
+        if not sep or await registry.get_manifest(self.client.db, server, tool) is None:
             return None
-        manifest = await registry.get_manifest(self.client.db, server, tool)
-        if manifest is None:
-            return None
-        if principal.scope != "full" and not (manifest["annotations"] or {}).get("readOnlyHint"):
-            raise Forbidden(f"{name} is not read-only; the calling key has read scope only")
-        try:
-            result = await registry.call_tool(self.client.db, server, tool, arguments)
-        except Exception as exc:
-            message = getattr(exc, "message", str(exc))
-            return error_result(f"[{getattr(exc, 'code', 'error')}] {message}")
-        structured = result if isinstance(result, dict) else {"result": result}
-        return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(result, indent=2))],
-                                    structured_content=structured)
+        result = await registry.call_tool(self.client.db, server, tool, arguments, principal=principal)
+        return result if isinstance(result, dict) else {"result": result}
 
 
 def gateway(client: Any, principal_of: Any) -> Any:

@@ -29,7 +29,7 @@ class Database:
             configure=self._configure,
             name=f"longtail-{schema}",
         )
-        self._reader: AsyncConnectionPool | None = None  # db-query's run_sql, opened on first use
+        self._logins: dict[str, AsyncConnectionPool] = {}  # run_sql's reader and writer pools, opened on first use
         self.wake_channel = f"{schema}_wake"
         self.events_channel = f"{schema}_events"
 
@@ -45,18 +45,41 @@ class Database:
             raise translate(exc) from exc
 
     async def close(self) -> None:
-        if self._reader is not None:
-            await self._reader.close()
-            self._reader = None
+        for pool in self._logins.values():
+            await pool.close()
+        self._logins.clear()
         await self.pool.close()
 
-    async def _reset_reader(self, conn: Conn) -> None:
+    async def _reset_login(self, conn: Conn) -> None:
         # Whatever a statement left on the session (advisory locks, LISTEN, prepared statements, temp
         # tables, settings) goes before the next caller gets the connection.
         await conn.set_autocommit(True)
         await conn.execute("DISCARD ALL")
         await conn.set_autocommit(False)
         await self._configure(conn)
+
+    async def _login_pool(self, kind: str) -> AsyncConnectionPool:
+        """The small pool of connections logged in as the `reader` or `writer` role (migrations 0005, 0006)."""
+        pool = self._logins.get(kind)
+        if pool is not None:
+            return pool
+        table = sql.Identifier(f"sql_{kind}")
+        async with self.connection() as conn:
+            row = await (await conn.execute(sql.SQL("SELECT role_name, password FROM {}").format(table))).fetchone()
+        if row is None:
+            raise ConfigurationError(f"run_sql needs the database {kind} role, which the migrations could not "
+                                     "create (the database user lacks CREATEROLE); see docs/security.md")
+        dsn = psycopg.conninfo.make_conninfo(self.dsn, user=row["role_name"], password=row["password"])
+        pool = AsyncConnectionPool(
+            dsn, min_size=0, max_size=4, open=False, configure=self._configure, reset=self._reset_login,
+            kwargs={"autocommit": False, "row_factory": dict_row}, name=f"longtail-{self.schema}-{kind}",
+        )
+        await pool.open(wait=False)
+        if kind in self._logins:  # another task opened one meanwhile
+            await pool.close()
+        else:
+            self._logins[kind] = pool
+        return self._logins[kind]
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[Conn]:
@@ -66,25 +89,26 @@ class Database:
         Raises:
             ConfigurationError: the migrations could not create the reader role (no CREATEROLE).
         """
-        if self._reader is None:
-            async with self.connection() as conn:
-                row = await (await conn.execute("SELECT role_name, password FROM sql_reader")).fetchone()
-            if row is None:
-                raise ConfigurationError("run_sql needs the database reader role, which the migrations could not "
-                                         "create (the database user lacks CREATEROLE); see docs/security.md")
-            dsn = psycopg.conninfo.make_conninfo(self.dsn, user=row["role_name"], password=row["password"])
-            pool: AsyncConnectionPool = AsyncConnectionPool(
-                dsn, min_size=0, max_size=4, open=False, configure=self._configure, reset=self._reset_reader,
-                kwargs={"autocommit": False, "row_factory": dict_row}, name=f"longtail-{self.schema}-reader",
-            )
-            await pool.open(wait=False)
-            if self._reader is None:
-                self._reader = pool
-            else:  # another task opened one meanwhile
-                await pool.close()
+        pool = await self._login_pool("reader")
         try:
-            async with self._reader.connection() as conn:
+            async with pool.connection() as conn:
                 await conn.set_read_only(True)
+                yield conn
+        except psycopg.OperationalError as exc:
+            raise translate(exc) from exc
+
+    @asynccontextmanager
+    async def writer(self) -> AsyncIterator[Conn]:
+        """A connection logged in as the writer role (migration 0006: reads and writes the schema's rows,
+        no superuser, no role or database creation, no DDL, no secrets), outside any transaction. For a
+        statement an approver allowed once.
+
+        Raises:
+            ConfigurationError: the migrations could not create the writer role (no CREATEROLE).
+        """
+        pool = await self._login_pool("writer")
+        try:
+            async with pool.connection() as conn:
                 yield conn
         except psycopg.OperationalError as exc:
             raise translate(exc) from exc

@@ -37,4 +37,4 @@ _ESC_FILTERS: dict[str, LiteralString] = {
 def find_escalations_query(**given: bool) -> LiteralString:
     clauses = [_ESC_FILTERS[k] for k, on in given.items() if on]
     where: LiteralString = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    return "SELECT * FROM escalation" + where + " ORDER BY created_at DESC, id LIMIT %(limit)s"
+    return "SELECT * FROM escalation" + where + " ORDER BY created_at DESC, id LIMIT %(limit)s OFFSET %(offset)s"

@@ -2,6 +2,7 @@
 bound to the hash of that exact call; once approved, the same caller may make that call once.
 """
 
+import hashlib
 from typing import Any
 
 from pydantic import BaseModel
@@ -35,8 +36,24 @@ def message(tool: str, who: str, reason: str) -> str:
     return f"Allow {who} to call {tool} once, with exactly the arguments shown? It was refused: {reason}"
 
 
+SHOWN_CHARS = 4000  # longer argument strings are shown cut, with their length and hash
+
+
+def _shown(value: Any) -> Any:
+    """The arguments as an approver sees them: a long string (a file's content) is cut to its start plus
+    its length and sha256, so the escalation stays readable; the approval still binds the whole call."""
+    if isinstance(value, str) and len(value) > SHOWN_CHARS:
+        digest = hashlib.sha256(value.encode()).hexdigest()
+        return f"{value[:SHOWN_CHARS]}… [{len(value):,} characters in all, sha256 {digest}]"
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    return value
+
+
 def details(tool: str, args: dict[str, Any], *, who: str, reason: str, rule: str) -> dict[str, Any]:
-    return {"tool": tool, "arguments": args, "rule": rule, "reason": reason, "requested_by": who}
+    return {"tool": tool, "arguments": _shown(args), "rule": rule, "reason": reason, "requested_by": who}
 
 
 async def request(db: Database, actor: Principal, role: str, tool: str, args: dict[str, Any], *, reason: str,

@@ -85,7 +85,7 @@ async def certify(db: Database, actor: Principal, name: str, *, role: str = "adm
     """Certify a workflow type by configuration (no code change); workers pick it up within a poll."""
     require_superadmin(actor, "certify workflow types")
     async with db.transaction() as conn:
-        if await (await conn.execute("SELECT 1 FROM role WHERE name = %s", [role])).fetchone() is None:
+        if await (await conn.execute(H["role_exists"], {"role": role})).fetchone() is None:
             raise NotFound(f"no role {role!r} to escalate {name!r} errors to")
         await conn.execute(H["set_config"], {"name": name, "certified": certified, "role": role})
         await audit(conn, actor, "workflow.certify" if certified else "workflow.decertify", "workflow_type", name,

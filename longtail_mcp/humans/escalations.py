@@ -7,6 +7,7 @@ run in that transaction too. RBAC is checked here, for every caller (MCP, CLI, w
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -25,6 +26,29 @@ H = load("humans")
 R = load("runtime")
 CLAIM_SECONDS = 30 * 60
 STATUSES = ("pending", "resolved", "cancelled", "expired")
+# Size limits (docs/humans.md): an escalation is read by people and listed to agents whose MCP
+# clients cap one message (the SDK's at 1 MiB), so no single field may crowd out a page of work.
+MAX_ID_CHARS = 300
+MAX_MESSAGE_CHARS = 10_000
+MAX_DATA_BYTES = 64 * 1024  # data, resolution and form schema, each as compact JSON
+MAX_METADATA_BYTES = 8 * 1024
+PAGE_BYTES = 512 * 1024  # a listing stops adding escalations past this much data (then next_offset)
+
+
+def check_escalation_id(escalation_id: str) -> None:
+    """Raises InvalidInput unless the id is 1-300 printable characters (no control or bidi characters,
+    which would let an id print as another in a terminal or a web page)."""
+    if not escalation_id or len(escalation_id) > MAX_ID_CHARS or not escalation_id.isprintable():
+        raise InvalidInput(f"escalation_id must be 1-{MAX_ID_CHARS} printable characters "
+                           "(no control or bidirectional-override characters)")
+
+
+def _check_size(value: Any, what: str, limit: int) -> str:
+    encoded = dumps(value, what=what)
+    if len(encoded.encode()) > limit:
+        raise InvalidInput(f"{what} is {len(encoded.encode()):,} bytes as JSON; the limit is {limit:,} "
+                           "(put large content in a file or a run's state and refer to it)")
+    return encoded
 
 
 def action_hash(tool: str, args: dict[str, Any]) -> str:
@@ -34,7 +58,8 @@ def action_hash(tool: str, args: dict[str, Any]) -> str:
 
 
 def can_read(actor: Principal, row: dict[str, Any]) -> bool:
-    return actor.member_of(row["role"]) or row.get("assigned_to") == actor.id
+    """Members of its role, whoever holds its claim, and whoever asked (to follow the decision)."""
+    return actor.member_of(row["role"]) or row.get("assigned_to") == actor.id or row.get("created_by") == actor.id
 
 
 def _require_act(actor: Principal, row: dict[str, Any], what: str) -> None:
@@ -81,23 +106,33 @@ async def insert_escalation(
     form_schema: dict[str, Any] | None = None, timeout: float | None = None, assigned_to: str | None = None,
     metadata: dict[str, Any] | None = None, action: tuple[str, dict[str, Any]] | None = None,
     workflow_id: str | None = None, seq: int | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Insert on the caller's transaction (a run's suspension uses this in the same transaction).
 
+    The id is an idempotency key, and never a way into someone else's escalation: if it exists, the
+    existing row is returned only when it is the same request by the same account (and, for a run,
+    the same run and step); otherwise None, and the caller chooses (Conflict, or another id).
+
     Raises:
-        InvalidInput: bad priority, data, form schema or timeout.  NotFound: unknown role.
+        InvalidInput: bad id, priority, message, data, form schema or timeout.  NotFound: unknown role.
     """
+    check_escalation_id(escalation_id)
     if not message:
         raise InvalidInput("an escalation needs a message")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise InvalidInput(f"the message is {len(message):,} characters; the limit is {MAX_MESSAGE_CHARS:,}")
     if not 1 <= priority <= 5:
         raise InvalidInput("priority must be 1 (most urgent) to 5")
     if timeout is not None and timeout <= 0:
         raise InvalidInput("timeout must be positive")
     if data is not None and not isinstance(data, dict):
         raise InvalidInput("data must be an object")
+    encoded_data = _check_size(data or {}, "escalation data", MAX_DATA_BYTES)
+    encoded_metadata = _check_size(metadata or {}, "escalation metadata", MAX_METADATA_BYTES)
     form_version = None
     if form_schema is not None:
         check_schema(form_schema)
+        _check_size(form_schema, "the form schema", MAX_DATA_BYTES)
     else:
         form = await (await conn.execute(H["current_form"], {"role": role})).fetchone()
         if form is not None:
@@ -106,25 +141,25 @@ async def insert_escalation(
     if deadline is None:
         chain = await (await conn.execute(H["get_chain"], {"role": role})).fetchone()
         deadline = chain["stage_seconds"] if chain else None
-    if await (await conn.execute("SELECT 1 FROM role WHERE name = %s", [role])).fetchone() is None:
+    if await (await conn.execute(H["role_exists"], {"role": role})).fetchone() is None:
         raise NotFound(f"no role {role!r}")
     if assigned_to is not None:
-        member = await (await conn.execute(
-            "SELECT 1 FROM role_member WHERE account_id = %s AND (role = %s OR type = 'superadmin')", [assigned_to, role]
-        )).fetchone()
+        member = await (await conn.execute(H["is_member"], {"account": assigned_to, "role": role})).fetchone()
         if member is None:
             raise InvalidInput(f"cannot assign to {assigned_to!r}: not a member of role {role!r}")
     row = await (await conn.execute(Q["insert_escalation"], {
         "id": escalation_id, "workflow_id": workflow_id, "seq": seq, "type": type, "role": role,
-        "message": message, "data": dumps(data or {}, what="escalation data"),
-        "metadata": dumps(metadata or {}, what="escalation metadata"), "form_version": form_version,
+        "message": message, "data": encoded_data, "metadata": encoded_metadata, "form_version": form_version,
         "form_schema": dumps_or_none(form_schema), "priority": priority, "assigned_to": assigned_to,
         "claim_seconds": CLAIM_SECONDS, "deadline_seconds": deadline,
         "action_hash": action_hash(*action) if action else None, "created_by": actor.id,
     })).fetchone()
     if row is None:
         existing = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
-        return existing  # type: ignore[no-any-return]  # idempotent: the first one stands
+        same = existing is not None and (
+            existing["created_by"] == actor.id and existing["workflow_id"] == workflow_id and existing["seq"] == seq
+            and existing["type"] == type and existing["message"] == message and existing["data"] == (data or {}))
+        return existing if same else None  # type: ignore[no-any-return]
     await audit(conn, actor, "escalation.create", "escalation", escalation_id, after="pending",
                 data={"role": role, "workflow_id": workflow_id})
     await emit(conn, db, [_event("created", row)])
@@ -133,13 +168,18 @@ async def insert_escalation(
 
 async def create_escalation(db: Database, actor: Principal, *, role: str, message: str,
                             escalation_id: str | None = None, **options: Any) -> dict[str, Any]:
-    """An escalation outside any run (a notification, or a request someone will follow up)."""
-    import uuid
+    """An escalation outside any run (a notification, or a request someone will follow up).
 
+    Raises:
+        Conflict: `escalation_id` is taken by another request (nothing about it is returned).
+    """
     require_write(actor)
+    escalation_id = escalation_id or f"esc-{uuid.uuid4().hex}"
     async with db.transaction() as conn:
-        row = await insert_escalation(conn, db, actor, escalation_id=escalation_id or f"esc-{uuid.uuid4().hex}",
-                                      role=role, message=message, **options)
+        row = await insert_escalation(conn, db, actor, escalation_id=escalation_id, role=role, message=message,
+                                      **options)
+    if row is None:
+        raise Conflict(f"escalation id {escalation_id!r} is already taken; omit escalation_id or choose another")
     return iso(row)  # type: ignore[no-any-return]
 
 
@@ -184,7 +224,7 @@ async def claim_next(db: Database, actor: Principal, *, role: str | None = None,
     roles = _visible_roles(actor, role)
     async with db.connection() as conn:  # one autocommit statement: pick, claim, audit, event
         if roles is None:
-            roles = [r["name"] for r in await (await conn.execute("SELECT name FROM role")).fetchall()]
+            roles = [r["name"] for r in await (await conn.execute(H["list_role_names"])).fetchall()]
         row = await (await conn.execute(Q["claim_next"], {
             "who": actor.id, "roles": roles, "seconds": seconds, "channel": db.events_channel,
         })).fetchone()
@@ -220,18 +260,25 @@ def validate_resolution(schema: dict[str, Any] | None, payload: Any) -> None:
 
 
 async def resolve(db: Database, actor: Principal, escalation_id: str, resolution: dict[str, Any], *,
-                  reason: str | None = None) -> dict[str, Any]:
+                  reason: str | None = None, allow_self_approval: bool = False) -> dict[str, Any]:
     """Resolve with a payload validated against the pinned form; wakes the waiting run.
 
-    A rejected payload changes nothing (the claim stays as it was).
+    A rejected payload changes nothing (the claim stays as it was). An approval is never decided by
+    the account that asked for it, a superadmin included, unless `allow_self_approval` (the setting
+    LONGTAIL_ALLOW_SELF_APPROVAL, for single-person installs).
 
     Raises:
         InvalidInput: payload fails the form.  Conflict: someone else claimed it, or it ended.
+        Forbidden: the requester deciding their own approval (or no right to act on the role).
     """
     async with db.transaction() as conn:
         row = await _visible(conn, actor, escalation_id)
         _require_act(actor, row, "resolve")
+        if row["type"] == "approval" and row["created_by"] == actor.id and not allow_self_approval:
+            raise Forbidden(f"{actor.id} asked for this approval and may not decide it (separation of duties): "
+                            "another member of the approver role must")
         validate_resolution(row["form_schema"], resolution)
+        _check_size(resolution, "the resolution", MAX_DATA_BYTES)
         new = await (await conn.execute(Q["resolve_escalation"], {
             "id": escalation_id, "who": actor.id, "resolution": dumps(resolution, what="resolution"), "reason": reason,
             "role": row["role"],
@@ -269,7 +316,7 @@ async def reroute(db: Database, actor: Principal, escalation_id: str, role: str,
         _require_act(actor, row, "re-route")
         if role == row["role"]:
             raise InvalidInput(f"escalation {escalation_id!r} is already with role {role!r}")
-        if await (await conn.execute("SELECT 1 FROM role WHERE name = %s", [role])).fetchone() is None:
+        if await (await conn.execute(H["role_exists"], {"role": role})).fetchone() is None:
             raise NotFound(f"no role {role!r}")
         chain = await (await conn.execute(H["get_chain"], {"role": role})).fetchone()
         new = await (await conn.execute(Q["reroute_escalation"], {
@@ -352,29 +399,33 @@ def _visible_roles(actor: Principal, role: str | None) -> list[str] | None:
     return None if actor.superadmin else sorted(actor.roles)
 
 
-async def available_work(db: Database, actor: Principal, *, role: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+async def available_work(db: Database, actor: Principal, *, role: str | None = None, limit: int = 50,
+                         offset: int = 0) -> list[dict[str, Any]]:
     roles = _visible_roles(actor, role)
+    _check_page(limit, offset)
     if roles is None:
         async with db.connection() as conn:
-            roles = [r["name"] for r in await (await conn.execute("SELECT name FROM role")).fetchall()]
+            roles = [r["name"] for r in await (await conn.execute(H["list_role_names"])).fetchall()]
     async with db.connection() as conn:
-        rows = await (await conn.execute(Q["available_work"], {"roles": roles, "limit": limit})).fetchall()
+        rows = await (await conn.execute(Q["available_work"], {"roles": roles, "limit": limit,
+                                                               "offset": offset})).fetchall()
     return [iso(r) for r in rows]
 
 
-async def my_work(db: Database, actor: Principal, *, limit: int = 50) -> list[dict[str, Any]]:
+async def my_work(db: Database, actor: Principal, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    _check_page(limit, offset)
     async with db.connection() as conn:
-        return [iso(r) for r in await (await conn.execute(Q["my_work"], {"who": actor.id, "limit": limit})).fetchall()]
+        return [iso(r) for r in await (await conn.execute(Q["my_work"], {"who": actor.id, "limit": limit,
+                                                                         "offset": offset})).fetchall()]
 
 
 async def find_escalations(db: Database, actor: Principal, *, status: str | None = None, role: str | None = None,
                            type: str | None = None, priority: int | None = None,
                            metadata: dict[str, Any] | None = None, workflow_id: str | None = None,
-                           limit: int = 50) -> list[dict[str, Any]]:
+                           limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
-    if not 1 <= limit <= 1000:
-        raise InvalidInput("limit must be between 1 and 1000")
+    _check_page(limit, offset)
     roles = None if actor.superadmin or role is not None else sorted(actor.roles)
     if role is not None and not actor.member_of(role):
         raise Forbidden(f"{actor.id} is not a member of role {role!r}")
@@ -382,10 +433,31 @@ async def find_escalations(db: Database, actor: Principal, *, status: str | None
              "type": type is not None, "priority": priority is not None, "metadata": metadata is not None,
              "workflow_id": workflow_id is not None}
     params = {"roles": roles, "status": status, "role": role, "type": type, "priority": priority,
-              "metadata": dumps_or_none(metadata), "workflow_id": workflow_id, "limit": limit}
+              "metadata": dumps_or_none(metadata), "workflow_id": workflow_id, "limit": limit, "offset": offset}
     async with db.connection() as conn:
         rows = await (await conn.execute(find_escalations_query(**given), params)).fetchall()
     return [iso(r) for r in rows]
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= 1001:
+        raise InvalidInput("limit must be between 1 and 1000")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative")
+
+
+def page(rows: list[dict[str, Any]], *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int | None]:
+    """Cut a listing fetched with `limit + 1` rows into one page and the offset of the next (None: last
+    page). A page also ends before its data passes PAGE_BYTES, so one answer stays readable."""
+    out: list[dict[str, Any]] = []
+    size = 0
+    for row in rows[:limit]:
+        size += len(dumps(row.get("data") or {})) + len(dumps(row.get("form_schema")))
+        if out and size > PAGE_BYTES:
+            break
+        out.append(row)
+    more = len(out) < len(rows)
+    return out, (offset + len(out) if more else None)
 
 
 async def escalation_stats(db: Database, actor: Principal) -> dict[str, Any]:

@@ -10,9 +10,10 @@ from longtail_mcp.humans.identity import Principal
 class HumanQueue:
     """`client.humans(principal)`: every call is checked against that principal's roles and scope."""
 
-    def __init__(self, db: Database, actor: Principal) -> None:
+    def __init__(self, db: Database, actor: Principal, *, allow_self_approval: bool = False) -> None:
         self.db = db
         self.actor = actor
+        self.allow_self_approval = allow_self_approval
 
     async def escalate(self, role: str, message: str, **options: Any) -> dict[str, Any]:
         """An escalation outside any run (options as `ctx.escalate`, plus `escalation_id`)."""
@@ -31,7 +32,8 @@ class HumanQueue:
         return await escalations.release(self.db, self.actor, escalation_id)
 
     async def resolve(self, escalation_id: str, resolution: dict[str, Any], *, reason: str | None = None) -> dict[str, Any]:
-        return await escalations.resolve(self.db, self.actor, escalation_id, resolution, reason=reason)
+        return await escalations.resolve(self.db, self.actor, escalation_id, resolution, reason=reason,
+                                         allow_self_approval=self.allow_self_approval)
 
     async def cancel(self, escalation_id: str, *, reason: str | None = None) -> dict[str, Any]:
         return await escalations.cancel(self.db, self.actor, escalation_id, reason=reason)

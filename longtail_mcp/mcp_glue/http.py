@@ -12,19 +12,49 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from mcp.server import Server, ServerRequestContext
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from longtail_mcp.errors import LongtailError, Unauthenticated
-from longtail_mcp.humans.identity import SYSTEM, Principal, authenticate
+from longtail_mcp.humans.identity import SYSTEM, Principal, authenticate, split_key
 from longtail_mcp.runtime.client import Client
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def transport_security(host: str) -> TransportSecuritySettings:
+    """DNS-rebinding protection for a server listening on `host`: on a loopback address, every request
+    must name a loopback Host (with a port) and, if it has an Origin, a loopback Origin. Behind a real
+    hostname (serve --host 0.0.0.0 behind a proxy) the proxy decides which names reach us."""
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=host in LOOPBACK,
+        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+    )
+
+
+class HostGuard:
+    """ASGI middleware: the Host/Origin check of /mcp (`transport_security`) for every route of the app,
+    so a DNS-rebinding page can read neither /events nor /health."""
+
+    def __init__(self, app: ASGIApp, host: str) -> None:
+        self.app = app
+        self.check = TransportSecurityMiddleware(transport_security(host))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refused = await self.check.validate_request(Request(scope, receive), is_post=False)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 KEY_CACHE_SECONDS = 5.0
@@ -74,6 +104,12 @@ class BearerAuth:
             await _refuse(scope, receive, send, "an API key is required: Authorization: Bearer ltk_...")
             return
         scope.setdefault("state", {})["principal"] = principal
+        if header:
+            # The SDK binds an MCP session (streamable HTTP and SSE) to the user that opened it: a
+            # request carrying another key is answered as if the session did not exist.
+            key_id = split_key(token.strip())[0]
+            scope["user"] = AuthenticatedUser(AccessToken(token=key_id, client_id=key_id, subject=principal.id,
+                                                          scopes=[principal.scope]))
         await self.app(scope, receive, send)
 
 
@@ -96,11 +132,7 @@ async def request_principal(ctx: ServerRequestContext[Any]) -> Principal:
 
 def mcp_routes(server: Server[Any], client: Client, *, dev: bool, host: str) -> tuple[list[BaseRoute], Callable[[], Any]]:
     """Routes for /mcp (streamable HTTP) and /sse + /messages/ (legacy SSE), and the lifespan to run."""
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=host in LOOPBACK,
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-    )
+    security = transport_security(host)
     manager = StreamableHTTPSessionManager(app=server, security_settings=security)
     sse = SseServerTransport("/messages/", security_settings=security)
 

@@ -18,7 +18,7 @@ import mcp.types as types
 from mcp.server import Server, ServerRequestContext
 from pydantic import BaseModel, Field, ValidationError
 
-from longtail_mcp.errors import InvalidInput, LongtailError, PolicyDenied
+from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NotFound, PolicyDenied
 from longtail_mcp.humans import approvals
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.runtime.client import Client
@@ -104,8 +104,23 @@ def _flat_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def error_result(message: str) -> types.CallToolResult:
-    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
+ERROR_META = "io.longtail/error"  # the `_meta` key of a tool error's structured details
+
+
+def error_result(exc: LongtailError) -> types.CallToolResult:
+    """The one mapping of an error to a tool result: `[code] message` as text, and the error's code,
+    message and data (e.g. an approval's escalation_id) under `_meta["io.longtail/error"]`.
+
+    Not in structuredContent: clients validate that against the tool's output schema even on errors
+    (the MCP Inspector does), so an error shape there would hide the error behind a validation failure.
+    """
+    details: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.data is not None:
+        details["data"] = exc.data
+    if isinstance(exc, PolicyDenied):
+        details["rule"] = exc.rule
+    return types.CallToolResult(content=[types.TextContent(type="text", text=f"[{exc.code}] {exc.message}")],
+                                is_error=True, _meta={ERROR_META: details})
 
 
 def _describe(error: ValidationError) -> str:
@@ -122,11 +137,16 @@ PrincipalSource = Callable[[ServerRequestContext[Any]], Awaitable[Principal]]
 class Proxy:
     """Tools of other servers shown through this one (the gateway): listed and called on demand."""
 
-    async def tools(self) -> list[types.Tool]:
+    async def tools(self, principal: Principal) -> list[types.Tool]:
+        """The proxied tools `principal` may call."""
         raise NotImplementedError
 
-    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> types.CallToolResult | None:
-        """The result, or None when `name` is not one of the proxied tools."""
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> dict[str, Any] | None:
+        """The structured result, or None when `name` is not one of the proxied tools.
+
+        Raises:
+            LongtailError: the call was refused or failed (mapped to a tool error by the server).
+        """
         raise NotImplementedError
 
 
@@ -142,34 +162,28 @@ def build_server(name: str, specs: list[ToolSpec], client: Client, principal_of:
         principal = await principal_of(ctx)
         visible = [tools[s.name] for s in specs if s.read_only or principal.scope == "full"]
         if proxy is not None:
-            visible += [t for t in await proxy.tools()
-                        if principal.scope == "full" or (t.annotations and t.annotations.read_only_hint)]
+            visible += await proxy.tools(principal)
         return types.ListToolsResult(tools=visible)
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         spec = by_name.get(params.name)
+        arguments = dict(params.arguments or {})
         try:
             principal = await principal_of(ctx)
+            if spec is None:
+                structured = await proxy.call(params.name, arguments, principal) if proxy is not None else None
+                if structured is None:
+                    raise NotFound(f"no tool named {params.name!r} on the {name} server")
+            else:
+                if not spec.read_only and principal.scope != "full":
+                    raise Forbidden(f"{params.name} changes data; the calling key has read scope only")
+                structured = await invoke(spec, name, client, principal, arguments)
         except LongtailError as exc:
-            return error_result(f"[{exc.code}] {exc.message}")
-        if spec is None:
-            proxied = None
-            if proxy is not None:
-                try:
-                    proxied = await proxy.call(params.name, dict(params.arguments or {}), principal)
-                except LongtailError as exc:
-                    return error_result(f"[{exc.code}] {exc.message}")
-            return proxied or error_result(f"[not_found] no tool named {params.name!r} on the {name} server")
-        if not spec.read_only and principal.scope != "full":
-            return error_result(f"[forbidden] {params.name} changes data; the calling key has read scope only")
-        try:
-            structured = await invoke(spec, name, client, principal, dict(params.arguments or {}))
-        except LongtailError as exc:
-            return error_result(f"[{exc.code}] {exc.message}")
+            return error_result(exc)
         except Exception:
             ref = uuid.uuid4().hex[:10]
             logger.exception("tool %s failed (ref %s)", params.name, ref)
-            return error_result(f"[internal] internal error (ref {ref})")
+            return error_result(LongtailError(f"internal error (ref {ref})"))
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(structured, indent=2))],
             structured_content=structured,

@@ -131,8 +131,9 @@ class Client:
     async def get_run(self, workflow_id: str) -> dict[str, Any]:
         return await service.get_run(self.db, workflow_id)
 
-    async def list_runs(self, *, status: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        return await service.list_runs(self.db, status=status, name=name, limit=limit)
+    async def list_runs(self, *, status: str | None = None, name: str | None = None, limit: int = 50,
+                        offset: int = 0) -> list[dict[str, Any]]:
+        return await service.list_runs(self.db, status=status, name=name, limit=limit, offset=offset)
 
     async def find_runs(
         self, *, state: dict[str, Any] | None = None, path: str | None = None, status: str | None = None,
@@ -158,11 +159,17 @@ class Client:
 
         return await authenticate(self.db, api_key)
 
+    def runs(self, actor: Any) -> Any:
+        """The runs `actor` may see and act on (the visibility rule of humans/runs.py): a `Runs`."""
+        from longtail_mcp.humans.runs import Runs
+
+        return Runs(self.db, actor)
+
     def humans(self, actor: Any) -> Any:
         """The human queue as `actor` sees it (RBAC enforced on every call): a `HumanQueue`."""
         from longtail_mcp.humans.queue import HumanQueue
 
-        return HumanQueue(self.db, actor)
+        return HumanQueue(self.db, actor, allow_self_approval=self.settings.allow_self_approval)
 
     # -- schedules -------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from longtail_mcp.runtime.worker import Worker
 
 Q = load("runtime")
+E = load("escalations")
 T = TypeVar("T")
 SHORT_WAIT = 1.0  # waits up to this long stay in the worker; longer ones release it (the run becomes a row)
 
@@ -229,8 +230,9 @@ class Context:
             spec = StepSpec(fn=partial(local.call, client, server, builtin, self.principal or SYSTEM),
                             name=qualified, retry=retry)
             return self._call_builtin(qualified, spec, builtin, args or {})
-        spec = StepSpec(fn=partial(call_tool, self._worker.db, server, tool), name=qualified,
-                        retry=RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval))
+        spec = StepSpec(fn=partial(call_tool, self._worker.db, server, tool, principal=self.principal), name=qualified,
+                        retry=RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval,
+                                          non_retryable=(Forbidden, NotFound)))
         return self._run_step(self._next(), spec, (args or {},), {}, kind="tool")
 
     async def _call_builtin(self, qualified: str, step: StepSpec, tool: Any, args: dict[str, Any]) -> Any:
@@ -249,20 +251,18 @@ class Context:
                 raise
             refusal = exc.error
         who = (self.principal or SYSTEM).id
-        escalation_seq = self._seq + 1
-        decision = await self.escalate(
-            self._worker.client.settings.approver_role,
-            approvals.message(qualified, who, refusal.get("message", "")),
-            approvals.details(qualified, call_args, who=who, reason=refusal.get("message", ""),
-                              rule=refusal.get("rule", "")),
-            form_schema=approvals.APPROVAL_FORM, type="approval", priority=2, action=(qualified, call_args),
-            metadata={"tool": qualified, "rule": refusal.get("rule", ""), "workflow_id": self.workflow_id},
-        )
+        approval_id, decision = await self._escalate(self._next(), self._worker.client.settings.approver_role,
+            approvals.message(qualified, who, refusal.get("message", "")), {
+                "data": approvals.details(qualified, call_args, who=who, reason=refusal.get("message", ""),
+                                          rule=refusal.get("rule", "")),
+                "form_schema": approvals.APPROVAL_FORM, "type": "approval", "priority": 2,
+                "action": (qualified, call_args),
+                "metadata": {"tool": qualified, "rule": refusal.get("rule", ""), "workflow_id": self.workflow_id},
+            })
         if decision.get("approved") is not True:
             why = f": {decision['reason']}" if decision.get("reason") else ""
             raise PolicyDenied(f"{qualified} was refused by policy ({refusal.get('message', '')}) and the approver "
                                f"declined{why}", rule=refusal.get("rule", "approval"))
-        approval_id = f"{self.workflow_id}:{escalation_seq}"
         return await self._run_step(self._next(), step, ({**call_args, "approval_id": approval_id},), {}, kind="tool")
 
     async def _escalate_as_tool(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -273,13 +273,12 @@ class Context:
         unknown = set(args) - known
         if unknown or "role" not in args or "message" not in args:
             raise InvalidInput(f"escalate_and_wait needs role and message (unknown: {sorted(unknown)})")
-        seq_next = self._seq + 1
-        resolution = await self.escalate(
-            args["role"], args["message"], args.get("data"), priority=args.get("priority", 3),
-            type=args.get("type", "review"), form_schema=args.get("form_schema"),
-            timeout=args.get("timeout_seconds"), metadata=args.get("metadata"),
-        )
-        return {"escalation_id": f"{self.workflow_id}:{seq_next}", "status": "resolved", "resolution": resolution}
+        escalation_id, resolution = await self._escalate(self._next(), args["role"], args["message"], {
+            "data": args.get("data"), "priority": args.get("priority", 3), "type": args.get("type", "review"),
+            "form_schema": args.get("form_schema"), "timeout": args.get("timeout_seconds"),
+            "metadata": args.get("metadata"), "assigned_to": None, "action": None,
+        })
+        return {"escalation_id": escalation_id, "status": "resolved", "resolution": resolution}
 
     async def _run_step(self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
                         kind: str = "step") -> Any:
@@ -574,39 +573,55 @@ class Context:
         """
         options = {"data": data, "form_schema": form_schema, "priority": priority, "timeout": _seconds(timeout),
                    "assigned_to": assigned_to, "type": type, "metadata": metadata, "action": action}
-        return self._escalate(self._next(), role, message, options)
+        return self._decision(self._escalate(self._next(), role, message, options))
 
-    async def _escalate(self, seq: int, role: str, message: str, options: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    async def _decision(opening: Coroutine[Any, Any, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        return (await opening)[1]
+
+    async def _escalate(self, seq: int, role: str, message: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """Open (once) and await the escalation at `seq`; returns (its id, the resolution)."""
         from longtail_mcp.humans.escalations import insert_escalation
         from longtail_mcp.humans.identity import SYSTEM
 
         rec = self._recorded(seq, "escalation", role)
+        recorded_id = (rec.input or {}).get("escalation_id") if rec is not None else None
+        escalation_id: str = recorded_id or f"{self.workflow_id}:{seq}"
         if rec is not None and rec.status == "completed":
-            return rec.output  # type: ignore[no-any-return]
+            return escalation_id, rec.output  # type: ignore[return-value]
         if rec is not None and rec.status == "failed":
             raise _closed_error(rec.error or {})
-        escalation_id = f"{self.workflow_id}:{seq}"
 
-        async def open_and_read(conn: Any, _wake_seq: int) -> dict[str, Any]:
+        async def open_and_read(conn: Any, _wake_seq: int) -> tuple[str, dict[str, Any]]:
+            opened = escalation_id
             if rec is None:
-                await insert_escalation(conn, self._worker.db, self.principal or SYSTEM, escalation_id=escalation_id,
-                                        role=role, message=message, workflow_id=self.workflow_id, seq=seq, **options)
+                for candidate in (escalation_id, f"{escalation_id}:{_uuid.uuid4().hex[:12]}"):
+                    # Bound to this run and step: a row someone else made under the id is never read.
+                    row = await insert_escalation(conn, self._worker.db, self.principal or SYSTEM,
+                                                  escalation_id=candidate, role=role, message=message,
+                                                  workflow_id=self.workflow_id, seq=seq, **options)
+                    if row is not None:
+                        opened = candidate
+                        break
                 await conn.execute(Q["write_steps"], step_params([StepWrite(
                     self.workflow_id, self._epoch, seq, "escalation", role, "waiting",
-                    input={"escalation_id": escalation_id},
+                    input={"escalation_id": opened},
                 )], self._worker.worker_id, self._worker.db.events_channel))
-            return await (await conn.execute("SELECT status, resolution FROM escalation WHERE id = %s",
-                                             [escalation_id])).fetchone()  # type: ignore[no-any-return]
+            row = await (await conn.execute(E["escalation_outcome"], {"id": opened, "workflow_id": self.workflow_id,
+                                                                      "seq": seq})).fetchone()
+            return opened, row
 
         try:
-            row = await self._side_transaction(open_and_read)
+            escalation_id, row = await self._side_transaction(open_and_read)
         except (InvalidInput, NotFound) as exc:
             await self._write(seq, "escalation", role, "failed", error=exc.to_json())
             raise
         ref = {"escalation_id": escalation_id}
+        if row is None:
+            raise InvalidInput(f"escalation {escalation_id} of run {self.workflow_id!r} disappeared")
         if row["status"] == "resolved":
             await self._write(seq, "escalation", role, "completed", input=ref, output=row["resolution"])
-            return row["resolution"]  # type: ignore[no-any-return]
+            return escalation_id, row["resolution"]
         if row["status"] in ("expired", "cancelled"):
             error = (WaitTimeout(f"escalation {escalation_id} to {role!r} expired without a decision")
                      if row["status"] == "expired" else EscalationClosed(f"escalation {escalation_id} was cancelled"))

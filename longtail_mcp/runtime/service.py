@@ -26,9 +26,41 @@ def check_id(workflow_id: str, what: str = "workflow_id") -> None:
         raise InvalidInput(f"{what} must be 1-200 printable characters")
 
 
+# Who may see a run: None (trusted code, superadmins) sees every run; (account id, role names) sees
+# the runs that account started and the runs that asked one of those roles (see humans/runs.py).
+Visibility = tuple[str, list[str]] | None
+
+
+def _visibility_params(visible_to: Visibility) -> dict[str, Any]:
+    who, roles = visible_to or (None, [])
+    return {"who": who, "roles": roles}
+
+
+async def require_visible(db: Database, workflow_id: str, visible_to: Visibility) -> None:
+    """Raises NotFound unless the run exists and `visible_to` may see it (absent and invisible look alike)."""
+    if visible_to is None:
+        return
+    async with db.connection() as conn:
+        row = await (await conn.execute(Q["run_visible"], {"id": workflow_id,
+                                                           **_visibility_params(visible_to)})).fetchone()
+    if row is None:
+        raise NotFound(f"no run with id {workflow_id!r}")
+
+
+def _starter(principal: Any) -> str:
+    return str(principal.id) if principal is not None else "system"
+
+
 async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: str | None = None,
                     principal: Any = None) -> tuple[str, bool]:
-    """Insert a run (the id is the idempotency key) on behalf of `principal`. Returns (id, created)."""
+    """Insert a run (the id is the idempotency key) on behalf of `principal`. Returns (id, created).
+
+    Starting an existing id again returns that run only to the one who started it (with the same
+    type); anyone else gets Conflict and learns nothing about it.
+
+    Raises:
+        InvalidInput: no name, a bad id, or input that is not JSON.  Conflict: the id is someone else's.
+    """
     if not name:
         raise InvalidInput("a workflow name is required")
     wid = workflow_id if workflow_id is not None else f"{name}-{uuid.uuid4().hex}"
@@ -42,7 +74,13 @@ async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: 
         if row is not None:
             await emit(conn, db, [Event("run.started", workflow_id=wid, name=name, status="pending")])
             await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
-    return wid, row is not None
+            return wid, True
+        existing = await (await conn.execute(Q["run_starter"], {"id": wid})).fetchone()
+    if existing is not None and existing["started_by"] != _starter(principal):
+        raise Conflict(f"the workflow id {wid!r} is already taken; choose another")
+    if existing is not None and existing["name"] != name:
+        raise Conflict(f"the workflow id {wid!r} is already a run of type {existing['name']!r}, not {name!r}")
+    return wid, False
 
 
 async def start_hook(db: Database, target: str, name: str, args: Any = None, *, hook_id: str | None = None,
@@ -134,17 +172,23 @@ async def get_state(db: Database, workflow_id: str, path: list[str] | None = Non
     return row["value"]
 
 
-def _check_listing(status: str | None, limit: int) -> None:
+def _check_listing(status: str | None, limit: int, offset: int = 0) -> None:
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative")
 
 
-async def list_runs(db: Database, *, status: str | None = None, name: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    _check_listing(status, limit)
+async def list_runs(db: Database, *, status: str | None = None, name: str | None = None, limit: int = 50,
+                    offset: int = 0, visible_to: Visibility = None) -> list[dict[str, Any]]:
+    """Runs, newest first: one page of `limit` from `offset`, only those `visible_to` may see."""
+    _check_listing(status, limit, offset)
     async with db.connection() as conn:
-        rows = await (await conn.execute(Q["list_workflows"], {"status": status, "name": name, "limit": limit})).fetchall()
+        rows = await (await conn.execute(Q["list_workflows"], {
+            "status": status, "name": name, "limit": limit, "offset": offset, **_visibility_params(visible_to),
+        })).fetchall()
     return [iso(r) for r in rows]
 
 

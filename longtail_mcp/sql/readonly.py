@@ -5,7 +5,7 @@ protocol (the server refuses a second statement in it), inside a READ ONLY trans
 connection logged in as a role with no write grants (migration 0005), and the transaction is always
 rolled back. A statement timeout and a row cap bound what one call costs. A statement the database
 refused as a write is a `PolicyDenied`: an approver may let that exact statement run once, as the
-application's own role, committed.
+writer role (migration 0006: no superuser, no DDL, no secrets), committed.
 """
 
 import base64
@@ -69,7 +69,7 @@ async def run_sql(db: Database, actor: Principal, statement: str, *, max_rows: i
     check_statement(statement)
     if approved:
         require_write(actor)
-        async with db.connection() as conn:
+        async with db.writer() as conn:
             return await _execute(conn, statement, max_rows=max_rows, timeout_ms=timeout_ms, commit=True)
     async with db.reader() as conn:
         return await _execute(conn, statement, max_rows=max_rows, timeout_ms=timeout_ms, commit=False)

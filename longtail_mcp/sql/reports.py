@@ -55,7 +55,7 @@ async def system_health(db: Database, actor: Principal, *, stale_seconds: float 
         if (await (await conn.execute(Q["pipeline_table"])).fetchone())["present"]:
             pipelines = (await (await conn.execute(Q["pipeline_counts"])).fetchone())["pipelines"]
     servers = [{"name": s["name"], "transport": s["transport"], "tools": s["tools"], "last_error": s["last_error"]}
-               for s in await registry.list_servers(db)]
+               for s in await registry.list_servers(db, actor)]
     return {**dict(counts or {}), "servers": servers, "pipelines": pipelines}
 
 

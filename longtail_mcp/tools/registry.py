@@ -1,10 +1,15 @@
 """Registered MCP servers: connect, cache their tools as manifests, find tools, call them.
 
 Registering a stdio server means this process will run its command, so only superadmins may.
-Environment values given for a stdio server are stored for launching it and never returned.
+A stdio server is started with a minimal environment (PATH, HOME, the locale) plus what was
+registered for it, never this process's own (database URL, keys, settings); registered values are
+write-only: stored for launching it, never returned. Who may call a server's tools is part of its
+registration: superadmins, plus members of its `access_roles`; read-scope keys only when it allows
+them, and then only the tools it marks read-only.
 """
 
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,13 +22,45 @@ from mcp.client.sse import sse_client
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
-from longtail_mcp.errors import InvalidInput, LongtailError, NonRetryableError, NotFound, Unavailable
+from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NonRetryableError, NotFound, Unavailable
 from longtail_mcp.humans.identity import Principal, audit, require_superadmin
 from longtail_mcp.runtime.codec import dumps, iso
 
 Q = load("tools")
+H = load("humans")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 CONNECT_SECONDS = 30.0
+# What a registered stdio server inherits from this process: enough to find programs and run them in
+# the user's locale, nothing that carries a secret or our configuration.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR",
+                 "SYSTEMROOT")
+
+
+def child_env(registered: dict[str, str] | None) -> dict[str, str]:
+    """The environment a registered stdio server starts with."""
+    base = {k: v for k in INHERITED_ENV if (v := os.environ.get(k))}
+    return {**base, **(registered or {})}
+
+
+def may_call(principal: Principal | None, server: dict[str, Any], read_only_tool: bool) -> bool:
+    """Whether `principal` may call a tool of a registered server (None: trusted code, may)."""
+    if principal is None:
+        return True
+    granted = principal.superadmin or any(principal.member_of(role) for role in server.get("access_roles") or [])
+    return granted and (principal.scope == "full" or (bool(server.get("read_scope")) and read_only_tool))
+
+
+def check_access(principal: Principal | None, manifest: dict[str, Any]) -> None:
+    """Raises Forbidden unless `principal` may call this registered tool."""
+    read_only = bool((manifest.get("annotations") or {}).get("readOnlyHint"))
+    if may_call(principal, manifest, read_only):
+        return
+    who = principal.id if principal is not None else "system"
+    if principal is not None and principal.scope != "full" and any(
+            principal.member_of(r) for r in manifest.get("access_roles") or []):
+        raise Forbidden(f"{manifest['server']}/{manifest['name']} may not be called with a read-scope key")
+    raise Forbidden(f"{who} may not call the tools of MCP server {manifest['server']!r} (a superadmin grants "
+                    "access by registering it with access_roles)")
 
 
 def arg_names(schema: dict[str, Any] | None) -> str:
@@ -41,10 +78,8 @@ def manifest_row(tool: Any, tags: list[str]) -> dict[str, Any]:
 async def connect(server: dict[str, Any]) -> AsyncIterator[McpClient]:
     """An MCP client session to a registered server."""
     if server["transport"] == "stdio":
-        import os
-
-        env = {**os.environ, **(server["env"] or {})}
-        target: Any = StdioServerParameters(command=server["command"][0], args=list(server["command"][1:]), env=env)
+        target: Any = StdioServerParameters(command=server["command"][0], args=list(server["command"][1:]),
+                                            env=child_env(server.get("env")))
     elif server["transport"] == "sse":
         target = sse_client(server["url"])
     elif server["transport"] == "http":
@@ -66,11 +101,14 @@ async def register_server(
     db: Database, actor: Principal, name: str, *, command: list[str] | None = None, url: str | None = None,
     transport: str | None = None, env: dict[str, str] | None = None, description: str = "",
     tags: list[str] | None = None, compile_hints: dict[str, Any] | None = None,
+    access_roles: list[str] | None = None, read_scope: bool = False,
 ) -> dict[str, Any]:
-    """Register a stdio command or an HTTP/SSE URL, connect to it and cache its tools.
+    """Register a stdio command or an HTTP/SSE URL, connect to it and cache its tools. Registering again
+    replaces the registration (its environment and access included).
 
     Raises:
         InvalidInput: bad name or connection details.  Unavailable: it could not be reached (nothing is stored).
+        NotFound: an access role does not exist.
     """
     require_superadmin(actor, "register MCP servers (a stdio server runs a command on this host)")
     if not NAME.match(name) or "__" in name:
@@ -82,17 +120,25 @@ async def register_server(
         raise InvalidInput("transport must be stdio (with command) or http/sse (with url)")
     if url is not None and not re.match(r"^https?://", url):
         raise InvalidInput("url must start with http:// or https://")
+    roles = sorted(set(access_roles or []))
+    async with db.connection() as conn:
+        for role in roles:
+            if await (await conn.execute(H["role_exists"], {"role": role})).fetchone() is None:
+                raise NotFound(f"no role {role!r} to grant access to server {name!r}")
     row = {"name": name, "transport": kind, "command": command, "env": env or {}, "url": url}
     tags = sorted(set(tags or []))
     tools = await list_remote_tools(row, tags)  # fails before anything is stored
     async with db.transaction() as conn:
         await conn.execute(Q["upsert_server"], {
-            **row, "env": dumps(env or {}), "description": description, "tags": tags,
-            "hints": dumps(compile_hints or {}), "by": actor.id,
+            **row, "description": description, "tags": tags, "hints": dumps(compile_hints or {}), "by": actor.id,
+            "access_roles": roles, "read_scope": read_scope,
         })
+        await conn.execute(Q["set_server_secret"], {"name": name, "env": dumps(env or {})})
         await _store(conn, name, tools)
-        await audit(conn, actor, "mcp_server.register", "mcp_server", name, data={"transport": kind, "tools": len(tools)})
-    return {"name": name, "transport": kind, "tools": [t["name"] for t in tools]}
+        await audit(conn, actor, "mcp_server.register", "mcp_server", name,
+                    data={"transport": kind, "tools": len(tools), "access_roles": roles, "read_scope": read_scope})
+    return {"name": name, "transport": kind, "tools": [t["name"] for t in tools], "access_roles": roles,
+            "read_scope": read_scope}
 
 
 async def list_remote_tools(server: dict[str, Any], tags: list[str]) -> list[dict[str, Any]]:
@@ -133,8 +179,9 @@ async def register_builtin(db: Database, name: str, manifests: list[dict[str, An
              "annotations": m["annotations"], "tags": m["tags"]} for m in manifests]
     async with db.transaction() as conn:
         await conn.execute(Q["upsert_server"], {
-            "name": name, "transport": "builtin", "command": None, "env": "{}", "url": None,
-            "description": description, "tags": tags, "hints": "{}", "by": "system",
+            "name": name, "transport": "builtin", "command": None, "url": None,
+            "description": description, "tags": tags, "hints": "{}", "by": "system", "access_roles": [],
+            "read_scope": False,
         })
         await _store(conn, name, rows)
 
@@ -147,9 +194,16 @@ async def _server(db: Database, name: str) -> dict[str, Any]:
     return row  # type: ignore[no-any-return]
 
 
-async def list_servers(db: Database) -> list[dict[str, Any]]:
+async def list_servers(db: Database, actor: Principal | None = None) -> list[dict[str, Any]]:
+    """Known servers with their tool counts. How to reach a registered server (its command line or URL,
+    which may carry credentials, and the names of its environment variables) is shown to superadmins
+    (and trusted code) only; environment values are never shown."""
     async with db.connection() as conn:
-        return [iso(r) for r in await (await conn.execute(Q["list_servers"])).fetchall()]
+        rows = [iso(r) for r in await (await conn.execute(Q["list_servers"])).fetchall()]
+    if actor is None or actor.superadmin:
+        return rows
+    hidden = {"command": None, "url": None, "env_keys": [], "registered_by": None, "last_error": None}
+    return [{**r, **hidden} if r["transport"] != "builtin" else r for r in rows]
 
 
 def _prefix_query(text: str) -> str:
@@ -178,13 +232,20 @@ async def manifests_for_gateway(db: Database) -> list[dict[str, Any]]:
         return list(await (await conn.execute(Q["all_manifests"])).fetchall())
 
 
-async def call_tool(db: Database, server: str, tool: str, args: dict[str, Any]) -> Any:
-    """Call a registered server's tool; its structured content (or text) is the result.
+async def call_tool(db: Database, server: str, tool: str, args: dict[str, Any], *,
+                    principal: Principal | None = None) -> Any:
+    """Call a registered server's tool as `principal` (None: trusted code); its structured content (or
+    text) is the result.
 
     Raises:
+        NotFound: no such server or tool.  Forbidden: `principal` may not call it (see `may_call`).
         NonRetryableError: the tool answered with an error (retrying would not change it).
         Unavailable: the server could not be reached (worth retrying).
     """
+    manifest = await get_manifest(db, server, tool)
+    if manifest is None:
+        raise NotFound(f"no tool {tool!r} on MCP server {server!r}")
+    check_access(principal, manifest)
     row = await _server(db, server)
     async with connect(row) as client:
         try:

@@ -14,6 +14,8 @@ from longtail_mcp.db.migrate import latest_version
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.events.bus import check_patterns
+from longtail_mcp.humans.runs import EventAudience
+from longtail_mcp.mcp_glue.http import BearerAuth, HostGuard
 from longtail_mcp.runtime.client import Client
 from longtail_mcp.runtime.worker import Worker
 
@@ -37,10 +39,12 @@ async def health_report(app: Client, worker: Worker | None) -> tuple[bool, dict[
 
 
 def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, dev: bool = False,
-              host: str = "127.0.0.1") -> Starlette:
+              host: str = "127.0.0.1") -> Any:
     """The HTTP app: /health, /events, and with `mcp` the whole MCP family at /mcp and /sse.
 
-    `dev` (loopback only) lets MCP calls through without an API key, as the local operator.
+    Every route checks Host and Origin (DNS rebinding). `/events` and MCP need an API key (read scope
+    is enough for events, and each subscriber gets only events about what it may see), unless `dev`
+    (loopback only), where requests act as the local operator.
     """
     async def health(request: Request) -> JSONResponse:
         healthy, report = await health_report(app, worker)
@@ -54,16 +58,18 @@ def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, d
         except InvalidInput as exc:
             return JSONResponse({"error": exc.message}, status_code=400)
         workflow_id = request.query_params.get("workflow_id") or None
+        audience = EventAudience(app.db, request.scope["state"]["principal"])
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             async with app.events.subscribe(types, workflow_id) as feed:
                 yield {"event": "ready", "data": "{}"}  # subscribed: later events will arrive
                 async for event in feed:
-                    yield {"event": event.type, "data": event.to_json()}
+                    if await audience.sees(event):
+                        yield {"event": event.type, "data": event.to_json()}
 
         return EventSourceResponse(stream(), ping=15)
 
-    routes: list[Any] = [Route("/health", health), Route("/events", events)]
+    routes: list[Any] = [Route("/health", health), Route("/events", BearerAuth(events_endpoint(events), app, dev=dev))]
     lifespan = None
     if mcp:
         from longtail_mcp.mcp_glue.http import mcp_routes, request_principal
@@ -77,4 +83,13 @@ def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, d
             async with mcp_lifespan():
                 yield
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return HostGuard(Starlette(routes=routes, lifespan=lifespan), host)
+
+
+def events_endpoint(handler: Any) -> Any:
+    """An ASGI app calling a request handler (so BearerAuth can wrap it like the MCP endpoints)."""
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        response = await handler(Request(scope, receive))
+        await response(scope, receive, send)
+
+    return asgi

@@ -48,7 +48,8 @@ class Escalation(BaseModel):
 class EscalateIn(Args):
     role: str = Field(min_length=1, max_length=100, description="Role whose members should decide")
     message: str = Field(min_length=1, max_length=10_000, description="What the person is asked")
-    data: dict[str, Any] = Field(default_factory=dict, description="Context shown with the request")
+    data: dict[str, Any] = Field(default_factory=dict, description="Context shown with the request (at most "
+                                                                   "64 KiB as JSON)")
     priority: int = Field(3, ge=1, le=5, description="1 most urgent .. 5")
     type: str = Field("review", min_length=1, max_length=100)
     form_schema: dict[str, Any] | None = Field(None, description="JSON Schema the resolution must match "
@@ -56,7 +57,9 @@ class EscalateIn(Args):
     timeout_seconds: float | None = Field(None, gt=0, description="First-stage deadline (else the role's chain)")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Searchable labels")
     escalation_id: str | None = Field(None, min_length=1, max_length=300,
-                                      description="Idempotency key: the same id returns the first escalation")
+                                      description="Idempotency key: asking again with the same id and request "
+                                                  "returns your first escalation (an id someone else used is a "
+                                                  "conflict)")
 
 
 class EscalateAndWaitIn(EscalateIn):
@@ -77,10 +80,12 @@ class CheckIn(Ref):
 class WorkIn(Args):
     role: str | None = Field(None, max_length=100, description="Only this role (default: all of mine)")
     limit: int = Field(20, ge=1, le=200)
+    offset: int = Field(0, ge=0, description="Skip this many (pass the previous page's next_offset)")
 
 
 class WorkOut(BaseModel):
     escalations: list[Escalation]
+    next_offset: int | None = Field(None, description="Offset of the next page; null when this is the last")
 
 
 class ClaimIn(Ref):
@@ -148,13 +153,18 @@ async def check_resolution(call: ToolCall, args: CheckIn) -> Outcome:
     return _outcome(await _await_decision(call, args.escalation_id, args.wait_seconds))
 
 
+def _work(rows: list[dict[str, Any]], args: WorkIn) -> WorkOut:
+    shown, next_offset = esc.page(rows, limit=args.limit, offset=args.offset)
+    return WorkOut(escalations=[_esc(r) for r in shown], next_offset=next_offset)
+
+
 async def get_available_work(call: ToolCall, args: WorkIn) -> WorkOut:
-    rows = await esc.available_work(call.client.db, call.principal, role=args.role, limit=args.limit)
-    return WorkOut(escalations=[_esc(r) for r in rows])
+    return _work(await esc.available_work(call.client.db, call.principal, role=args.role, limit=args.limit + 1,
+                                          offset=args.offset), args)
 
 
 async def list_my_work(call: ToolCall, args: WorkIn) -> WorkOut:
-    return WorkOut(escalations=[_esc(r) for r in await esc.my_work(call.client.db, call.principal, limit=args.limit)])
+    return _work(await esc.my_work(call.client.db, call.principal, limit=args.limit + 1, offset=args.offset), args)
 
 
 async def claim_escalation(call: ToolCall, args: ClaimIn) -> Escalation:
@@ -167,7 +177,7 @@ async def release_escalation(call: ToolCall, args: Ref) -> Escalation:
 
 async def resolve_escalation(call: ToolCall, args: ResolveIn) -> Escalation:
     return _esc(await esc.resolve(call.client.db, call.principal, args.escalation_id, args.resolution,
-                                  reason=args.reason))
+                                  reason=args.reason, allow_self_approval=call.client.settings.allow_self_approval))
 
 
 async def reroute_escalation(call: ToolCall, args: RerouteIn) -> Escalation:

@@ -19,16 +19,22 @@ class RegisterIn(Args):
     command: list[str] | None = Field(None, min_length=1, description="stdio: the command and its arguments")
     url: str | None = Field(None, max_length=2000, description="HTTP (streamable) or SSE endpoint URL")
     transport: Literal["stdio", "http", "sse"] | None = Field(None, description="Default: from command/url")
-    env: dict[str, str] = Field(default_factory=dict, description="stdio: extra environment (never shown again)")
+    env: dict[str, str] = Field(default_factory=dict, description="stdio: its environment besides PATH, HOME and "
+                                                                  "the locale (write-only: never shown again)")
     description: str = Field("", max_length=2000)
     tags: list[str] = Field(default_factory=list, max_length=50, description="Discovery tags, e.g. storage, http")
     compile_hints: dict[str, Any] = Field(default_factory=dict, description="Hints for the pipeline compiler")
+    access_roles: list[str] = Field(default_factory=list, max_length=50,
+                                    description="Roles whose members may call its tools (default: superadmins only)")
+    read_scope: bool = Field(False, description="Let read-scope keys call the tools it marks read-only")
 
 
 class RegisterOut(BaseModel):
     name: str
     transport: str
     tools: list[str]
+    access_roles: list[str]
+    read_scope: bool
 
 
 class NoArgs(Args):
@@ -63,11 +69,12 @@ async def register_mcp_server(call: ToolCall, args: RegisterIn) -> RegisterOut:
     return RegisterOut.model_validate(await registry.register_server(
         call.client.db, call.principal, args.name, command=args.command, url=args.url, transport=args.transport,
         env=args.env, description=args.description, tags=args.tags, compile_hints=args.compile_hints,
+        access_roles=args.access_roles, read_scope=args.read_scope,
     ))
 
 
 async def list_mcp_servers(call: ToolCall, args: NoArgs) -> ServersOut:
-    return ServersOut(servers=await registry.list_servers(call.client.db))
+    return ServersOut(servers=await registry.list_servers(call.client.db, call.principal))
 
 
 async def find_tools(call: ToolCall, args: FindIn) -> FindOut:
@@ -77,10 +84,11 @@ async def find_tools(call: ToolCall, args: FindIn) -> FindOut:
 
 TOOLS = [
     ToolSpec("register_mcp_server", "Register an external MCP server (a stdio command, or an HTTP/SSE URL) with tags "
-             "and compile hints; connects, caches its tools, and makes them callable (superadmins only).",
+             "and compile hints; connects, caches its tools, and makes them callable by superadmins and the "
+             "members of access_roles (superadmins only).",
              RegisterIn, RegisterOut, register_mcp_server, idempotent=True, open_world=True, tags=TAGS),
     ToolSpec("list_mcp_servers", "List the MCP servers known to the registry (built in and registered) with their "
-             "tool counts.", NoArgs, ServersOut, list_mcp_servers, read_only=True, idempotent=True, tags=TAGS),
+             "tool counts and access (command lines and URLs are shown to superadmins only).", NoArgs, ServersOut, list_mcp_servers, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("find_tools", "Find tools across every known server by words (names, descriptions, argument names, "
              "tags; prefixes match) and tags, best match first.", FindIn, FindOut, find_tools,
              read_only=True, idempotent=True, tags=TAGS),

@@ -7,6 +7,7 @@ from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field
 
 from longtail_mcp.errors import InvalidInput
+from longtail_mcp.humans import runs
 from longtail_mcp.mcp_glue.server import PrincipalSource, ToolCall, ToolSpec, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.client import Client
@@ -82,6 +83,7 @@ class ListIn(Args):
     status: Status | None = None
     name: str | None = Field(None, max_length=200)
     limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, description="Skip this many runs (pass the previous page's next_offset)")
 
 
 class RunSummary(BaseModel):
@@ -97,6 +99,7 @@ class RunSummary(BaseModel):
 
 class ListOut(BaseModel):
     runs: list[RunSummary]
+    next_offset: int | None = Field(None, description="Offset of the next page; null when this is the last")
 
 
 class ExportOut(BaseModel):
@@ -129,17 +132,17 @@ async def start_workflow(call: ToolCall, args: StartIn) -> StartOut:
     if args.name not in known:
         raise InvalidInput(f"no live worker runs workflow type {args.name!r}; known types: "
                            f"{', '.join(sorted(known)) or 'none (start a worker with --app)'}")
-    wid, created = await service.start_run(call.client.db, args.name, args.input, workflow_id=args.workflow_id,
-                                           principal=call.principal)
-    return StartOut(workflow_id=wid, created=created, status=(await call.client.get_run(wid))["status"])
+    wid, created = await runs.start_run(call.client.db, call.principal, args.name, args.input,
+                                        workflow_id=args.workflow_id)
+    return StartOut(workflow_id=wid, created=created, status=(await service.get_run(call.client.db, wid))["status"])
 
 
 async def get_run(call: ToolCall, args: RunRef) -> Run:
-    return _run(await call.client.get_run(args.workflow_id))
+    return _run(await runs.get_run(call.client.db, call.principal, args.workflow_id))
 
 
 async def wait_for_run(call: ToolCall, args: WaitIn) -> WaitOut:
-    handle = call.client.handle(args.workflow_id)
+    handle = await runs.handle(call.client.db, call.principal, args.workflow_id)
     with anyio.move_on_after(args.timeout_seconds):
         try:
             await handle.result()
@@ -150,31 +153,36 @@ async def wait_for_run(call: ToolCall, args: WaitIn) -> WaitOut:
 
 
 async def signal_run(call: ToolCall, args: SignalIn) -> SignalOut:
-    await call.client.signal(args.workflow_id, args.name, args.payload)
+    await runs.signal_run(call.client.db, call.principal, args.workflow_id, args.name, args.payload)
     return SignalOut(delivered=True)
 
 
 async def cancel_run(call: ToolCall, args: CancelIn) -> CancelOut:
-    return CancelOut(cancelled=await call.client.cancel(args.workflow_id, args.reason))
+    return CancelOut(cancelled=await runs.cancel_run(call.client.db, call.principal, args.workflow_id, args.reason))
 
 
 async def list_runs(call: ToolCall, args: ListIn) -> ListOut:
-    rows = await call.client.list_runs(status=args.status, name=args.name, limit=args.limit)
-    return ListOut(runs=[RunSummary.model_validate(r) for r in rows])
+    rows = await runs.list_runs(call.client.db, call.principal, status=args.status, name=args.name,
+                                limit=args.limit + 1, offset=args.offset)
+    more = len(rows) > args.limit
+    return ListOut(runs=[RunSummary.model_validate(r) for r in rows[:args.limit]],
+                   next_offset=args.offset + args.limit if more else None)
 
 
 async def export_run(call: ToolCall, args: RunRef) -> ExportOut:
-    return ExportOut.model_validate(await call.client.export(args.workflow_id))
+    return ExportOut.model_validate(await runs.export_run(call.client.db, call.principal, args.workflow_id))
 
 
 TOOLS = [
     ToolSpec("list_workflow_types", "List the workflow types live workers can run, with their cron schedules.",
              NoArgs, TypesOut, list_workflow_types, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("start_workflow", "Start a durable run of a workflow type. The optional workflow_id is an idempotency "
-             "key: starting it again returns the first run instead of a second one.",
+             "key: starting it again returns your first run instead of a second one (an id another account used is a "
+             "conflict).",
              StartIn, StartOut, start_workflow, idempotent=True, tags=TAGS,
              compile_hints={"input": "input", "result": "workflow_id"}),
-    ToolSpec("get_run", "Get a run's status, input, result or error, and what it is waiting for.",
+    ToolSpec("get_run", "Get a run's status, input, result or error, and what it is waiting for (runs you "
+             "started or that asked one of your roles; superadmins see all).",
              RunRef, Run, get_run, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("wait_for_run", "Wait (at most 50 s) for a run to end; returns done=false with the run as it is when "
              "the wait runs out, so call it again for longer waits.",
@@ -183,7 +191,8 @@ TOOLS = [
              SignalIn, SignalOut, signal_run, tags=TAGS),
     ToolSpec("cancel_run", "Cancel a live run, its children and its hooks. Steps already done are not undone.",
              CancelIn, CancelOut, cancel_run, destructive=True, idempotent=False, tags=TAGS),
-    ToolSpec("list_runs", "List runs, newest first, optionally by status and workflow type.",
+    ToolSpec("list_runs", "List the runs you may see (started by you, or that asked one of your roles), newest "
+             "first, optionally by status and workflow type, a page at a time.",
              ListIn, ListOut, list_runs, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("export_run", "Export a run's full history: the run, every journal entry with timings, every signal.",
              RunRef, ExportOut, export_run, read_only=True, idempotent=True, tags=TAGS),

@@ -112,8 +112,14 @@ async def test_a_notification_only_escalation_is_resolved_without_any_run(app: L
         first = await esc.create_escalation(app.db, rita, role="reviewer", message="disk 90% full",
                                             escalation_id="n1", data={"disk": "/var"}, priority=2)
         assert (first["workflow_id"], first["created_by"], first["status"]) == (None, "rita", "pending")
-        again = await esc.create_escalation(app.db, SYSTEM, role="reviewer", message="other", escalation_id="n1")
-        assert again["message"] == "disk 90% full"  # the id is an idempotency key: the first stands
+        again = await esc.create_escalation(app.db, rita, role="reviewer", message="disk 90% full",
+                                            escalation_id="n1", data={"disk": "/var"}, priority=2)
+        assert again["id"] == "n1" and again["created_at"] == first["created_at"]  # an idempotency key
+        for who, message in ((SYSTEM, "disk 90% full"), (rita, "other")):  # someone else's id, another request
+            with pytest.raises(Conflict, match="already taken") as refused:
+                await esc.create_escalation(app.db, who, role="reviewer", message=message, escalation_id="n1",
+                                            data={"disk": "/var"})
+            assert refused.value.data is None and "disk" not in refused.value.message
         assert [a[1] for a in await audit_of(app.db, "n1")] == ["escalation.create"]
         done = await esc.resolve(app.db, rita, "n1", {"ack": True})
         assert (done["status"], done["resolution"], done["resolved_by"]) == ("resolved", {"ack": True}, "rita")

@@ -9,6 +9,8 @@ import pytest
 import uvicorn
 
 from longtail_mcp import Client, Event, InvalidInput, LongTail
+from longtail_mcp.humans import identity as ident
+from longtail_mcp.humans.identity import SYSTEM
 from longtail_mcp.web.app import build_app
 from tests.conftest import running
 
@@ -81,7 +83,10 @@ async def test_sse_endpoint_streams_a_runs_events_in_order(app: LongTail) -> Non
                     while not server.started:
                         await anyio.sleep(0.01)
                 events = []
-                async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+                await ident.ensure_admin(client.db)
+                key = (await ident.create_key(client.db, SYSTEM, "admin", scope="read"))["key"]  # read is enough
+                async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10,
+                                              headers={"Authorization": f"Bearer {key}"}) as http:
                     async with http.stream("GET", "/events", params={"workflow_id": "sse-1", "type": "run.*,step.*"}) as resp:
                         assert resp.status_code == 200
                         assert resp.headers["content-type"].startswith("text/event-stream")

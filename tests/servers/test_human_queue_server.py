@@ -53,8 +53,12 @@ async def test_every_human_queue_tool_works_over_every_transport(app: LongTail, 
         opened = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "check invoice",
                                                         "priority": 1, "escalation_id": "e1"})
         assert opened["status"] == "pending" and opened["form_schema"]["required"] == ["approved"]
-        assert (await call(rita, "escalate_to_human", {"role": "reviewer", "message": "again",
-                                                       "escalation_id": "e1"}))["message"] == "check invoice"
+        again = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "check invoice",
+                                                       "priority": 1, "escalation_id": "e1"})
+        assert again["created_at"] == opened["created_at"], "the same request again returns the first"
+        taken = await sam.call_tool("escalate_to_human", {"role": "reviewer", "message": "check invoice",
+                                                          "escalation_id": "e1"})
+        assert taken.is_error and "already taken" in taken.content[0].text and "invoice" not in str(taken)
         handle = await app.start("publish", "p1")
         await wait_status(handle, "waiting")
         work = await call(sam, "get_available_work", {})
@@ -79,11 +83,13 @@ async def test_every_human_queue_tool_works_over_every_transport(app: LongTail, 
         await call(rita, "resolve_escalation", {"escalation_id": run_item["id"], "resolution": {"approved": True}})
         assert await handle.result(timeout=10) is True
 
-        moved = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "for a lead"})
+        moved = await call(sam, "escalate_to_human", {"role": "reviewer", "message": "for a lead"})
         rerouted = await call(rita, "reroute_escalation", {"escalation_id": moved["id"], "role": "lead"})
         assert rerouted["role"] == "lead"
         gone = await rita.call_tool("check_resolution", {"escalation_id": moved["id"]})
         assert gone.is_error and "no escalation" in gone.content[0].text, "rita no longer sees a lead's item"
+        followed = await call(sam, "check_resolution", {"escalation_id": moved["id"]})
+        assert followed["status"] == "pending", "whoever asked still follows the decision"
         dropped = await call(rita, "escalate_to_human", {"role": "reviewer", "message": "never mind"})
         assert (await call(rita, "cancel_escalation", {"escalation_id": dropped["id"]}))["status"] == "cancelled"
 

@@ -105,13 +105,13 @@ ORDER BY created_at LIMIT 1
 -- Pending, unclaimed (or claim expired) work for some roles: most urgent first, then oldest.
 SELECT * FROM escalation
 WHERE status = 'pending' AND role = ANY(%(roles)s) AND (assigned_to IS NULL OR assigned_until < now())
-ORDER BY priority, created_at LIMIT %(limit)s
+ORDER BY priority, created_at, id LIMIT %(limit)s OFFSET %(offset)s
 
 -- my_work --
 -- What a person holds a live claim on.
 SELECT * FROM escalation
 WHERE status = 'pending' AND assigned_to = %(who)s AND assigned_until >= now()
-ORDER BY priority, created_at LIMIT %(limit)s
+ORDER BY priority, created_at, id LIMIT %(limit)s OFFSET %(offset)s
 
 -- escalation_stats --
 -- Counts by status and role, and throughput over the last hour and day, for some roles (NULL: all).
@@ -166,3 +166,7 @@ UPDATE escalation SET status = 'cancelled', reason = %(reason)s, resolved_by = %
     updated_at = now()
 WHERE workflow_id = ANY(%(ids)s) AND status = 'pending'
 RETURNING *
+
+-- escalation_outcome --
+-- What a waiting run reads of its own escalation: only a row bound to that run and step.
+SELECT status, resolution FROM escalation WHERE id = %(id)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s

@@ -117,3 +117,15 @@ ON CONFLICT (name) DO UPDATE SET certified = excluded.certified, role = excluded
 -- Certified runs that were cancelled: their tasks end as failed.
 UPDATE task SET status = 'failed', updated_at = now()
 WHERE workflow_id = ANY(%(ids)s) AND status NOT IN ('completed', 'failed')
+
+-- role_exists --
+-- Whether a role exists.
+SELECT 1 AS found FROM role WHERE name = %(role)s
+
+-- is_member --
+-- Whether an account may act on a role's escalations (a member of it, or a superadmin).
+SELECT 1 AS found FROM role_member WHERE account_id = %(account)s AND (role = %(role)s OR type = 'superadmin')
+
+-- list_role_names --
+-- Every role's name.
+SELECT name FROM role ORDER BY name

@@ -183,13 +183,27 @@ UPDATE worker SET heartbeat_at = now() WHERE id = %(id)s
 UPDATE worker SET stopped_at = now() WHERE id = %(id)s
 
 -- list_workflows --
--- Runs, newest first, optionally filtered.
+-- Runs, newest first, optionally filtered, one page; only those visible to %(who)s (see run_visible).
 SELECT id, name, kind, status, parent_id, created_at, updated_at, completed_at, waiting_for
-FROM workflow
+FROM workflow w
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(name)s::text IS NULL OR name = %(name)s)
+  AND (%(who)s::text IS NULL OR principal ->> 'id' = %(who)s
+       OR EXISTS (SELECT 1 FROM escalation e WHERE e.workflow_id = w.id AND e.role = ANY(%(roles)s)))
 ORDER BY created_at DESC, id
-LIMIT %(limit)s
+LIMIT %(limit)s OFFSET %(offset)s
+
+-- run_visible --
+-- The one visibility rule for runs: a run is visible to the account that started it and to members
+-- (and admins) of the roles it asked; %(who)s NULL (a superadmin, or trusted code) sees every run.
+SELECT 1 AS visible FROM workflow w
+WHERE w.id = %(id)s
+  AND (%(who)s::text IS NULL OR w.principal ->> 'id' = %(who)s
+       OR EXISTS (SELECT 1 FROM escalation e WHERE e.workflow_id = w.id AND e.role = ANY(%(roles)s)))
+
+-- run_starter --
+-- Who started an existing run, and its type (an id taken by someone else is a conflict, never their run).
+SELECT name, coalesce(principal ->> 'id', 'system') AS started_by FROM workflow WHERE id = %(id)s
 
 -- export_steps --
 -- The full journal of a run, for export.

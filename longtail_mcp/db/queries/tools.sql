@@ -1,22 +1,32 @@
 -- upsert_server --
--- Register (or re-register) an MCP server.
-INSERT INTO mcp_server (name, transport, command, env, url, description, tags, compile_hints, registered_by)
-VALUES (%(name)s, %(transport)s, %(command)s, %(env)s, %(url)s, %(description)s, %(tags)s, %(hints)s, %(by)s)
+-- Register (or re-register) an MCP server, with who may call it.
+INSERT INTO mcp_server (name, transport, command, url, description, tags, compile_hints, registered_by,
+                        access_roles, read_scope)
+VALUES (%(name)s, %(transport)s, %(command)s, %(url)s, %(description)s, %(tags)s, %(hints)s, %(by)s,
+        %(access_roles)s, %(read_scope)s)
 ON CONFLICT (name) DO UPDATE
-SET transport = excluded.transport, command = excluded.command, env = excluded.env, url = excluded.url,
+SET transport = excluded.transport, command = excluded.command, url = excluded.url,
     description = excluded.description, tags = excluded.tags, compile_hints = excluded.compile_hints,
-    registered_by = excluded.registered_by
+    registered_by = excluded.registered_by, access_roles = excluded.access_roles, read_scope = excluded.read_scope
+
+-- set_server_secret --
+-- A registered server's environment (write-only: only get_server reads it, to launch the server).
+INSERT INTO mcp_server_secret (server, env) VALUES (%(name)s, %(env)s)
+ON CONFLICT (server) DO UPDATE SET env = excluded.env
 
 -- get_server --
--- One server (with its env, for connecting; never returned to callers).
-SELECT * FROM mcp_server WHERE name = %(name)s
+-- One server with its environment, for connecting (never returned to callers).
+SELECT s.*, coalesce(x.env, '{}') AS env
+FROM mcp_server s LEFT JOIN mcp_server_secret x ON x.server = s.name
+WHERE s.name = %(name)s
 
 -- list_servers --
--- Servers with their tool counts.
+-- Servers with their tool counts and the names (never the values) of their environment variables.
 SELECT s.name, s.transport, s.command, s.url, s.description, s.tags, s.compile_hints, s.registered_by,
-       s.refreshed_at, s.last_error, array(SELECT jsonb_object_keys(s.env)) AS env_keys,
+       s.refreshed_at, s.last_error, s.access_roles, s.read_scope,
+       array(SELECT jsonb_object_keys(coalesce(x.env, '{}'))) AS env_keys,
        (SELECT count(*) FROM tool_manifest t WHERE t.server = s.name) AS tools
-FROM mcp_server s ORDER BY s.name
+FROM mcp_server s LEFT JOIN mcp_server_secret x ON x.server = s.name ORDER BY s.name
 
 -- delete_manifests --
 -- Forget a server's tools before storing the fresh list.
@@ -38,12 +48,13 @@ FROM jsonb_to_recordset(%(tools)s::jsonb)
 UPDATE mcp_server SET refreshed_at = now(), last_error = %(error)s WHERE name = %(name)s
 
 -- get_manifest --
--- One tool's manifest.
-SELECT * FROM tool_manifest WHERE server = %(server)s AND name = %(name)s
+-- One tool's manifest, with who may call its server.
+SELECT t.*, s.access_roles, s.read_scope FROM tool_manifest t JOIN mcp_server s ON s.name = t.server
+WHERE t.server = %(server)s AND t.name = %(name)s
 
 -- all_manifests --
--- Every registered (non-built-in) tool, for the gateway.
-SELECT t.* FROM tool_manifest t JOIN mcp_server s ON s.name = t.server
+-- Every registered (non-built-in) tool, with who may call its server, for the gateway.
+SELECT t.*, s.access_roles, s.read_scope FROM tool_manifest t JOIN mcp_server s ON s.name = t.server
 WHERE s.transport <> 'builtin' ORDER BY t.server, t.name
 
 -- find_tools --

@@ -1,0 +1,167 @@
+"""Runs as a principal sees them: the one visibility rule, applied by every door.
+
+A run is visible to the account that started it, to members and admins of the roles it asked (its
+escalations' roles), and to superadmins; signal and cancel need the same relation and a full-scope
+key. To anyone else a run does not exist: every function here answers NotFound, never Forbidden,
+so ids do not leak. The MCP tools, the CLI (`--as`), `Client.runs(principal)` and the web view all
+call these functions; trusted Python code that passes no principal sees everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.errors import NotFound
+from longtail_mcp.humans.identity import Principal, require_write
+from longtail_mcp.runtime import service
+from longtail_mcp.runtime.handle import Handle
+from longtail_mcp.runtime.service import Visibility
+
+
+def visibility(actor: Principal | None) -> Visibility:
+    """The filter for `actor`: None (everything) for trusted code and superadmins, else (account, roles)."""
+    if actor is None or actor.superadmin:
+        return None
+    return actor.id, sorted(actor.roles)
+
+
+async def require_visible(db: Database, actor: Principal | None, workflow_id: str) -> None:
+    """Raises NotFound unless `actor` may see run `workflow_id`."""
+    await service.require_visible(db, workflow_id, visibility(actor))
+
+
+async def is_visible(db: Database, actor: Principal | None, workflow_id: str) -> bool:
+    try:
+        await require_visible(db, actor, workflow_id)
+    except NotFound:
+        return False
+    return True
+
+
+async def start_run(db: Database, actor: Principal, name: str, input: Any = None, *,
+                    workflow_id: str | None = None) -> tuple[str, bool]:
+    """Start a run acting for `actor` (its principal is recorded on the run). An id someone else
+    started is a Conflict, not their run.
+
+    Raises:
+        Forbidden: a read-only key.  Conflict: the id is taken by another account's run.
+    """
+    require_write(actor)
+    return await service.start_run(db, name, input, workflow_id=workflow_id, principal=actor)
+
+
+async def get_run(db: Database, actor: Principal | None, workflow_id: str) -> dict[str, Any]:
+    await require_visible(db, actor, workflow_id)
+    return await service.get_run(db, workflow_id)
+
+
+async def list_runs(db: Database, actor: Principal | None, *, status: str | None = None, name: str | None = None,
+                    limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    return await service.list_runs(db, status=status, name=name, limit=limit, offset=offset,
+                                   visible_to=visibility(actor))
+
+
+async def export_run(db: Database, actor: Principal | None, workflow_id: str) -> dict[str, Any]:
+    await require_visible(db, actor, workflow_id)
+    return await service.export_run(db, workflow_id)
+
+
+async def signal_run(db: Database, actor: Principal | None, workflow_id: str, name: str, payload: Any = None) -> None:
+    """Raises: Forbidden (read-only key), NotFound (absent or not visible), Conflict (the run ended)."""
+    if actor is not None:
+        require_write(actor)
+    await require_visible(db, actor, workflow_id)
+    await service.send_signal(db, workflow_id, name, payload)
+
+
+async def cancel_run(db: Database, actor: Principal | None, workflow_id: str, reason: str | None = None) -> list[str]:
+    """Raises: Forbidden (read-only key), NotFound (absent or not visible), Conflict (already ended)."""
+    if actor is not None:
+        require_write(actor)
+    await require_visible(db, actor, workflow_id)
+    return await service.cancel_run(db, workflow_id, reason)
+
+
+async def handle(db: Database, actor: Principal | None, workflow_id: str) -> Handle:
+    """A handle to a run `actor` may see (to wait for its result).
+
+    Raises:
+        NotFound: absent or not visible.
+    """
+    await require_visible(db, actor, workflow_id)
+    return Handle(db, workflow_id)
+
+
+class Runs:
+    """`client.runs(principal)`: the runs API with every call checked against that principal."""
+
+    def __init__(self, db: Database, actor: Principal) -> None:
+        self.db = db
+        self.actor = actor
+
+    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None) -> Handle:
+        wid, created = await start_run(self.db, self.actor, name, input, workflow_id=workflow_id)
+        return Handle(self.db, wid, created=created)
+
+    async def get(self, workflow_id: str) -> dict[str, Any]:
+        return await get_run(self.db, self.actor, workflow_id)
+
+    async def list(self, *, status: str | None = None, name: str | None = None, limit: int = 50,
+                   offset: int = 0) -> list[dict[str, Any]]:
+        return await list_runs(self.db, self.actor, status=status, name=name, limit=limit, offset=offset)
+
+    async def export(self, workflow_id: str) -> dict[str, Any]:
+        return await export_run(self.db, self.actor, workflow_id)
+
+    async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
+        await signal_run(self.db, self.actor, workflow_id, name, payload)
+
+    async def cancel(self, workflow_id: str, reason: str | None = None) -> list[str]:
+        return await cancel_run(self.db, self.actor, workflow_id, reason)
+
+    async def handle(self, workflow_id: str) -> Handle:
+        return await handle(self.db, self.actor, workflow_id)
+
+
+class EventAudience:
+    """Which events one subscriber (an /events client) may receive: those about what it may see.
+
+    Superadmins and trusted code get every event. Anyone else gets run and step events of the runs
+    visible to them (one query per run, remembered), escalation events of their roles' escalations
+    (and of runs visible to them), and file and pipeline events (every key may use those tools).
+    """
+
+    REMEMBER = 4096  # runs whose visibility is remembered per subscriber
+
+    def __init__(self, db: Database, actor: Principal | None) -> None:
+        self.db = db
+        self.actor = actor
+        self._runs: dict[str, bool] = {}
+
+    async def sees(self, event: Any) -> bool:
+        actor = self.actor
+        if actor is None or actor.superadmin:
+            return True
+        family = event.type.partition(".")[0]
+        if family == "escalation":
+            if event.name is not None and actor.member_of(event.name):
+                if event.workflow_id:  # a run asked one of my roles: it is visible to me from now on
+                    self._remember(event.workflow_id, True)
+                return True
+            return bool(event.workflow_id) and await self._run_visible(event.workflow_id)
+        if family in ("run", "step"):
+            return bool(event.workflow_id) and await self._run_visible(event.workflow_id)
+        return family in ("file", "pipeline")
+
+    async def _run_visible(self, workflow_id: str) -> bool:
+        known = self._runs.get(workflow_id)
+        if known is None:
+            known = await is_visible(self.db, self.actor, workflow_id)
+            self._remember(workflow_id, known)
+        return known
+
+    def _remember(self, workflow_id: str, visible: bool) -> None:
+        if len(self._runs) >= self.REMEMBER:
+            self._runs.pop(next(iter(self._runs)))
+        self._runs[workflow_id] = visible
