@@ -101,11 +101,11 @@ async def _execute(conn: Conn, statement: str, *, max_rows: int, timeout_ms: int
             raise InvalidInput(f"the statement ran longer than the {timeout_ms} ms statement timeout") from None
         except psycopg.ProgrammingError as exc:
             if "didn't produce a result" not in str(exc):
-                raise _refusal(exc) from None
+                raise _refusal(exc, approved=commit) from None
             raise InvalidInput("run_sql answers with rows: give a statement that returns rows (SELECT, VALUES, "
                                "TABLE, SHOW, EXPLAIN); this one returned none") from None
         except psycopg.Error as exc:
-            raise _refusal(exc) from None
+            raise _refusal(exc, approved=commit) from None
         columns = await _columns(conn, cur) if cur.description else []
         command = cur.statusmessage or None
         if commit:
@@ -118,9 +118,13 @@ async def _execute(conn: Conn, statement: str, *, max_rows: int, timeout_ms: int
             await conn.set_autocommit(True)
 
 
-def _refusal(exc: psycopg.Error) -> Exception:
+def _refusal(exc: psycopg.Error, *, approved: bool = False) -> Exception:
     state = exc.sqlstate or ""
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if approved and state == "42501":
+        return Forbidden(f"even approved, run_sql runs as the writer role, which may not do this ({first}): it is "
+                         "no superuser, creates no roles or databases, changes no tables' definitions, and reads "
+                         "no secrets")
     if state in _WRITE_REFUSALS:
         return PolicyDenied(f"the database refused the statement: {_WRITE_REFUSALS[state]} ({first}). Ask for an "
                             "approval (request_approval: true) to run this exact statement once with write access",

@@ -34,5 +34,10 @@ def boom(reason: str) -> str:
     raise ToolError(f"boom: {reason}")  # a ToolError's message reaches the caller
 
 
+@server.tool(description="The names of the environment variables this server was started with")
+def environ() -> list[str]:
+    return sorted(os.environ)
+
+
 if __name__ == "__main__":
     server.run()

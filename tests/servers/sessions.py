@@ -47,11 +47,11 @@ async def http_server(app: LongTail, *, dev: bool = False) -> AsyncIterator[str]
 
 @asynccontextmanager
 async def session(transport: str, app: LongTail, server: str, account: str | None = None,
-                  base: str | None = None) -> AsyncIterator[McpClient]:
+                  base: str | None = None, *, scope: str = "full") -> AsyncIterator[McpClient]:
     """A session to `server` acting as `account` (None: the local operator, `system`).
 
-    `http`/`sse` reach the gateway at `base` (from `http_server`) with a fresh full-scope key of the
-    account; `stdio` starts `longtail-mcp stdio <server> --as <account>`.
+    `http`/`sse` reach the gateway at `base` (from `http_server`) with a fresh key of the account
+    (of `scope`); `stdio` starts `longtail-mcp stdio <server> --as <account>`.
     """
     principal = SYSTEM if account is None else await ident.get_principal(app.db, account)
     if transport in ("memory", "jsonrpc"):
@@ -73,7 +73,7 @@ async def session(transport: str, app: LongTail, server: str, account: str | Non
     owner = account or "admin"
     if account is None:
         await ident.ensure_admin(app.db)  # the superadmin `serve` creates on first start
-    key = (await ident.create_key(app.db, SYSTEM, owner))["key"]
+    key = (await ident.create_key(app.db, SYSTEM, owner, scope=scope))["key"]
     headers = {"Authorization": f"Bearer {key}"}
     if transport == "http":
         async with httpx2.AsyncClient(headers=headers, timeout=60) as http, \
