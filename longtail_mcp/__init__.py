@@ -19,8 +19,7 @@ from longtail_mcp.errors import (
 from longtail_mcp.events import Event
 from longtail_mcp.humans.certified import Escalation
 from longtail_mcp.humans.identity import Principal
-from longtail_mcp.runtime.app import LongTail
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.app import Client, LongTail
 from longtail_mcp.runtime.context import Context, StepInfo, current_step
 from longtail_mcp.runtime.handle import Handle
 

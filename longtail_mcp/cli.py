@@ -20,8 +20,7 @@ from longtail_mcp.errors import LongtailError
 from longtail_mcp.humans import escalations, identity
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.mcp_glue.http import LOOPBACK
-from longtail_mcp.runtime.app import LongTail
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.app import Client, LongTail
 
 logger = logging.getLogger("longtail_mcp")
 

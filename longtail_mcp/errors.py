@@ -16,6 +16,11 @@ class LongtailError(Exception):
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "type": type(self).__name__, "message": self.message, "data": self.data}
 
+    @classmethod
+    def from_json(cls, error: dict[str, Any]) -> "LongtailError":
+        """The error again from its stored form (see `to_json`)."""
+        return cls(str(error.get("message", "")), data=error.get("data"))
+
 
 class NotFound(LongtailError):
     """The named run, step or object does not exist."""
@@ -65,6 +70,10 @@ class PolicyDenied(Forbidden):
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "rule": self.rule}
 
+    @classmethod
+    def from_json(cls, error: dict[str, Any]) -> "LongtailError":
+        return cls(str(error.get("message", "")), rule=str(error.get("rule", "")), data=error.get("data"))
+
 
 class Unavailable(LongtailError):
     """The database or another dependency cannot be reached right now."""
@@ -95,6 +104,12 @@ class StepFailed(LongtailError):
         self.error = error
         self.retryable = retryable
 
+    @classmethod
+    def from_json(cls, error: dict[str, Any]) -> "LongtailError":
+        data = error.get("data") or {}
+        return cls(str(error.get("message", "")), step=str(data.get("step", "")), error=data.get("error") or {},
+                   retryable=bool(error.get("retryable")))
+
 
 class NonDeterminism(LongtailError):
     """Replay found the workflow asking for a different step than its journal recorded."""
@@ -119,6 +134,12 @@ class WorkflowFailed(LongtailError):
         self.status = status
         self.error = error
 
+    @classmethod
+    def from_json(cls, error: dict[str, Any]) -> "LongtailError":
+        data = error.get("data") or {}
+        return cls(str(error.get("message", "")), workflow_id=str(data.get("workflow_id", "")),
+                   status=str(data.get("status", "failed")), error=data.get("error"))
+
 
 def error_to_json(exc: BaseException) -> dict[str, Any]:
     """Stored form of any exception: jsonb `{code, type, message, retryable, data}`, never a pickle."""
@@ -128,3 +149,20 @@ def error_to_json(exc: BaseException) -> dict[str, Any]:
         out = {"code": "error", "type": type(exc).__name__, "message": str(exc) or type(exc).__name__, "data": None}
     out.setdefault("retryable", not isinstance(exc, NonRetryableError))
     return out
+
+
+def _classes(base: type[LongtailError]) -> list[type[LongtailError]]:
+    found = [base]
+    for sub in base.__subclasses__():
+        found += _classes(sub)
+    return found
+
+
+def error_from_json(error: dict[str, Any]) -> LongtailError:
+    """A stored error (`error_to_json`) as an exception again: its own class when it is one of ours
+    (by type name, else by code), else a plain LongtailError with its message."""
+    classes = _classes(LongtailError)
+    by_type = {c.__name__: c for c in classes}
+    by_code = {c.code: c for c in reversed(classes)}  # the most general class of a code wins
+    cls = by_type.get(str(error.get("type"))) or by_code.get(str(error.get("code"))) or LongtailError
+    return cls.from_json(error)

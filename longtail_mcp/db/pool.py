@@ -9,9 +9,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from longtail_mcp.db.errors import translate
+from longtail_mcp.db.queries import load
 from longtail_mcp.errors import ConfigurationError
 
 Conn = psycopg.AsyncConnection[dict]  # type: ignore[type-arg]
+N = load("notify")
 
 
 class Database:
@@ -127,6 +129,10 @@ class Database:
         """A pooled connection inside one transaction: committed on exit, rolled back on error."""
         async with self.connection() as conn, conn.transaction():
             yield conn
+
+    async def wake(self, conn: Conn) -> None:
+        """Notify the workers (on `conn`'s transaction, delivered at commit) that a run may be due now."""
+        await conn.execute(N["notify_wake"], {"channel": self.wake_channel})
 
     async def connect(self) -> Conn:
         """A dedicated connection outside the pool (for LISTEN); the caller closes it."""

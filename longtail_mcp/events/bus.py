@@ -1,20 +1,23 @@
-"""Publishing (inside the changing transaction) and subscribing (LISTEN) to events."""
+"""Publishing (inside the changing transaction) and subscribing (through the database's one feed) to events."""
 
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import anyio
-from psycopg import sql
 
 from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.db.queries import load
 from longtail_mcp.errors import InvalidInput
+from longtail_mcp.events.feed import Subscription, feed_of
 from longtail_mcp.events.types import EVENT_TYPES, Event, matches
 
 logger = logging.getLogger(__name__)
+N = load("notify")
 Handler = Callable[[Event], Awaitable[None] | None]
 
 
@@ -24,15 +27,10 @@ async def emit(conn: Conn, db: Database, events: list[Event]) -> None:
         return
     now = time.time()
     payloads = [(e if e.at is not None else _stamp(e, now)).to_json() for e in events]
-    await conn.execute(
-        "SELECT pg_notify(%(channel)s, p) FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS x(p, n) ORDER BY n",
-        {"channel": db.events_channel, "payloads": payloads},
-    )
+    await conn.execute(N["notify_events"], {"channel": db.events_channel, "payloads": payloads})
 
 
 def _stamp(event: Event, now: float) -> Event:
-    from dataclasses import replace
-
     return replace(event, at=now)
 
 
@@ -76,27 +74,19 @@ class EventBus:
     @asynccontextmanager
     async def subscribe(
         self, types: list[str] | None = None, workflow_id: str | None = None
-    ) -> AsyncIterator[AsyncIterator[Event]]:
-        """A stream of matching events from the moment this returns (a LISTEN connection of its own)."""
+    ) -> AsyncIterator[Subscription]:
+        """A stream of matching events from the moment this returns.
+
+        It costs no connection: every subscriber of a Database shares its one feed (see events/feed.py),
+        and waits through a reconnection instead of failing. A subscriber that falls 10,000 events
+        behind loses its oldest ones.
+
+        Raises:
+            InvalidInput: an unknown event type.  Unavailable: the feed is not listening and cannot connect now.
+        """
         check_patterns(types)
-        db = self._db()
-        conn = await db.connect()
-        try:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(db.events_channel)))
-
-            async def stream() -> AsyncIterator[Event]:
-                async for note in conn.notifies():
-                    try:
-                        event = Event.from_json(note.payload)
-                    except (ValueError, TypeError):
-                        continue
-                    if matches(event.type, types) and (workflow_id is None or event.workflow_id == workflow_id):
-                        yield event
-
-            yield stream()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await conn.close()
+        async with feed_of(self._db()).subscription(types, workflow_id) as events:
+            yield events
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Dispatch events to the `on(...)` handlers until cancelled."""

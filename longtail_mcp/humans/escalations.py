@@ -78,7 +78,7 @@ async def _visible(conn: Conn, actor: Principal, escalation_id: str) -> dict[str
 async def _wake(conn: Conn, db: Database, row: dict[str, Any]) -> None:
     if row.get("workflow_id"):
         await conn.execute(R["wake_workflows"], {"ids": [row["workflow_id"]]})
-        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+        await db.wake(conn)
 
 
 def _event(kind: str, row: dict[str, Any]) -> Event:

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from collections.abc import Sequence
+
 from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import NotFound
+from longtail_mcp.events import Event
 from longtail_mcp.humans.identity import Principal, require_write
+from longtail_mcp.humans.waits import cancel_listener
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.handle import Handle
+from longtail_mcp.runtime.ports import CancelListener
 from longtail_mcp.runtime.service import Visibility
 
 
@@ -75,12 +80,18 @@ async def signal_run(db: Database, actor: Principal | None, workflow_id: str, na
     await service.send_signal(db, workflow_id, name, payload)
 
 
-async def cancel_run(db: Database, actor: Principal | None, workflow_id: str, reason: str | None = None) -> list[str]:
-    """Raises: Forbidden (read-only key), NotFound (absent or not visible), Conflict (already ended)."""
+async def cancel_run(db: Database, actor: Principal | None, workflow_id: str, reason: str | None = None, *,
+                     listeners: Sequence[CancelListener] | None = None) -> list[str]:
+    """Cancel a visible run with its live children and hooks, and close the escalations they wait on
+    (`listeners`: the app's cancel listeners; by default the human queue's).
+
+    Raises: Forbidden (read-only key), NotFound (absent or not visible), Conflict (already ended).
+    """
     if actor is not None:
         require_write(actor)
     await require_visible(db, actor, workflow_id)
-    return await service.cancel_run(db, workflow_id, reason)
+    return await service.cancel_run(db, workflow_id, reason,
+                                    listeners=[cancel_listener(db)] if listeners is None else listeners)
 
 
 async def handle(db: Database, actor: Principal | None, workflow_id: str) -> Handle:
@@ -90,19 +101,20 @@ async def handle(db: Database, actor: Principal | None, workflow_id: str) -> Han
         NotFound: absent or not visible.
     """
     await require_visible(db, actor, workflow_id)
-    return Handle(db, workflow_id)
+    return Handle(db, workflow_id, on_cancel=[cancel_listener(db)])
 
 
 class Runs:
     """`client.runs(principal)`: the runs API with every call checked against that principal."""
 
-    def __init__(self, db: Database, actor: Principal) -> None:
+    def __init__(self, db: Database, actor: Principal, *, on_cancel: Sequence[CancelListener] | None = None) -> None:
         self.db = db
         self.actor = actor
+        self.on_cancel = on_cancel
 
     async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None) -> Handle:
         wid, created = await start_run(self.db, self.actor, name, input, workflow_id=workflow_id)
-        return Handle(self.db, wid, created=created)
+        return Handle(self.db, wid, created=created, on_cancel=[cancel_listener(self.db)])
 
     async def get(self, workflow_id: str) -> dict[str, Any]:
         return await get_run(self.db, self.actor, workflow_id)
@@ -118,7 +130,7 @@ class Runs:
         await signal_run(self.db, self.actor, workflow_id, name, payload)
 
     async def cancel(self, workflow_id: str, reason: str | None = None) -> list[str]:
-        return await cancel_run(self.db, self.actor, workflow_id, reason)
+        return await cancel_run(self.db, self.actor, workflow_id, reason, listeners=self.on_cancel)
 
     async def handle(self, workflow_id: str) -> Handle:
         return await handle(self.db, self.actor, workflow_id)
@@ -139,7 +151,7 @@ class EventAudience:
         self.actor = actor
         self._runs: dict[str, bool] = {}
 
-    async def sees(self, event: Any) -> bool:
+    async def sees(self, event: Event) -> bool:
         actor = self.actor
         if actor is None or actor.superadmin:
             return True

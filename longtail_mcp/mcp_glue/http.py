@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from longtail_mcp.errors import LongtailError, Unauthenticated
 from longtail_mcp.humans.identity import SYSTEM, Principal, authenticate, split_key
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.tools.spec import Services
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -67,7 +67,7 @@ class BearerAuth:
     trips); a revocation, expiry or role change therefore takes effect within that time.
     """
 
-    def __init__(self, app: ASGIApp, client: Client, *, dev: bool, cache_seconds: float = KEY_CACHE_SECONDS) -> None:
+    def __init__(self, app: ASGIApp, client: Services, *, dev: bool, cache_seconds: float = KEY_CACHE_SECONDS) -> None:
         self.app = app
         self.client = client
         self.dev = dev
@@ -130,7 +130,7 @@ async def request_principal(ctx: ServerRequestContext[Any]) -> Principal:
     return principal
 
 
-def mcp_routes(server: Server[Any], client: Client, *, dev: bool, host: str) -> tuple[list[BaseRoute], Callable[[], Any]]:
+def mcp_routes(server: Server[Any], client: Services, *, dev: bool, host: str) -> tuple[list[BaseRoute], Callable[[], Any]]:
     """Routes for /mcp (streamable HTTP) and /sse + /messages/ (legacy SSE), and the lifespan to run."""
     security = transport_security(host)
     manager = StreamableHTTPSessionManager(app=server, security_settings=security)

@@ -165,7 +165,7 @@ class JournalWriter:
                 if parents:
                     await conn.execute(Q["wake_workflows"], {"ids": sorted(parents)})
                 if wake_now:
-                    await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+                    await self.db.wake(conn)
         self.batches += 1
         self.writes += len(batch)
         for i, item in enumerate(batch):

@@ -1,6 +1,7 @@
 """Run services: the one implementation behind the Python API, the CLI and (later) the MCP tools."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from longtail_mcp.errors import Conflict, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
 from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
 from longtail_mcp.runtime.journal import TERMINAL
+from longtail_mcp.runtime.ports import CancelListener
 
 Q = load("runtime")
 S = load("schedules")
@@ -73,7 +75,7 @@ async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: 
         })).fetchone()
         if row is not None:
             await emit(conn, db, [Event("run.started", workflow_id=wid, name=name, status="pending")])
-            await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+            await db.wake(conn)
             return wid, True
         existing = await (await conn.execute(Q["run_starter"], {"id": wid})).fetchone()
     if existing is not None and existing["started_by"] != _starter(principal):
@@ -105,7 +107,7 @@ async def start_hook(db: Database, target: str, name: str, args: Any = None, *, 
                 raise Conflict(f"run {target!r} is {run['status']}; hooks start only on live runs")
             raise Conflict(f"a run with id {hid!r} already exists")
         await emit(conn, db, [Event("run.started", workflow_id=hid, name=name, status="pending", kind="hook")])
-        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+        await db.wake(conn)
     return hid
 
 
@@ -121,11 +123,14 @@ async def send_signal(db: Database, workflow_id: str, name: str, payload: Any = 
             if run is None:
                 raise NotFound(f"no run with id {workflow_id!r}")
             raise Conflict(f"run {workflow_id!r} is {run['status']}; the signal {name!r} was not delivered")
-        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+        await db.wake(conn)
 
 
-async def cancel_run(db: Database, workflow_id: str, reason: str | None = None) -> list[str]:
-    """Cancel a live run, its children and hooks; returns the ids cancelled."""
+async def cancel_run(db: Database, workflow_id: str, reason: str | None = None, *,
+                     listeners: Sequence[CancelListener] = ()) -> list[str]:
+    """Cancel a live run, its children and hooks; returns the ids cancelled. Each of `listeners` (the
+    composition root passes `Extensions.on_cancel`) runs in the cancelling transaction, e.g. to close
+    the escalations those runs waited on."""
     error = {"code": "cancelled", "type": "Cancelled", "message": reason or "cancelled", "retryable": False}
     async with db.transaction() as conn:
         rows = await (await conn.execute(Q["cancel_workflows"], {"id": workflow_id, "error": dumps(error)})).fetchall()
@@ -139,11 +144,9 @@ async def cancel_run(db: Database, workflow_id: str, reason: str | None = None) 
         if parents:
             await conn.execute(Q["wake_workflows"], {"ids": parents})
         await emit(conn, db, [Event("run.cancelled", workflow_id=r["id"], name=r["name"], status="cancelled") for r in rows])
-        from longtail_mcp.humans.escalations import cancel_for_runs
-        from longtail_mcp.humans.identity import SYSTEM
-
-        await cancel_for_runs(conn, db, SYSTEM, ids, f"run cancelled: {reason or 'cancelled'}")
-        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+        for listener in listeners:
+            await listener(conn, ids, f"run cancelled: {reason or 'cancelled'}")
+        await db.wake(conn)
     return ids
 
 
@@ -248,7 +251,7 @@ async def upsert_schedule(
         await conn.execute(S["register_cron" if declared else "upsert_schedule"], {
             "name": name, "workflow": workflow or name, "cron": cron, "input": dumps_or_none(input), "next_at": next_at,
         })
-        await conn.execute("SELECT pg_notify(%s, '')", [db.wake_channel])
+        await db.wake(conn)
     return {"name": name, "workflow": workflow or name, "cron": cron}
 
 
@@ -270,3 +273,15 @@ async def list_workflow_types(db: Database, *, stale_seconds: float = 60.0) -> l
         rows = await (await conn.execute(Q["workflow_types"], {"stale": stale_seconds})).fetchall()
         crons = {r["workflow"]: r["cron"] for r in await (await conn.execute(S["list_schedules"])).fetchall()}
     return [{"name": r["name"], "workers": r["workers"], "cron": crons.get(r["name"])} for r in rows]
+
+
+async def health(db: Database, *, stale_seconds: float) -> dict[str, int]:
+    """`{migration, workers_alive}`: the applied schema version and the workers that heartbeat within
+    `stale_seconds` (for /health).
+
+    Raises:
+        Unavailable: the database cannot be reached.
+    """
+    async with db.connection() as conn:
+        row = await (await conn.execute(Q["health"], {"stale": stale_seconds})).fetchone()
+    return {"migration": int(row["migration"]), "workers_alive": int(row["workers_alive"])} if row else {}

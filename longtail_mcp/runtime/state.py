@@ -1,13 +1,15 @@
 """Entity state operations (`ctx.state`): each one atomic in SQL and journaled for replay."""
 
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from longtail_mcp.db.pool import Conn
+from longtail_mcp.db.queries import load
 from longtail_mcp.errors import InvalidInput
+from longtail_mcp.runtime.codec import dumps, roundtrip
+from longtail_mcp.runtime.replay import ReplayCursor
 
-if TYPE_CHECKING:
-    from longtail_mcp.runtime.context import Context
-
+Q = load("runtime")
 Path = str | list[str | int] | None
 _MISSING = object()
 
@@ -29,11 +31,11 @@ class State:
     returns the value now at the path; replay returns the recorded value instead of re-applying.
     """
 
-    def __init__(self, ctx: "Context") -> None:
+    def __init__(self, ctx: "StateOps") -> None:
         self._ctx = ctx
 
     def _op(self, op: str, path: Path, value: Any = None) -> Coroutine[Any, Any, Any]:
-        return self._ctx._state_op(self._ctx._next(), op, split_path(path), value)
+        return self._ctx.state_op(self._ctx.next_seq(), op, split_path(path), value)
 
     def get(self, path: Path = None) -> Coroutine[Any, Any, Any]:
         """The whole state, or the value at `path` (None when absent)."""
@@ -82,3 +84,34 @@ class State:
     def delete(self, path: Path) -> Coroutine[Any, Any, Any]:
         """Remove the key (or array element) at `path`; an empty path clears the state."""
         return self._op("delete", path)
+
+
+class StateOps(ReplayCursor):
+    """The journaled entity-state operation behind `ctx.state` (and its hooks')."""
+
+    async def state_op(self, seq: int, op: str, path: list[str], value: Any) -> Any:
+        rec = self.recorded(seq, "state", op)
+        if rec is not None:
+            if rec.status == "failed":
+                raise InvalidInput((rec.error or {}).get("message", f"state {op} failed"))
+            return rec.output
+        call_input = {"path": path, "value": roundtrip(value, what="the state value")}
+
+        async def apply(conn: Conn, _wake_seq: int) -> Any:
+            if op == "get":
+                row = await (await conn.execute(Q["get_state"], {"id": self.entity_id, "path": path})).fetchone()
+            else:
+                row = await (await conn.execute(Q["apply_state"], {
+                    "id": self.entity_id, "op": op, "path": path, "value": dumps(call_input["value"]),
+                })).fetchone()
+            out = None if row is None else row["value"]
+            await self.record_on(conn, seq, "state", op, "completed", input=call_input, output=out)
+            return out
+
+        try:
+            out = await self.side_transaction(apply)
+        except InvalidInput as exc:
+            await self.write(seq, "state", op, "failed", input=call_input, error=exc.to_json())
+            raise
+        self.remember(seq, "state", op, "completed", input=call_input, output=out)
+        return out

@@ -8,20 +8,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
-from psycopg import sql
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import NonDeterminism, error_to_json
 from longtail_mcp.events import Event, emit
-from longtail_mcp.humans.certified import certified_types, intercept
-from longtail_mcp.humans.escalations import process_deadlines
-from longtail_mcp.humans.identity import Principal
+from longtail_mcp.events.feed import feed_of
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.codec import dumps_or_none, roundtrip
 from longtail_mcp.runtime.context import Context, Record, Suspend
 from longtail_mcp.runtime.journal import Finish, Interrupted, JournalWriter, LeaseLost
-from longtail_mcp.runtime.registry import Registry
+from longtail_mcp.runtime.ports import Extensions
+from longtail_mcp.runtime.registry import Registry, WorkflowSpec
 
 logger = logging.getLogger(__name__)
 Q = load("runtime")
@@ -43,10 +41,10 @@ class Worker:
         flushers: int = 2,
         listen: bool = True,
         worker_id: str | None = None,
-        client: Any = None,
+        extensions: Extensions | None = None,
     ) -> None:
         self.db = db
-        self.client = client  # the app (settings, events): in-run calls of the family's own tools need it
+        self.extensions = extensions or Extensions()  # tools, external waits, interceptors, periodic tasks
         self.registry = registry
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
@@ -60,7 +58,6 @@ class Worker:
         self._wake = anyio.Event()
         self.executed = 0
         self.alive = False
-        self.certified_config: dict[str, str] = {}
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
         """Work until cancelled; on the way out hand running runs back for others to take at once."""
@@ -76,11 +73,12 @@ class Worker:
                 if self.listen:
                     await tg.start(self._listen)
                 tg.start_soon(self._heartbeat)
+                for name, task in self.extensions.periodic:
+                    await self._periodic_once(name, task)  # e.g. which types are certified, before any claim
+                    tg.start_soon(self._periodic, name, task)
                 tg.start_soon(self._claim_loop, tg, names)
                 await self._register_crons()
-                self.certified_config = await certified_types(self.db)
                 tg.start_soon(self._schedule_loop, names)
-                tg.start_soon(self._deadline_loop)
                 self.alive = True
                 task_status.started(self)
         finally:
@@ -88,7 +86,7 @@ class Worker:
                 async with self.db.connection() as conn:
                     await conn.execute(Q["release_leases"], {"worker": self.worker_id})
                     await conn.execute(Q["stop_worker"], {"id": self.worker_id})
-                    await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+                    await self.db.wake(conn)
             self.alive = False
 
     def wake(self) -> None:
@@ -97,22 +95,17 @@ class Worker:
     # -- loops -----------------------------------------------------------------------------------
 
     async def _listen(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Wake the claim loop on every NOTIFY of the wake channel, heard through the process's one event
+        feed (no connection of our own). A lost listener only costs latency: polling stays correct."""
         started = False
         while True:
             try:
-                conn = await self.db.connect()
-                try:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.db.wake_channel)))
+                async with feed_of(self.db).wakes(self.wake):
                     if not started:
                         started = True
                         task_status.started()
-                    self._wake.set()  # anything made due while we were not listening
-                    async for _ in conn.notifies():
-                        self._wake.set()
-                finally:
-                    with anyio.CancelScope(shield=True):
-                        await conn.close()
-            except Exception as exc:  # a lost listener only costs latency: polling stays correct
+                    await anyio.sleep_forever()
+            except Exception as exc:
                 logger.warning("worker listener reconnecting: %s", exc)
                 if not started:
                     started = True
@@ -179,7 +172,7 @@ class Worker:
                     for row in due:
                         await self._fire(conn, row)
                     if due:
-                        await conn.execute("SELECT pg_notify(%s, '')", [self.db.wake_channel])
+                        await self.db.wake(conn)
                     nxt = await (await conn.execute(S["next_schedule_in"], {"workflows": names})).fetchone()
                 if nxt and nxt["seconds"] is not None:
                     wait = max(0.0, min(wait, float(nxt["seconds"])))
@@ -187,22 +180,17 @@ class Worker:
                 logger.warning("scheduler: %s", exc)
             await anyio.sleep(wait)
 
-    def _certified_role(self, spec: Any) -> str | None:
-        """The escalation role if this workflow type is certified (in code, or by a config row)."""
-        if spec.options.get("certified"):
-            return str(spec.options.get("role") or "admin")
-        return self.certified_config.get(spec.name)
+    async def _periodic_once(self, name: str, task: Any) -> None:
+        try:
+            await task()
+        except Exception as exc:
+            logger.warning("%s: %s", name, exc)
 
-    async def _deadline_loop(self) -> None:
-        """Move overdue escalations up their chains (or expire them), free expired claims, and
-        refresh which workflow types are certified by configuration."""
+    async def _periodic(self, name: str, task: Any) -> None:
+        """A task plugged in by a layer above (escalation deadlines, ...), every poll interval."""
         while True:
-            try:
-                await process_deadlines(self.db)
-                self.certified_config = await certified_types(self.db)
-            except Exception as exc:
-                logger.warning("deadlines: %s", exc)
             await anyio.sleep(self.poll_seconds)
+            await self._periodic_once(name, task)
 
     async def _fire(self, conn: Any, row: dict[str, Any]) -> None:
         now: datetime = row["now"]
@@ -255,14 +243,10 @@ class Worker:
         spec = self.registry.get(claim["name"])
         entity = claim["parent_id"] if claim["kind"] == "hook" else wid
         ctx = Context(self, workflow_id=wid, name=claim["name"], input=claim["input"], epoch=epoch, journal=journal,
-                      entity_id=entity, principal=Principal.from_json(claim["principal"]))
+                      entity_id=entity, principal=claim["principal"])
         finish = Finish(wid, epoch, "failed", claim["wake_seq"], parent_id=claim["parent_id"], name=claim["name"])
         try:
-            role = self._certified_role(spec)
-            if role is not None:
-                value = await intercept(ctx, spec.fn, claim["input"], spec.takes_input, role)
-            else:
-                value = await (spec.fn(ctx, claim["input"]) if spec.takes_input else spec.fn(ctx))
+            value = await self._body(ctx, spec, claim["input"])()
             extra = ctx.unreplayed()
             if extra is not None:
                 raise NonDeterminism(
@@ -280,3 +264,22 @@ class Worker:
             finish.status, finish.error, finish.due_at, finish.waiting_for = (
                 "failed", error_to_json(ctx.diverged), None, None)
         await self.journal.write(finish)
+
+    def _body(self, ctx: Context, spec: WorkflowSpec, input: Any) -> Any:
+        """The workflow body as a call, wrapped by every interceptor that applies to its type."""
+
+        def call() -> Any:
+            return spec.fn(ctx, input) if spec.takes_input else spec.fn(ctx)
+
+        body = call
+        for interceptor in reversed(self.extensions.interceptors):
+            if interceptor.applies(spec):
+                body = _wrapped(interceptor, ctx, spec, body)
+        return body
+
+
+def _wrapped(interceptor: Any, ctx: Context, spec: WorkflowSpec, inner: Any) -> Any:
+    def call() -> Any:
+        return interceptor.run(ctx, spec, inner)
+
+    return call

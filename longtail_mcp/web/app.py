@@ -11,24 +11,22 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from longtail_mcp.db.migrate import latest_version
-from longtail_mcp.db.queries import load
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.events.bus import check_patterns
 from longtail_mcp.humans.runs import EventAudience
+from longtail_mcp.runtime import service
 from longtail_mcp.mcp_glue.http import BearerAuth, HostGuard
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.app.client import Client
 from longtail_mcp.runtime.worker import Worker
 
-Q = load("runtime")
 
 
 async def health_report(app: Client, worker: Worker | None) -> tuple[bool, dict[str, Any]]:
     """(healthy, details): database reachable, migrations current, workers alive."""
     report: dict[str, Any] = {"migrations_latest": latest_version()}
     try:
-        async with app.db.connection() as conn:
-            row = await (await conn.execute(Q["health"], {"stale": app.settings.lease_seconds})).fetchone()
-        report.update(database="ok", migration=row["migration"], workers_alive=row["workers_alive"])
+        counts = await service.health(app.db, stale_seconds=app.settings.lease_seconds)
+        report.update(database="ok", **counts)
     except Exception as exc:
         report.update(database=f"unreachable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         return False, {"status": "unhealthy", **report}

@@ -6,18 +6,14 @@ from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field
 
 from longtail_mcp.humans import escalations as esc
-from longtail_mcp.mcp_glue.server import Approvable, PrincipalSource, ToolCall, ToolSpec, build_server
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.sql import readonly, reports
+from longtail_mcp.tools.spec import Approvable, Args, NoArgs, Services, ToolCall, ToolSpec
 
 NAME = "db-query"
 TAGS = ("database", "query", "analytics")
 RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 EscalationStatus = Literal["pending", "resolved", "cancelled", "expired"]
-
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class FindRunsIn(Args):
@@ -76,10 +72,6 @@ class ProcessSummary(BaseModel):
 
 class SummaryOut(BaseModel):
     workflow_types: list[ProcessSummary]
-
-
-class NoArgs(Args):
-    pass
 
 
 class StatsOut(BaseModel):
@@ -204,6 +196,6 @@ TOOLS = [
 ]
 
 
-def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, client, principal_of,
+def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, services, principal_of,
                         instructions="Read-only queries over the runtime's database.")

@@ -8,17 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from longtail_mcp import files
 from longtail_mcp.events import Event
 from longtail_mcp.files import FileRoot
-from longtail_mcp.mcp_glue.server import Approvable, PrincipalSource, ToolCall, ToolSpec, build_server
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.tools.spec import Approvable, Args, Services, ToolCall, ToolSpec
 
 NAME = "files"
 TAGS = ("storage", "files", "io")
 MAX_CONTENT_CHARS = 64 * 1024 * 1024  # the transport's bound; LONGTAIL_FILES_MAX_BYTES is the real limit
 PATH_HELP = "Path relative to the files root, with '/' between directories (e.g. 'notes/today.txt')"
-
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PathArgs(Args, Approvable):
@@ -194,6 +190,6 @@ TOOLS = [
 ]
 
 
-def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, client, principal_of,
+def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, services, principal_of,
                         instructions="Files under one root directory (LONGTAIL_FILES_ROOT).")

@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from longtail_mcp.fetch import reading
 from longtail_mcp.fetch.client import Policy, fetch
-from longtail_mcp.mcp_glue.server import Approvable, PrincipalSource, ToolCall, ToolSpec, build_server
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.tools.spec import Approvable, Services, ToolCall, ToolSpec
 
 NAME = "http-fetch"
 TAGS = ("http", "fetch", "web")
@@ -130,6 +130,6 @@ TOOLS = [
 ]
 
 
-def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, client, principal_of, instructions="HTTP requests to public addresses "
+def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, services, principal_of, instructions="HTTP requests to public addresses "
                         "(internal ones only through LONGTAIL_HTTP_ALLOW or an approval).")

@@ -5,20 +5,16 @@ from typing import Any, Literal
 
 import anyio
 from mcp.server import Server
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from longtail_mcp.humans import escalations as esc
-from longtail_mcp.mcp_glue.server import PrincipalSource, ToolCall, ToolSpec, build_server
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.tools.spec import Args, Services, ToolCall, ToolSpec
 
 NAME = "human-queue"
 TAGS = ("humans", "escalations", "approvals")
 EscalationStatus = Literal["pending", "resolved", "cancelled", "expired"]
 TERMINAL = ("resolved", "cancelled", "expired")
-
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Ref(Args):
@@ -218,6 +214,6 @@ TOOLS = [
 ]
 
 
-def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, client, principal_of,
+def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, services, principal_of,
                         instructions="The human queue: escalate to people and work their queue.")

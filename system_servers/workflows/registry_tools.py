@@ -2,16 +2,12 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from longtail_mcp.mcp_glue.server import ToolCall, ToolSpec
 from longtail_mcp.tools import registry
+from longtail_mcp.tools.spec import Args, NoArgs, ToolCall, ToolSpec
 
 TAGS = ("tools", "discovery", "registry")
-
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class RegisterIn(Args):
@@ -35,10 +31,6 @@ class RegisterOut(BaseModel):
     tools: list[str]
     access_roles: list[str]
     read_scope: bool
-
-
-class NoArgs(Args):
-    pass
 
 
 class ServersOut(BaseModel):

@@ -4,22 +4,18 @@ from typing import Any, Literal
 
 import anyio
 from mcp.server import Server
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.humans import runs
-from longtail_mcp.mcp_glue.server import PrincipalSource, ToolCall, ToolSpec, build_server
+from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime import service
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
 from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
 
 NAME = "workflows"
 TAGS = ("workflows", "durable", "runs")
 Status = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
-
-
-class Args(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class RunRef(Args):
@@ -112,10 +108,6 @@ class TypesOut(BaseModel):
     workflow_types: list[dict[str, Any]] = Field(description="[{name, workers, cron}] runnable by live workers")
 
 
-class NoArgs(Args):
-    pass
-
-
 def _run(row: dict[str, Any]) -> Run:
     return Run.model_validate({k: row.get(k) for k in Run.model_fields})
 
@@ -126,9 +118,7 @@ async def list_workflow_types(call: ToolCall, args: NoArgs) -> TypesOut:
 
 async def start_workflow(call: ToolCall, args: StartIn) -> StartOut:
     known = {t["name"] for t in await service.list_workflow_types(call.client.db)}
-    registry = getattr(call.client, "registry", None)  # a serving LongTail runs its own workflows too
-    if registry is not None:
-        known |= set(registry.names())
+    known |= set(call.client.served_workflows())  # a serving LongTail runs its own workflows too
     if args.name not in known:
         raise InvalidInput(f"no live worker runs workflow type {args.name!r}; known types: "
                            f"{', '.join(sorted(known)) or 'none (start a worker with --app)'}")
@@ -202,6 +192,6 @@ TOOLS = [
 TOOLS += REGISTRY_TOOLS
 
 
-def build(client: Client, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, client, principal_of,
+def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
+    return build_server(NAME, TOOLS, services, principal_of,
                         instructions="Durable workflow runs: start them, wait for them, signal, cancel, export.")

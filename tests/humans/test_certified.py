@@ -84,8 +84,10 @@ async def test_a_workflow_certified_by_a_config_row_escalates_instead_of_failing
         await certified.certify(app.db, SYSTEM, "plain", role="reviewer")
         assert await certified.certified_types(app.db) == {"plain": "reviewer"}
 
+        (interceptor,) = [i for i in worker.extensions.interceptors if isinstance(i, certified.CertifiedInterceptor)]
+
         async def picked_up() -> bool:
-            return worker.certified_config.get("plain") == "reviewer"
+            return interceptor.configured.get("plain") == "reviewer"
 
         await eventually(picked_up, within=5)
         handle = await app.start("plain", 1, workflow_id="c1")

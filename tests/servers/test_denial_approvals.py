@@ -87,7 +87,7 @@ async def test_a_read_only_key_cannot_spend_or_request_approvals(app: LongTail) 
     from tests.humans.helpers import read_only
 
     async with app:
-        from longtail_mcp.humans import approvals
+        from longtail_mcp.tools import approvals
 
         viewer = await read_only(app.db, await person(app.db, "vic"))
         with pytest.raises(Forbidden, match="read-only key"):

@@ -38,9 +38,9 @@ async def test_register_discover_and_list_an_external_server_through_mcp(app: Lo
             "name": "echo", "command": ECHO, "env": {"PYTHONPATH": str(ROOT), "SECRET_TOKEN": "s3cr3t"},
             "tags": ["testing", "text"], "description": "echo test server"})
         assert not result.is_error, result.content[0].text
-        assert sorted(result.structured_content["tools"]) == ["add", "boom", "echo"]
+        assert sorted(result.structured_content["tools"]) == ["add", "boom", "echo", "environ"]
         servers = {s["name"]: s for s in (await c.call_tool("list_mcp_servers", {})).structured_content["servers"]}
-        assert servers["echo"]["tools"] == 3 and servers["echo"]["transport"] == "stdio"
+        assert servers["echo"]["tools"] == 4 and servers["echo"]["transport"] == "stdio"
         assert sorted(servers["echo"]["env_keys"]) == ["PYTHONPATH", "SECRET_TOKEN"]
         assert "s3cr3t" not in str(servers), "environment values are never shown"
         assert servers["workflows"]["transport"] == "builtin" and servers["workflows"]["tools"] == len(workflows.TOOLS)
@@ -53,7 +53,7 @@ async def test_register_discover_and_list_an_external_server_through_mcp(app: Lo
         assert prefix and prefix[0]["server"] == "human-queue"
         assert {"escalate_to_human", "find_escalations"} <= {t["name"] for t in prefix}
         tagged = (await c.call_tool("find_tools", {"tags": ["testing"]})).structured_content["tools"]
-        assert {t["name"] for t in tagged} == {"add", "boom", "echo"}
+        assert {t["name"] for t in tagged} == {"add", "boom", "echo", "environ"}
 
 
 async def test_only_superadmins_register_and_an_unreachable_server_stores_nothing(app: LongTail) -> None:
@@ -187,5 +187,5 @@ async def test_serve_start_refreshes_registered_servers_and_records_failures(app
                                   ARRAY['/nonexistent/binary'])""")
         await publish_manifests(app)
         servers = {s["name"]: s for s in await registry.list_servers(app.db)}
-    assert servers["echo"]["tools"] == 3 and servers["echo"]["last_error"] is None
+    assert servers["echo"]["tools"] == 4 and servers["echo"]["last_error"] is None
     assert servers["gone"]["tools"] == 0 and "cannot connect" in servers["gone"]["last_error"]

@@ -76,9 +76,9 @@ async def test_every_workflows_tool_works_over_every_transport(app: LongTail, tr
         registered = await call(c, "register_mcp_server", {
             "name": "echo", "command": [sys.executable, "-m", "tests.apps.echo_server"],
             "env": {"PYTHONPATH": str(ROOT)}, "tags": ["testing"]})
-        assert sorted(registered["tools"]) == ["add", "boom", "echo"]
+        assert sorted(registered["tools"]) == ["add", "boom", "echo", "environ"]
         servers = {s["name"]: s["tools"] for s in (await call(c, "list_mcp_servers", {}))["servers"]}
-        assert servers["echo"] == 3
+        assert servers["echo"] == 4
         found = await call(c, "find_tools", {"query": "repeat text", "tags": ["testing"]})
         assert found["tools"][0]["qualified"] == "echo/echo"
 

@@ -169,4 +169,4 @@ RETURNING *
 
 -- escalation_outcome --
 -- What a waiting run reads of its own escalation: only a row bound to that run and step.
-SELECT status, resolution FROM escalation WHERE id = %(id)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s
+SELECT status, resolution, role FROM escalation WHERE id = %(id)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s

@@ -1,17 +1,23 @@
-"""Client: start, signal, query and export runs and follow events, against the database, no server needed."""
+"""Client: start, signal, query and export runs, act as people, follow events: the Python API of a host
+application. It is also the composition root's object the servers and tools are handed (`Services`)."""
 
 from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
 
+from longtail_mcp.app import wiring
 from longtail_mcp.config import Settings, load_settings
 from longtail_mcp.db.embedded import EmbeddedPostgres
 from longtail_mcp.db.migrate import migrate
 from longtail_mcp.db.pool import Database
 from longtail_mcp.events import EventBus
+from longtail_mcp.humans.identity import Principal, authenticate, get_principal
+from longtail_mcp.humans.queue import HumanQueue
+from longtail_mcp.humans.runs import Runs
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.handle import Handle
+from longtail_mcp.runtime.ports import Extensions
 
 
 class Client:
@@ -29,6 +35,7 @@ class Client:
         self._db: Database | None = None
         self.embedded: EmbeddedPostgres | None = None
         self.events = EventBus(lambda: self.db)
+        self._extensions: Extensions | None = None
         self._stack: AsyncExitStack | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -38,6 +45,17 @@ class Client:
         if self._db is None:
             raise RuntimeError("not open: use `async with` or `await .open()`")
         return self._db
+
+    @property
+    def extensions(self) -> Extensions:
+        """What this app plugs into the runtime kernel (tools, human waits, certified runs, ...)."""
+        if self._extensions is None:
+            self._extensions = wiring.extensions(self, self.db)
+        return self._extensions
+
+    def served_workflows(self) -> list[str]:
+        """Workflow types this process runs itself (none: a Client only starts and watches runs)."""
+        return []
 
     async def open(self, *, apply_migrations: bool = True, attach: bool | str | None = None) -> "Client":
         """Connect (starting or sharing the embedded Postgres if no DATABASE_URL) and migrate."""
@@ -65,6 +83,7 @@ class Client:
             with anyio.CancelScope(shield=True):
                 await self._db.close()
             self._db = None
+            self._extensions = None
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
@@ -96,25 +115,28 @@ class Client:
 
     # -- runs ------------------------------------------------------------------------------------
 
-    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None, principal: Any = None) -> Handle:
-        """Start a run of workflow type `name`. The id is the idempotency key: a second start returns the first run.
+    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None,
+                    principal: Principal | None = None) -> Handle:
+        """Start a run of workflow type `name`. The id is the idempotency key: a second start by the same
+        principal returns the first run.
 
         Raises:
             InvalidInput: the input is not JSON, or the id is empty or too long.
+            Conflict: the id is taken by another principal's run (or a run of another type).
         """
         wid, created = await service.start_run(self.db, name, input, workflow_id=workflow_id, principal=principal)
-        return Handle(self.db, wid, created=created)
+        return self.handle(wid, created=created)
 
-    def handle(self, workflow_id: str) -> Handle:
-        return Handle(self.db, workflow_id)
+    def handle(self, workflow_id: str, *, created: bool = True) -> Handle:
+        return Handle(self.db, workflow_id, created=created, on_cancel=self.extensions.on_cancel)
 
     async def hook(self, workflow_id: str, name: str, args: Any = None, *, hook_id: str | None = None,
-                   principal: Any = None) -> Handle:
+                   principal: Principal | None = None) -> Handle:
         """Start workflow type `name` on live run `workflow_id`, concurrently, sharing its entity state.
 
         The hook acts for `principal` (default: the principal of the run it is started on)."""
-        return Handle(self.db, await service.start_hook(self.db, workflow_id, name, args, hook_id=hook_id,
-                                                        principal=principal))
+        return self.handle(await service.start_hook(self.db, workflow_id, name, args, hook_id=hook_id,
+                                                    principal=principal))
 
     async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
         """Deliver a signal; buffered until the run waits for it.
@@ -125,8 +147,9 @@ class Client:
         await service.send_signal(self.db, workflow_id, name, payload)
 
     async def cancel(self, workflow_id: str, reason: str | None = None) -> list[str]:
-        """Cancel a live run with its live children and hooks; returns the ids cancelled."""
-        return await service.cancel_run(self.db, workflow_id, reason)
+        """Cancel a live run with its live children and hooks (and the escalations they wait on);
+        returns the ids cancelled."""
+        return await service.cancel_run(self.db, workflow_id, reason, listeners=self.extensions.on_cancel)
 
     async def get_run(self, workflow_id: str) -> dict[str, Any]:
         return await service.get_run(self.db, workflow_id)
@@ -147,28 +170,20 @@ class Client:
 
     # -- people ----------------------------------------------------------------------------------
 
-    async def principal(self, account_id: str) -> Any:
+    async def principal(self, account_id: str) -> Principal:
         """The Principal of an account (its current role memberships), to act as it."""
-        from longtail_mcp.humans.identity import get_principal
-
         return await get_principal(self.db, account_id)
 
-    async def authenticate(self, api_key: str) -> Any:
+    async def authenticate(self, api_key: str) -> Principal:
         """The Principal an API key stands for (raises Unauthenticated)."""
-        from longtail_mcp.humans.identity import authenticate
-
         return await authenticate(self.db, api_key)
 
-    def runs(self, actor: Any) -> Any:
-        """The runs `actor` may see and act on (the visibility rule of humans/runs.py): a `Runs`."""
-        from longtail_mcp.humans.runs import Runs
+    def runs(self, actor: Principal) -> Runs:
+        """The runs `actor` may see and act on (the one visibility rule, see humans/runs.py)."""
+        return Runs(self.db, actor, on_cancel=self.extensions.on_cancel)
 
-        return Runs(self.db, actor)
-
-    def humans(self, actor: Any) -> Any:
-        """The human queue as `actor` sees it (RBAC enforced on every call): a `HumanQueue`."""
-        from longtail_mcp.humans.queue import HumanQueue
-
+    def humans(self, actor: Principal) -> HumanQueue:
+        """The human queue as `actor` sees it (RBAC enforced on every call)."""
         return HumanQueue(self.db, actor, allow_self_approval=self.settings.allow_self_approval)
 
     # -- schedules -------------------------------------------------------------------------------
@@ -182,3 +197,4 @@ class Client:
 
     async def list_schedules(self) -> list[dict[str, Any]]:
         return await service.list_schedules(self.db)
+

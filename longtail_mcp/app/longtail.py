@@ -1,11 +1,12 @@
 """LongTail: a Client that also defines workflows and steps and runs workers for them."""
 
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from longtail_mcp.app.client import Client
 from longtail_mcp.config import Settings
-from longtail_mcp.runtime.client import Client
+from longtail_mcp.humans.identity import Principal
 from longtail_mcp.runtime.handle import Handle
 from longtail_mcp.runtime.registry import Registry, RetryPolicy, StepSpec
 from longtail_mcp.runtime.service import cron_iter
@@ -46,8 +47,6 @@ class LongTail(Client):
             fn, name = name, None
             return self.workflow(cron=cron, **options)(fn)
         if cron is not None:
-            from datetime import datetime
-
             cron_iter(cron, datetime.now(UTC))  # fail at definition time on a bad expression
 
         def register(fn: F) -> F:
@@ -80,14 +79,19 @@ class LongTail(Client):
         options.setdefault("concurrency", self.settings.concurrency)
         options.setdefault("lease_seconds", self.settings.lease_seconds)
         options.setdefault("poll_seconds", self.settings.poll_seconds)
-        options.setdefault("client", self)
+        options.setdefault("extensions", self.extensions)
         return Worker(self.db, self.registry, **options)
 
     async def run_worker(self, **options: Any) -> None:
         """Run a worker until cancelled."""
         await self.worker(**options).run()
 
-    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None, principal: Any = None) -> Handle:
+    def served_workflows(self) -> list[str]:
+        """Workflow types this app's workers run."""
+        return self.registry.names()
+
+    async def start(self, name: str, input: Any = None, *, workflow_id: str | None = None,
+                    principal: Principal | None = None) -> Handle:
         """Start a run. The workflow id is the idempotency key: starting it again returns the first run.
 
         Raises:

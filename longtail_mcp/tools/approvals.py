@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
+from longtail_mcp.errors import PolicyDenied
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans.identity import Principal, require_write
 from longtail_mcp.runtime.codec import iso
@@ -85,3 +86,18 @@ async def spend(db: Database, actor: Principal, escalation_id: str, tool: str, a
     """
     require_write(actor)
     await esc.use_approval(db, escalation_id, tool, args, requested_by=actor.id)
+
+
+async def explain(services: Any, principal: Principal, tool: str, action: tuple[str, dict[str, Any]],
+                  refusal: PolicyDenied, *, ask: bool) -> PolicyDenied:
+    """The error a caller sees for a refused call: how to ask for an approval, or (with `ask`) the
+    approval escalation just opened for it (its id also in the error's data)."""
+    role = services.settings.approver_role
+    if not ask:
+        return PolicyDenied(f"{refusal.message}. To ask the {role!r} role to allow this exact call once, call "
+                            "again with request_approval: true", rule=refusal.rule)
+    row = await request(services.db, principal, role, *action, reason=refusal.message, rule=refusal.rule)
+    return PolicyDenied(f"{refusal.message}. Approval requested: escalation {row['id']!r} for role {row['role']!r} "
+                        f"(human-queue check_resolution shows the decision). Once approved, call {tool} again with "
+                        f"the same arguments and approval_id={row['id']!r}: it goes through once",
+                        rule=refusal.rule, data={"escalation_id": row["id"]})
