@@ -19,7 +19,7 @@ Phases:
                records or events, unlike insert_escalation), then VACUUM ANALYZE, as autovacuum would
                after a bulk load.
   4. claim     `--claimers` concurrent tasks, one principal each, all through the app's pool:
-               list  escalations.available_work(limit=--page), then escalations.claim on one of the
+               list  inbox.available_work(limit=--page), then escalations.claim on one of the
                      first `--spread` items picked at random (on Conflict the next of them, then a new
                      page), until available_work returns nothing or `--list-seconds` have passed
                      (list-then-claim is too slow to empty 10,000 within a short benchmark).
@@ -71,7 +71,7 @@ from runtime import (  # bench/runtime.py
 from longtail_mcp import LongTail
 from longtail_mcp.errors import Conflict
 from longtail_mcp.humans import escalations as esc
-from longtail_mcp.humans import identity
+from longtail_mcp.humans import identity, inbox
 from longtail_mcp.humans.identity import SYSTEM, Principal
 
 ROLE = "reviewer"
@@ -157,7 +157,7 @@ async def claim_all(app: LongTail, people: list[Principal], mode: str,
                     args: argparse.Namespace) -> tuple[dict[str, Any], list[list[str]]]:
     """Every claimer claims until the queue is empty; returns figures (keys prefixed by `mode`) and each one's ids.
 
-    mode "list": escalations.available_work, then escalations.claim on one of the first --spread items
+    mode "list": inbox.available_work, then escalations.claim on one of the first --spread items
     (random), the next of them on Conflict, a fresh page when all collided.
     mode "next": escalations.claim_next (one SKIP LOCKED statement picks and claims) until it returns None.
     """
@@ -175,7 +175,7 @@ async def claim_all(app: LongTail, people: list[Principal], mode: str,
         await go.wait()
         while time.perf_counter() < stop_at:
             t = time.perf_counter()
-            items = await esc.available_work(app.db, me, limit=args.page)
+            items = await inbox.available_work(app.db, me, limit=args.page)
             list_lat.append(time.perf_counter() - t)
             pages[i] += 1
             if not items:

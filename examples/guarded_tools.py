@@ -16,7 +16,7 @@ from typing import Any
 from _demo import demo_app, run
 
 from longtail_mcp import Context, PolicyDenied
-from longtail_mcp.humans import escalations, identity
+from longtail_mcp.humans import escalations, identity, inbox
 from longtail_mcp.humans.identity import SYSTEM
 
 root = Path(tempfile.mkdtemp(prefix="longtail-files-"))
@@ -41,7 +41,7 @@ async def decide(olga: Any, approved: bool, reason: str) -> None:
     import anyio
 
     with anyio.fail_after(30):
-        while not (pending := await escalations.find_escalations(app.db, olga, role="approver", status="pending")):
+        while not (pending := await inbox.find_escalations(app.db, olga, role="approver", status="pending")):
             await anyio.sleep(0.1)
     request = pending[0]
     print(f"approval asked: {request['data']['tool']} {request['data']['arguments']['path']!r} "

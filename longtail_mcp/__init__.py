@@ -1,5 +1,6 @@
 """longtail-mcp: durable workflows for agents and humans on Postgres, served over MCP."""
 
+from longtail_mcp.app import Client, LongTail
 from longtail_mcp.config import Settings, load_settings
 from longtail_mcp.errors import (
     Conflict,
@@ -19,7 +20,6 @@ from longtail_mcp.errors import (
 from longtail_mcp.events import Event
 from longtail_mcp.humans.certified import Escalation
 from longtail_mcp.humans.identity import Principal
-from longtail_mcp.app import Client, LongTail
 from longtail_mcp.runtime.context import Context, StepInfo, current_step
 from longtail_mcp.runtime.handle import Handle
 

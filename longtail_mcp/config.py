@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")  # addresses `serve --dev` may listen on
 FILES_DENY = (".env", ".env.*", "*.pem", "*.key", "id_*", ".git", ".ssh")
 
 

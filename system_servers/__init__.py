@@ -1,5 +1,6 @@
 """The MCP servers of the family: schemas and thin handlers over the longtail_mcp services."""
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from system_servers.http_fetch import server as http_fetch
 from system_servers.human_queue import server as human_queue
 from system_servers.workflows import server as workflows
 
+logger = logging.getLogger(__name__)
 SERVERS: dict[str, Any] = {module.NAME: module for module in (workflows, human_queue, db_query, files, http_fetch)}
 
 
@@ -28,8 +30,6 @@ def builder(name: str) -> Callable[..., Any]:
 async def publish_manifests(client: Any, *, refresh_registered: bool = True) -> None:
     """Store our own servers' manifests (generated from the definitions) so find_tools sees them, and
     reconnect to every registered server to refresh its cached tools (failures are recorded, not fatal)."""
-    import logging
-
     for name, module in SERVERS.items():
         await registry.register_builtin(client.db, name, [spec.manifest(name) for spec in module.TOOLS],
                                         description=f"longtail-mcp {name} server", tags=list(module.TAGS))
@@ -39,7 +39,7 @@ async def publish_manifests(client: Any, *, refresh_registered: bool = True) -> 
                 try:
                     await registry.refresh(client.db, server["name"])
                 except Exception as exc:  # recorded in mcp_server.last_error by refresh()
-                    logging.getLogger(__name__).warning("could not refresh MCP server %s: %s", server["name"], exc)
+                    logger.warning("could not refresh MCP server %s: %s", server["name"], exc)
 
 
 class RegisteredTools(Proxy):

@@ -9,6 +9,7 @@ with a symlink from the home, so nobody's home permissions are loosened.
 
 import contextlib
 import ctypes
+import grp
 import hashlib
 import importlib.util
 import logging
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import psycopg
 
+from longtail_mcp.config import Settings
 from longtail_mcp.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -81,9 +83,7 @@ def can_traverse(path: Path, who: RunAs) -> bool:
     return True
 
 
-def _groups_of(user: str) -> list:  # type: ignore[type-arg]
-    import grp
-
+def _groups_of(user: str) -> list[grp.struct_group]:
     return [g for g in grp.getgrall() if user in g.gr_mem]
 
 
@@ -218,11 +218,8 @@ class EmbeddedPostgres:
         self.socket_dir: Path | None = None
 
     @classmethod
-    def for_settings(cls, settings: "object", *, fsync: bool = True) -> "EmbeddedPostgres":
+    def for_settings(cls, settings: Settings, *, fsync: bool = True) -> "EmbeddedPostgres":
         """The server for a `Settings`: data under its home (see module docstring for root)."""
-        from longtail_mcp.config import Settings
-
-        assert isinstance(settings, Settings)
         who = postgres_user(settings.pg_user)
         home = settings.home
         home.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -15,24 +15,22 @@ from jsonschema.validators import validator_for
 
 from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
-from longtail_mcp.db.search import find_escalations_query
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
 from longtail_mcp.humans.identity import SYSTEM, Principal, audit, check_schema, require_write
+from longtail_mcp.humans.inbox import visible_roles
 from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
 
 Q = load("escalations")
 H = load("humans")
 R = load("runtime")
 CLAIM_SECONDS = 30 * 60
-STATUSES = ("pending", "resolved", "cancelled", "expired")
 # Size limits (docs/humans.md): an escalation is read by people and listed to agents whose MCP
 # clients cap one message (the SDK's at 1 MiB), so no single field may crowd out a page of work.
 MAX_ID_CHARS = 300
 MAX_MESSAGE_CHARS = 10_000
 MAX_DATA_BYTES = 64 * 1024  # data, resolution and form schema, each as compact JSON
 MAX_METADATA_BYTES = 8 * 1024
-PAGE_BYTES = 512 * 1024  # a listing stops adding escalations past this much data (then next_offset)
 
 
 def check_escalation_id(escalation_id: str) -> None:
@@ -75,13 +73,14 @@ async def _visible(conn: Conn, actor: Principal, escalation_id: str) -> dict[str
     return row  # type: ignore[no-any-return]
 
 
-async def _wake(conn: Conn, db: Database, row: dict[str, Any]) -> None:
+async def wake_run(conn: Conn, db: Database, row: dict[str, Any]) -> None:
+    """Wake the run waiting on this escalation (in the transaction that changed it)."""
     if row.get("workflow_id"):
         await conn.execute(R["wake_workflows"], {"ids": [row["workflow_id"]]})
         await db.wake(conn)
 
 
-def _event(kind: str, row: dict[str, Any]) -> Event:
+def event_of(kind: str, row: dict[str, Any]) -> Event:
     return Event(f"escalation.{kind}", workflow_id=row.get("workflow_id"), id=row["id"], status=row["status"],
                  name=row["role"])
 
@@ -162,7 +161,7 @@ async def insert_escalation(
         return existing if same else None  # type: ignore[no-any-return]
     await audit(conn, actor, "escalation.create", "escalation", escalation_id, after="pending",
                 data={"role": role, "workflow_id": workflow_id})
-    await emit(conn, db, [_event("created", row)])
+    await emit(conn, db, [event_of("created", row)])
     return row  # type: ignore[no-any-return]
 
 
@@ -208,7 +207,7 @@ async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: 
             raise await _conflict(conn, escalation_id, "claim", row["role"])
         await audit(conn, actor, "escalation.claim", "escalation", escalation_id, before="pending", after="pending",
                     data={"until": new["assigned_until"].isoformat()})
-        await emit(conn, db, [_event("claimed", new)])
+        await emit(conn, db, [event_of("claimed", new)])
     return iso(new)  # type: ignore[no-any-return]
 
 
@@ -221,7 +220,7 @@ async def claim_next(db: Database, actor: Principal, *, role: str | None = None,
     require_write(actor)
     if seconds <= 0:
         raise InvalidInput("a claim needs a positive duration")
-    roles = _visible_roles(actor, role)
+    roles = visible_roles(actor, role)
     async with db.connection() as conn:  # one autocommit statement: pick, claim, audit, event
         if roles is None:
             roles = [r["name"] for r in await (await conn.execute(H["list_role_names"])).fetchall()]
@@ -242,7 +241,7 @@ async def release(db: Database, actor: Principal, escalation_id: str) -> dict[st
         if new is None:
             raise Conflict(f"cannot release: escalation {escalation_id!r} is not claimed by {actor.id}")
         await audit(conn, actor, "escalation.release", "escalation", escalation_id, before="pending", after="pending")
-        await emit(conn, db, [_event("released", new)])
+        await emit(conn, db, [event_of("released", new)])
     return iso(new)  # type: ignore[no-any-return]
 
 
@@ -287,8 +286,8 @@ async def resolve(db: Database, actor: Principal, escalation_id: str, resolution
             raise await _conflict(conn, escalation_id, "resolve", row["role"])
         await audit(conn, actor, "escalation.resolve", "escalation", escalation_id, before="pending",
                     after="resolved", reason=reason)
-        await emit(conn, db, [_event("resolved", new)])
-        await _wake(conn, db, new)
+        await emit(conn, db, [event_of("resolved", new)])
+        await wake_run(conn, db, new)
     return iso(new)  # type: ignore[no-any-return]
 
 
@@ -304,8 +303,8 @@ async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: 
             raise await _conflict(conn, escalation_id, "cancel", row["role"])
         await audit(conn, actor, "escalation.cancel", "escalation", escalation_id, before="pending",
                     after="cancelled", reason=reason)
-        await emit(conn, db, [_event("cancelled", new)])
-        await _wake(conn, db, new)
+        await emit(conn, db, [event_of("cancelled", new)])
+        await wake_run(conn, db, new)
     return iso(new)  # type: ignore[no-any-return]
 
 
@@ -328,7 +327,7 @@ async def reroute(db: Database, actor: Principal, escalation_id: str, role: str,
             raise await _conflict(conn, escalation_id, "re-route", row["role"])
         await audit(conn, actor, "escalation.reroute", "escalation", escalation_id, before="pending", after="pending",
                     reason=reason, data={"from": row["role"], "to": role})
-        await emit(conn, db, [_event("escalated", new)])
+        await emit(conn, db, [event_of("escalated", new)])
     return iso(new)  # type: ignore[no-any-return]
 
 
@@ -349,127 +348,3 @@ async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[s
                             "is for other arguments, was requested by someone else, or its approval was used)")
         await audit(conn, SYSTEM, "escalation.approval.use", "escalation", escalation_id,
                     data={"tool": tool})
-
-
-async def cancel_for_runs(conn: Conn, db: Database, actor: Principal, ids: list[str], reason: str) -> None:
-    """On the cancelling transaction: close the escalations those runs were waiting on."""
-    rows = await (await conn.execute(Q["cancel_for_runs"], {"ids": ids, "who": actor.id, "reason": reason})).fetchall()
-    for row in rows:
-        await audit(conn, actor, "escalation.cancel", "escalation", row["id"], before="pending", after="cancelled",
-                    reason=reason)
-    await emit(conn, db, [_event("cancelled", r) for r in rows])
-    await conn.execute(H["fail_tasks"], {"ids": ids})
-
-
-# -- deadlines --------------------------------------------------------------------------------------
-
-async def process_deadlines(db: Database) -> int:
-    """Move every overdue escalation one stage up its chain, or expire it past the last stage."""
-    moved = 0
-    async with db.transaction() as conn:
-        due = await (await conn.execute(Q["due_escalations"])).fetchall()
-        for row in due:
-            if row["next_role"]:
-                new = await (await conn.execute(Q["escalate_up"], {
-                    "id": row["id"], "role": row["next_role"], "deadline_seconds": row["next_stage_seconds"],
-                })).fetchone()
-                await audit(conn, SYSTEM, "escalation.escalate", "escalation", row["id"], before="pending",
-                            after="pending", reason="deadline", data={"from": row["role"], "to": row["next_role"]})
-                await emit(conn, db, [_event("escalated", new)])
-            else:
-                new = await (await conn.execute(Q["expire_escalation"], {"id": row["id"]})).fetchone()
-                await audit(conn, SYSTEM, "escalation.expire", "escalation", row["id"], before="pending",
-                            after="expired", reason="deadline")
-                await emit(conn, db, [_event("expired", new)])
-                await _wake(conn, db, new)
-            moved += 1
-        for freed in await (await conn.execute(Q["release_expired_claims"])).fetchall():
-            await audit(conn, SYSTEM, "escalation.claim.expire", "escalation", freed["id"], before="pending",
-                        after="pending", reason="claim TTL passed")
-    return moved
-
-
-# -- queries ----------------------------------------------------------------------------------------
-
-def _visible_roles(actor: Principal, role: str | None) -> list[str] | None:
-    if role is not None:
-        if not actor.member_of(role):
-            raise Forbidden(f"{actor.id} is not a member of role {role!r}")
-        return [role]
-    return None if actor.superadmin else sorted(actor.roles)
-
-
-async def available_work(db: Database, actor: Principal, *, role: str | None = None, limit: int = 50,
-                         offset: int = 0) -> list[dict[str, Any]]:
-    roles = _visible_roles(actor, role)
-    _check_page(limit, offset)
-    if roles is None:
-        async with db.connection() as conn:
-            roles = [r["name"] for r in await (await conn.execute(H["list_role_names"])).fetchall()]
-    async with db.connection() as conn:
-        rows = await (await conn.execute(Q["available_work"], {"roles": roles, "limit": limit,
-                                                               "offset": offset})).fetchall()
-    return [iso(r) for r in rows]
-
-
-async def my_work(db: Database, actor: Principal, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    _check_page(limit, offset)
-    async with db.connection() as conn:
-        return [iso(r) for r in await (await conn.execute(Q["my_work"], {"who": actor.id, "limit": limit,
-                                                                         "offset": offset})).fetchall()]
-
-
-async def find_escalations(db: Database, actor: Principal, *, status: str | None = None, role: str | None = None,
-                           type: str | None = None, priority: int | None = None,
-                           metadata: dict[str, Any] | None = None, workflow_id: str | None = None,
-                           limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
-    _check_page(limit, offset)
-    roles = None if actor.superadmin or role is not None else sorted(actor.roles)
-    if role is not None and not actor.member_of(role):
-        raise Forbidden(f"{actor.id} is not a member of role {role!r}")
-    given = {"roles": roles is not None, "status": status is not None, "role": role is not None,
-             "type": type is not None, "priority": priority is not None, "metadata": metadata is not None,
-             "workflow_id": workflow_id is not None}
-    params = {"roles": roles, "status": status, "role": role, "type": type, "priority": priority,
-              "metadata": dumps_or_none(metadata), "workflow_id": workflow_id, "limit": limit, "offset": offset}
-    async with db.connection() as conn:
-        rows = await (await conn.execute(find_escalations_query(**given), params)).fetchall()
-    return [iso(r) for r in rows]
-
-
-def _check_page(limit: int, offset: int) -> None:
-    if not 1 <= limit <= 1001:
-        raise InvalidInput("limit must be between 1 and 1000")
-    if offset < 0:
-        raise InvalidInput("offset must not be negative")
-
-
-def page(rows: list[dict[str, Any]], *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int | None]:
-    """Cut a listing fetched with `limit + 1` rows into one page and the offset of the next (None: last
-    page). A page also ends before its data passes PAGE_BYTES, so one answer stays readable."""
-    out: list[dict[str, Any]] = []
-    size = 0
-    for row in rows[:limit]:
-        size += len(dumps(row.get("data") or {})) + len(dumps(row.get("form_schema")))
-        if out and size > PAGE_BYTES:
-            break
-        out.append(row)
-    more = len(out) < len(rows)
-    return out, (offset + len(out) if more else None)
-
-
-async def escalation_stats(db: Database, actor: Principal) -> dict[str, Any]:
-    roles = None if actor.superadmin else sorted(actor.roles)
-    async with db.connection() as conn:
-        rows = await (await conn.execute(Q["escalation_stats"], {"roles": roles})).fetchall()
-    by_status: dict[str, int] = {}
-    by_role: dict[str, dict[str, int]] = {}
-    totals = {"created_1h": 0, "created_1d": 0, "resolved_1h": 0, "resolved_1d": 0}
-    for r in rows:
-        by_status[r["status"]] = by_status.get(r["status"], 0) + r["n"]
-        by_role.setdefault(r["role"], {})[r["status"]] = r["n"]
-        for k in totals:
-            totals[k] += r[k]
-    return {"by_status": by_status, "by_role": by_role, **totals}

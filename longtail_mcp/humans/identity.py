@@ -127,9 +127,7 @@ async def set_membership(db: Database, actor: Principal, role: str, account_id: 
     else:
         require_admin(actor, role, "manage its members")
     async with db.transaction() as conn:
-        current = await (await conn.execute(
-            "SELECT type FROM role_member WHERE role = %s AND account_id = %s FOR UPDATE", [role, account_id]
-        )).fetchone()
+        current = await (await conn.execute(Q["lock_membership"], {"role": role, "account": account_id})).fetchone()
         if current is not None and current["type"] == "superadmin" and not actor.superadmin:
             raise Forbidden("only a superadmin may change a superadmin's membership")
         try:
@@ -274,8 +272,8 @@ async def ensure_admin(db: Database, token: str | None = None) -> dict[str, Any]
     Safe when several processes start at once on a fresh database (one of them creates it).
     """
     async with db.transaction() as conn:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('longtail:ensure_admin'))")
-        exists = await (await conn.execute("SELECT 1 FROM account WHERE id = 'admin'")).fetchone()
+        await conn.execute(Q["lock_named"], {"name": "longtail:ensure_admin"})
+        exists = await (await conn.execute(Q["account_exists"], {"id": "admin"})).fetchone()
         if exists is None:
             await conn.execute(Q["create_account"], {"id": "admin", "name": "Administrator", "kind": "human", "email": None})
             await audit(conn, SYSTEM, "account.create", "account", "admin", after="active")
@@ -314,7 +312,7 @@ async def add_form(db: Database, actor: Principal, role: str, schema: dict[str, 
     require_admin(actor, role, "change its form")
     check_schema(schema)
     async with db.transaction() as conn:
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('longtail:form:' || %s))", [role])  # versions in order
+        await conn.execute(Q["lock_named"], {"name": f"longtail:form:{role}"})  # versions in order
         try:
             row = await (await conn.execute(Q["add_form"], {"role": role, "schema": dumps(schema), "actor": actor.id})).fetchone()
         except ForeignKeyViolation as exc:
@@ -331,7 +329,7 @@ async def set_chain(db: Database, actor: Principal, role: str, stage_seconds: fl
     if next_role == role:
         raise InvalidInput("a chain cannot point a role at itself")
     async with db.transaction() as conn:
-        await conn.execute("LOCK TABLE escalation_chain IN SHARE ROW EXCLUSIVE MODE")  # cycle check vs concurrent edits
+        await conn.execute(Q["lock_chains"])  # the cycle check against concurrent edits
         seen, cursor = {role}, next_role
         while cursor is not None:
             if cursor in seen:

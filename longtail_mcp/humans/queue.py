@@ -3,7 +3,7 @@
 from typing import Any
 
 from longtail_mcp.db.pool import Database
-from longtail_mcp.humans import escalations
+from longtail_mcp.humans import escalations, inbox
 from longtail_mcp.humans.identity import Principal
 
 
@@ -42,13 +42,13 @@ class HumanQueue:
         return await escalations.reroute(self.db, self.actor, escalation_id, role, reason=reason)
 
     async def available(self, *, role: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        return await escalations.available_work(self.db, self.actor, role=role, limit=limit)
+        return await inbox.available_work(self.db, self.actor, role=role, limit=limit)
 
     async def mine(self, *, limit: int = 50) -> list[dict[str, Any]]:
-        return await escalations.my_work(self.db, self.actor, limit=limit)
+        return await inbox.my_work(self.db, self.actor, limit=limit)
 
     async def find(self, **filters: Any) -> list[dict[str, Any]]:
-        return await escalations.find_escalations(self.db, self.actor, **filters)
+        return await inbox.find_escalations(self.db, self.actor, **filters)
 
     async def stats(self) -> dict[str, Any]:
-        return await escalations.escalation_stats(self.db, self.actor)
+        return await inbox.escalation_stats(self.db, self.actor)

@@ -9,9 +9,8 @@ call these functions; trusted Python code that passes no principal sees everythi
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Sequence
+from typing import Any
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import NotFound

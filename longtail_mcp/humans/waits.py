@@ -12,6 +12,7 @@ from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import EscalationClosed, InvalidInput, WaitTimeout
 from longtail_mcp.humans import escalations
+from longtail_mcp.humans.deadlines import cancel_for_runs, process_deadlines
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.runtime.ports import CancelListener, PeriodicTask, WaitOutcome
 
@@ -58,15 +59,15 @@ def cancel_listener(db: Database) -> CancelListener:
     """Closes the escalations of runs being cancelled, in the cancelling transaction."""
 
     async def close(conn: Conn, ids: list[str], reason: str) -> None:
-        await escalations.cancel_for_runs(conn, db, SYSTEM, ids, reason)
+        await cancel_for_runs(conn, db, SYSTEM, ids, reason)
 
     return close
 
 
-def deadlines(db: Database) -> PeriodicTask:
+def deadline_task(db: Database) -> PeriodicTask:
     """Every poll: move overdue escalations up their chains (or expire them), free lapsed claims."""
 
     async def tick() -> None:
-        await escalations.process_deadlines(db)
+        await process_deadlines(db)
 
     return tick

@@ -22,11 +22,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from longtail_mcp.config import LOOPBACK
 from longtail_mcp.errors import LongtailError, Unauthenticated
 from longtail_mcp.humans.identity import SYSTEM, Principal, authenticate, split_key
 from longtail_mcp.tools.spec import Services
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def transport_security(host: str) -> TransportSecuritySettings:

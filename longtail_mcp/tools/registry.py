@@ -16,9 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from mcp import Client as McpClient
-from mcp import StdioServerParameters
-from mcp.client.sse import sse_client
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
@@ -75,8 +72,14 @@ def manifest_row(tool: Any, tags: list[str]) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def connect(server: dict[str, Any]) -> AsyncIterator[McpClient]:
-    """An MCP client session to a registered server."""
+async def connect(server: dict[str, Any]) -> AsyncIterator[Any]:
+    """An MCP client session (`mcp.Client`) to a registered server."""
+    # The MCP client stack costs about a second to import: only processes that reach a registered
+    # server pay it (`import longtail_mcp` stays light).
+    from mcp import Client as McpClient
+    from mcp import StdioServerParameters
+    from mcp.client.sse import sse_client
+
     if server["transport"] == "stdio":
         target: Any = StdioServerParameters(command=server["command"][0], args=list(server["command"][1:]),
                                             env=child_env(server.get("env")))

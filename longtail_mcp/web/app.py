@@ -10,15 +10,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from longtail_mcp.app.client import Client
 from longtail_mcp.db.migrate import latest_version
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.events.bus import check_patterns
 from longtail_mcp.humans.runs import EventAudience
+from longtail_mcp.mcp_glue.http import BearerAuth, HostGuard, mcp_routes, request_principal
 from longtail_mcp.runtime import service
-from longtail_mcp.mcp_glue.http import BearerAuth, HostGuard
-from longtail_mcp.app.client import Client
 from longtail_mcp.runtime.worker import Worker
-
+from system_servers import gateway
 
 
 async def health_report(app: Client, worker: Worker | None) -> tuple[bool, dict[str, Any]]:
@@ -70,9 +70,6 @@ def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, d
     routes: list[Any] = [Route("/health", health), Route("/events", BearerAuth(events_endpoint(events), app, dev=dev))]
     lifespan = None
     if mcp:
-        from longtail_mcp.mcp_glue.http import mcp_routes, request_principal
-        from system_servers import gateway
-
         more, mcp_lifespan = mcp_routes(gateway(app, request_principal), app, dev=dev, host=host)
         routes += more
 

@@ -5,7 +5,7 @@ from typing import Any, Literal
 from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field
 
-from longtail_mcp.humans import escalations as esc
+from longtail_mcp.humans import inbox
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.sql import readonly, reports
 from longtail_mcp.tools.spec import Approvable, Args, NoArgs, Services, ToolCall, ToolSpec
@@ -139,7 +139,7 @@ async def find_runs(call: ToolCall, args: FindRunsIn) -> FindRunsOut:
 
 
 async def find_escalations(call: ToolCall, args: FindEscalationsIn) -> FindEscalationsOut:
-    return FindEscalationsOut(escalations=await esc.find_escalations(call.client.db, call.principal,
+    return FindEscalationsOut(escalations=await inbox.find_escalations(call.client.db, call.principal,
                                                                      **args.model_dump()))
 
 
@@ -149,7 +149,7 @@ async def get_process_summary(call: ToolCall, args: SummaryIn) -> SummaryOut:
 
 
 async def get_escalation_stats(call: ToolCall, args: NoArgs) -> StatsOut:
-    return StatsOut.model_validate(await esc.escalation_stats(call.client.db, call.principal))
+    return StatsOut.model_validate(await inbox.escalation_stats(call.client.db, call.principal))
 
 
 async def get_system_health(call: ToolCall, args: NoArgs) -> HealthOut:

@@ -8,6 +8,7 @@ from mcp.server import Server
 from pydantic import BaseModel, Field
 
 from longtail_mcp.humans import escalations as esc
+from longtail_mcp.humans import inbox
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.tools.spec import Args, Services, ToolCall, ToolSpec
 
@@ -150,17 +151,17 @@ async def check_resolution(call: ToolCall, args: CheckIn) -> Outcome:
 
 
 def _work(rows: list[dict[str, Any]], args: WorkIn) -> WorkOut:
-    shown, next_offset = esc.page(rows, limit=args.limit, offset=args.offset)
+    shown, next_offset = inbox.page(rows, limit=args.limit, offset=args.offset)
     return WorkOut(escalations=[_esc(r) for r in shown], next_offset=next_offset)
 
 
 async def get_available_work(call: ToolCall, args: WorkIn) -> WorkOut:
-    return _work(await esc.available_work(call.client.db, call.principal, role=args.role, limit=args.limit + 1,
+    return _work(await inbox.available_work(call.client.db, call.principal, role=args.role, limit=args.limit + 1,
                                           offset=args.offset), args)
 
 
 async def list_my_work(call: ToolCall, args: WorkIn) -> WorkOut:
-    return _work(await esc.my_work(call.client.db, call.principal, limit=args.limit + 1, offset=args.offset), args)
+    return _work(await inbox.my_work(call.client.db, call.principal, limit=args.limit + 1, offset=args.offset), args)
 
 
 async def claim_escalation(call: ToolCall, args: ClaimIn) -> Escalation:

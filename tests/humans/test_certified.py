@@ -5,7 +5,7 @@ import anyio
 import pytest
 
 from longtail_mcp import Forbidden, LongTail, WorkflowFailed
-from longtail_mcp.humans import certified
+from longtail_mcp.humans import certified, inbox
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans.identity import SYSTEM
@@ -93,7 +93,7 @@ async def test_a_workflow_certified_by_a_config_row_escalates_instead_of_failing
         handle = await app.start("plain", 1, workflow_id="c1")
         await wait_status(handle, "waiting")
         assert await task_status(app, "c1") == "needs_intervention"
-        (item,) = await esc.available_work(app.db, rita)
+        (item,) = await inbox.available_work(app.db, rita)
         assert item["type"] == "error" and item["workflow_id"] == "c1"
         await esc.resolve(app.db, rita, item["id"], {"fix": "added"})
         assert await handle.result(timeout=10) == {"x": 1, "fix": "added"}
@@ -111,7 +111,7 @@ async def test_an_uncertified_workflow_error_fails_the_run_without_a_task(app: L
         with pytest.raises(WorkflowFailed):
             await handle.result(timeout=10)
         assert await certified.get_task(app.db, "u1") is None
-        assert await esc.find_escalations(app.db, SYSTEM) == []
+        assert await inbox.find_escalations(app.db, SYSTEM) == []
 
 
 async def test_a_cancelled_escalation_fails_the_task_and_the_run(app: LongTail) -> None:

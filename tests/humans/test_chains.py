@@ -5,6 +5,7 @@ import anyio
 import pytest
 
 from longtail_mcp import Conflict, InvalidInput, LongTail, NotFound, WaitTimeout
+from longtail_mcp.humans import deadlines, inbox
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans.identity import SYSTEM
@@ -87,14 +88,14 @@ async def test_moving_up_the_chain_clears_the_claim_and_sets_the_next_stage_dead
         rita = await person(app.db, "rita", {"reviewer": "member"})
         e = await esc.create_escalation(app.db, SYSTEM, role="reviewer", message="m")
         await esc.claim(app.db, rita, e["id"])
-        assert await esc.process_deadlines(app.db) == 0
+        assert await deadlines.process_deadlines(app.db) == 0
         overdue = "UPDATE escalation SET deadline_at = now() - interval '1 second' WHERE id = %s"
         await sql_exec(app.db, overdue, [e["id"]])
-        assert await esc.process_deadlines(app.db) == 1
+        assert await deadlines.process_deadlines(app.db) == 1
         row = await esc.get_escalation(app.db, SYSTEM, e["id"])
         assert (row["role"], row["stage"], row["assigned_to"], row["assigned_until"]) == ("lead", 1, None, None)
         assert row["status"] == "pending" and row["deadline_at"] > e["deadline_at"]
-        assert await esc.my_work(app.db, rita) == []
+        assert await inbox.my_work(app.db, rita) == []
 
 
 async def test_set_chain_refuses_a_cycle_so_every_chain_ends_in_expiry(app: LongTail) -> None:

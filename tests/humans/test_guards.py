@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 
 from longtail_mcp import Conflict, InvalidInput, LongTail
+from longtail_mcp.humans import deadlines, inbox
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans.certified import get_task
@@ -26,11 +27,11 @@ async def test_cancelling_a_run_closes_the_escalation_it_waits_on_and_fails_its_
         rita = await person(app.db, "rita", {"reviewer": "member"})
         handle = await app.start("needs_help")
         await wait_status(handle, "waiting")
-        (item,) = await esc.available_work(app.db, rita)
+        (item,) = await inbox.available_work(app.db, rita)
         await handle.cancel("customer withdrew")
         closed = await esc.get_escalation(app.db, rita, item["id"])
         assert closed["status"] == "cancelled" and "customer withdrew" in closed["reason"]
-        assert await esc.available_work(app.db, rita) == []
+        assert await inbox.available_work(app.db, rita) == []
         assert (await get_task(app.db, handle.workflow_id))["status"] == "failed"
         with pytest.raises(Conflict, match="already cancelled"):
             await esc.resolve(app.db, rita, item["id"], {})
@@ -94,7 +95,7 @@ async def test_release_of_expired_claims_returns_them_to_the_queue(app: LongTail
         await esc.claim(app.db, rita, item["id"])
         await sql_exec(app.db, "UPDATE escalation SET assigned_until = now() - interval '1 second' WHERE id = %s",
                        [item["id"]])
-        await esc.process_deadlines(app.db)
+        await deadlines.process_deadlines(app.db)
         freed = await esc.get_escalation(app.db, rita, item["id"])
         history = await audit_of(app.db, item["id"])
     assert freed["assigned_to"] is None and freed["status"] == "pending"

@@ -6,6 +6,7 @@ import pytest
 from longtail_mcp import Conflict, EscalationClosed, InvalidInput, LongTail, NotFound
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
+from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
 from tests.humans.helpers import audit_of, make_roles, person
@@ -30,7 +31,7 @@ async def test_release_gives_back_ones_own_claim_and_an_admin_may_release_anyone
             await esc.claim(app.db, sam, e)
         released = await esc.release(app.db, rita, e)
         assert (released["assigned_to"], released["assigned_until"]) == (None, None)
-        assert [r["id"] for r in await esc.available_work(app.db, sam)] == [e]
+        assert [r["id"] for r in await inbox.available_work(app.db, sam)] == [e]
         await esc.claim(app.db, sam, e)
         assert (await esc.release(app.db, adm, e))["assigned_to"] is None
         assert [a[0] for a in await audit_of(app.db, e) if a[1] == "escalation.release"] == ["rita", "adm"]
@@ -74,8 +75,8 @@ async def test_reroute_moves_to_another_role_clears_the_claim_and_only_the_sourc
         assert moved["deadline_at"] is not None and moved["reason"] == "contract question"
         with pytest.raises(NotFound):
             await esc.get_escalation(app.db, rita, e)
-        assert await esc.my_work(app.db, rita) == []
-        assert [r["id"] for r in await esc.available_work(app.db, lara)] == [e]
+        assert await inbox.my_work(app.db, rita) == []
+        assert [r["id"] for r in await inbox.available_work(app.db, lara)] == [e]
         again = await esc.reroute(app.db, lara, e, "plain")
         assert again["role"] == "plain" and again["deadline_at"] is None
         assert [a[1] for a in await audit_of(app.db, e)][-2:] == ["escalation.reroute", "escalation.reroute"]

@@ -5,6 +5,7 @@ import pytest
 
 from longtail_mcp import Forbidden, InvalidInput, LongTail
 from longtail_mcp.humans import escalations as esc
+from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM
 from tests.humans.helpers import eventually, make_roles, person, sql_exec
 
@@ -32,25 +33,25 @@ async def test_available_work_is_by_priority_then_age_and_skips_live_claims_but_
         await esc.claim(app.db, sam, "x")
         await esc.claim(app.db, sam, "y", seconds=0.5)
 
-        assert ids(await esc.available_work(app.db, rita)) == ["b", "d", "a", "c"]
-        assert ids(await esc.my_work(app.db, sam)) == ["x", "y"]
-        assert await esc.my_work(app.db, rita) == []
+        assert ids(await inbox.available_work(app.db, rita)) == ["b", "d", "a", "c"]
+        assert ids(await inbox.my_work(app.db, sam)) == ["x", "y"]
+        assert await inbox.my_work(app.db, rita) == []
 
         async def lapsed() -> bool:
-            return "y" in ids(await esc.available_work(app.db, rita))
+            return "y" in ids(await inbox.available_work(app.db, rita))
 
         await eventually(lapsed, within=5)
-        assert ids(await esc.available_work(app.db, rita)) == ["b", "d", "y", "a", "c"]
-        assert ids(await esc.my_work(app.db, sam)) == ["x"]
+        assert ids(await inbox.available_work(app.db, rita)) == ["b", "d", "y", "a", "c"]
+        assert ids(await inbox.my_work(app.db, sam)) == ["x"]
         assert (await esc.claim(app.db, rita, "y"))["assigned_to"] == "rita"
-        assert ids(await esc.my_work(app.db, rita)) == ["y"]
+        assert ids(await inbox.my_work(app.db, rita)) == ["y"]
 
-        assert ids(await esc.available_work(app.db, rita, role="reviewer", limit=2)) == ["b", "d"]
-        assert ids(await esc.available_work(app.db, boss)) == ["b", "z", "d", "a", "c"]
-        assert ids(await esc.available_work(app.db, boss, role="legal")) == ["z"]
-        assert await esc.available_work(app.db, loner) == []
+        assert ids(await inbox.available_work(app.db, rita, role="reviewer", limit=2)) == ["b", "d"]
+        assert ids(await inbox.available_work(app.db, boss)) == ["b", "z", "d", "a", "c"]
+        assert ids(await inbox.available_work(app.db, boss, role="legal")) == ["z"]
+        assert await inbox.available_work(app.db, loner) == []
         with pytest.raises(Forbidden):
-            await esc.available_work(app.db, rita, role="legal")
+            await inbox.available_work(app.db, rita, role="legal")
 
 
 async def test_a_claim_can_be_taken_over_once_its_ttl_has_passed(app: LongTail) -> None:
@@ -62,7 +63,7 @@ async def test_a_claim_can_be_taken_over_once_its_ttl_has_passed(app: LongTail) 
         await esc.claim(app.db, rita, "e", seconds=0.2)
         await anyio.sleep(0.3)  # wait out the claim's TTL
         assert (await esc.claim(app.db, sam, "e"))["assigned_to"] == "sam"
-        assert await esc.my_work(app.db, rita) == []
+        assert await inbox.my_work(app.db, rita) == []
 
 
 async def test_find_escalations_filters_by_status_role_type_priority_and_metadata_within_the_callers_roles(
@@ -79,7 +80,7 @@ async def test_find_escalations_filters_by_status_role_type_priority_and_metadat
         await esc.resolve(app.db, rita, "r3", {"ok": True})
 
         async def find(who=rita, **filters) -> list[str]:
-            return ids(await esc.find_escalations(app.db, who, **filters))
+            return ids(await inbox.find_escalations(app.db, who, **filters))
 
         assert await find() == ["r3", "r2", "r1"]
         assert await find(status="pending") == ["r2", "r1"]
@@ -119,16 +120,16 @@ async def test_stats_count_by_status_and_role_and_recent_throughput_for_the_call
         await sql_exec(app.db, "UPDATE escalation SET created_at = now() - interval '2 days', "
                                "resolved_at = now() - interval '3 hours' WHERE id = 'r3'")
 
-        mine = await esc.escalation_stats(app.db, rita)
+        mine = await inbox.escalation_stats(app.db, rita)
         assert mine == {
             "by_status": {"pending": 2, "resolved": 2, "cancelled": 1},
             "by_role": {"reviewer": {"pending": 2, "resolved": 2, "cancelled": 1}},
             "created_1h": 3, "created_1d": 4, "resolved_1h": 1, "resolved_1d": 2,
         }
-        everything = await esc.escalation_stats(app.db, boss)
+        everything = await inbox.escalation_stats(app.db, boss)
         assert everything["by_status"] == {"pending": 3, "resolved": 2, "cancelled": 1}
         assert everything["by_role"]["legal"] == {"pending": 1}
         assert (everything["created_1h"], everything["created_1d"]) == (4, 5)
-        assert await esc.escalation_stats(app.db, loner) == {
+        assert await inbox.escalation_stats(app.db, loner) == {
             "by_status": {}, "by_role": {}, "created_1h": 0, "created_1d": 0, "resolved_1h": 0, "resolved_1d": 0,
         }

@@ -14,6 +14,7 @@ import pytest
 from longtail_mcp import Forbidden, LongTail, NotFound
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
+from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from tests.humans.helpers import make_roles, person, read_only
 
@@ -81,12 +82,12 @@ async def test_each_membership_type_reads_acts_and_manages_as_the_matrix_says(
             return "listed" if ids["read"] in {r["id"] for r in rows} else "absent"
 
         async def stats_listed() -> str:
-            return "listed" if role in (await esc.escalation_stats(db, actor))["by_role"] else "absent"
+            return "listed" if role in (await inbox.escalation_stats(db, actor))["by_role"] else "absent"
 
         got = {
             "get": await outcome(esc.get_escalation(db, actor, ids["read"])),
-            "available_work": await listed(await esc.available_work(db, actor)),
-            "find": await listed(await esc.find_escalations(db, actor)),
+            "available_work": await listed(await inbox.available_work(db, actor)),
+            "find": await listed(await inbox.find_escalations(db, actor)),
             "stats": await stats_listed(),
             "claim": await outcome(esc.claim(db, actor, ids["claim"])),
             "resolve": await outcome(esc.resolve(db, actor, ids["resolve"], {"approved": True})),
@@ -134,7 +135,7 @@ async def test_a_read_scope_principal_reads_everything_it_may_but_every_write_is
         viewer = dataclasses.replace(boss, scope="read")
         e = await esc.create_escalation(db, SYSTEM, role="legal", message="look only")
         assert (await esc.get_escalation(db, viewer, e["id"]))["message"] == "look only"
-        assert [r["id"] for r in await esc.available_work(db, viewer)] == [e["id"]]
+        assert [r["id"] for r in await inbox.available_work(db, viewer)] == [e["id"]]
         writes: list[Callable[[], Awaitable[Any]]] = [
             lambda: esc.create_escalation(db, viewer, role="legal", message="new"),
             lambda: esc.claim(db, viewer, e["id"]),

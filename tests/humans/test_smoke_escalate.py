@@ -5,6 +5,7 @@ import pytest
 from longtail_mcp import Escalation, LongTail, WaitTimeout
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
+from longtail_mcp.humans import inbox
 from longtail_mcp.humans.certified import get_task
 from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
@@ -30,7 +31,7 @@ async def test_a_run_waits_for_a_reviewer_and_gets_the_resolution(app: LongTail)
         rita = await setup_reviewer(app)
         handle = await app.start("review", "d1")
         await wait_status(handle, "waiting")
-        (item,) = await esc.available_work(app.db, rita)
+        (item,) = await inbox.available_work(app.db, rita)
         assert item["workflow_id"] == handle.workflow_id and item["message"] == "review d1"
         await esc.claim(app.db, rita, item["id"])
         await esc.resolve(app.db, rita, item["id"], {"approved": True})
@@ -65,7 +66,7 @@ async def test_a_certified_workflow_error_escalates_and_the_resolution_reruns_it
         await wait_status(handle, "waiting")
         task = await get_task(app.db, handle.workflow_id)
         assert task["status"] == "needs_intervention"
-        (item,) = await esc.available_work(app.db, rita)
+        (item,) = await inbox.available_work(app.db, rita)
         assert item["type"] == "error" and "cannot parse the invoice" in item["message"]
         await esc.resolve(app.db, rita, item["id"], {"total": 42})
         assert await handle.result(timeout=10) == {"fixed_total": 42, "n": 7}
@@ -83,7 +84,7 @@ async def test_a_certified_workflow_can_return_an_escalation(app: LongTail) -> N
         rita = await setup_reviewer(app)
         handle = await app.start("classify", "hmm")
         await wait_status(handle, "waiting")
-        (item,) = await esc.available_work(app.db, rita)
+        (item,) = await inbox.available_work(app.db, rita)
         await esc.resolve(app.db, rita, item["id"], {"label": "spam"})
         assert await handle.result(timeout=10) == {"label": "spam"}
 
@@ -153,7 +154,7 @@ async def test_the_starting_principal_flows_into_the_run_its_steps_and_its_escal
         rita = await setup_reviewer(app)
         handle = await app.start("on_behalf", principal=rita)
         await wait_status(handle, "waiting")
-        (item,) = await esc.available_work(app.db, rita)
+        (item,) = await inbox.available_work(app.db, rita)
         assert item["created_by"] == "rita"
         await esc.resolve(app.db, rita, item["id"], {})
         assert await handle.result(timeout=10) == {"ctx": "rita", "step": "rita"}

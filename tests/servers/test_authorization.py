@@ -19,7 +19,7 @@ from mcp import Client as McpClient
 from longtail_mcp import Context, LongTail
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
-from longtail_mcp.humans import runs
+from longtail_mcp.humans import inbox, runs
 from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
 from tests.humans.helpers import sql_one
@@ -87,7 +87,7 @@ async def test_an_escalation_id_reads_nothing_of_another_accounts_escalation(app
     async with running(app):
         await cast(app)
         await start_as(app, "bob", "ord-1", card="4242-secret")
-        (asked,) = await esc.find_escalations(app.db, SYSTEM, workflow_id="ord-1")
+        (asked,) = await inbox.find_escalations(app.db, SYSTEM, workflow_id="ord-1")
         async with parties(transport, app, "human-queue", "alice") as c:
             text = await refused(c["alice"], "escalate_to_human", {"role": "a-team", "message": "peek",
                                                                    "escalation_id": asked["id"]})
@@ -109,7 +109,7 @@ async def test_a_runs_decision_cannot_be_forged_by_creating_its_escalation_id_fi
                                                        "escalation_id": "ord-2:1"})
             await ok(c["alice"], "resolve_escalation", {"escalation_id": "ord-2:1", "resolution": {"ship": True}})
         await start_as(app, "bob", "ord-2")  # the run still waits: alice's row is not its escalation
-        (mine,) = await esc.find_escalations(app.db, SYSTEM, workflow_id="ord-2")
+        (mine,) = await inbox.find_escalations(app.db, SYSTEM, workflow_id="ord-2")
         assert mine["id"] != "ord-2:1" and mine["role"] == "b-team" and mine["status"] == "pending"
         carl = await ident.get_principal(app.db, "carl")
         await esc.resolve(app.db, carl, mine["id"], {"ship": False})
@@ -280,10 +280,10 @@ async def test_a_registered_server_gets_no_secrets_and_only_granted_accounts_cal
         app: LongTail, monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
 
-    from system_servers import gateway
-    from tests.servers.test_registry import ROOT
     from longtail_mcp.mcp_glue.server import fixed_principal
     from longtail_mcp.tools import registry
+    from system_servers import gateway
+    from tests.servers.test_registry import ROOT
 
     monkeypatch.setenv("LONGTAIL_ADMIN_KEY", "ltk_abc_secret")
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:secret@db/app")
@@ -433,7 +433,7 @@ async def test_escalation_sizes_are_bounded_and_listings_page(app: LongTail) -> 
             huge = await refused(c, "escalate_to_human", {"role": "b-team", "message": "m",
                                                           "data": {"blob": "x" * 70_000}})
             assert "[invalid_input]" in huge and "limit is 65,536" in huge
-            assert await esc.find_escalations(app.db, SYSTEM) == []
+            assert await inbox.find_escalations(app.db, SYSTEM) == []
             for i in range(12):
                 await ok(c, "escalate_to_human", {"role": "b-team", "message": f"item {i}",
                                                   "data": {"blob": "x" * 60_000}})

@@ -7,6 +7,7 @@ import pytest
 
 from longtail_mcp import Context, Forbidden, InvalidInput, LongTail, PolicyDenied, WorkflowFailed
 from longtail_mcp.humans import escalations as esc
+from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
 from tests.humans.helpers import eventually, person, sql_one
@@ -32,7 +33,7 @@ async def test_a_refusal_says_why_and_how_to_ask_for_approval(app: LongTail) -> 
         assert refused.is_error
         text = refused.content[0].text
         assert text.startswith("[denied] the database refused the statement") and "request_approval: true" in text
-        assert await esc.find_escalations(app.db, SYSTEM, role="approver") == []  # nothing opened unasked
+        assert await inbox.find_escalations(app.db, SYSTEM, role="approver") == []  # nothing opened unasked
         assert await description(app) == before
 
 
@@ -106,7 +107,7 @@ async def test_inside_a_run_a_refused_call_waits_for_the_approver_and_then_goes_
         before = await description(app)
         olga = await person(app.db, "olga", {"approver": "member"})
         handle = await app.start("fix", WRITE, workflow_id="fix-1")
-        pending = await eventually(lambda: esc.find_escalations(app.db, olga, role="approver", status="pending"))
+        pending = await eventually(lambda: inbox.find_escalations(app.db, olga, role="approver", status="pending"))
         assert pending[0]["workflow_id"] == "fix-1" and pending[0]["data"]["arguments"]["sql"] == WRITE
         assert (await handle.info())["status"] == "waiting" and await description(app) == before
         await esc.resolve(app.db, olga, pending[0]["id"], {"approved": True})
@@ -145,7 +146,7 @@ async def test_inside_a_run_a_declined_approval_fails_the_call_with_the_reason(a
 
 
 async def _two(app: LongTail, who: Any) -> list[dict[str, Any]] | None:
-    rows = await esc.find_escalations(app.db, who, role="approver", status="pending")
+    rows = await inbox.find_escalations(app.db, who, role="approver", status="pending")
     return rows if len(rows) == 2 else None
 
 

@@ -9,6 +9,7 @@ from mcp import Client as McpClient
 
 from longtail_mcp import LongTail
 from longtail_mcp.humans import identity as ident
+from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.mcp_glue.server import fixed_principal
 from system_servers.human_queue import server as hq
@@ -135,6 +136,5 @@ async def test_bad_human_queue_arguments_are_tool_errors_and_change_nothing(app:
             ]:
                 result = await c.call_tool(tool, args)
                 assert result.is_error and mentions in result.content[0].text, (tool, result.content[0].text)
-        from longtail_mcp.humans import escalations as esc
 
-        assert await esc.find_escalations(app.db, SYSTEM) == []
+        assert await inbox.find_escalations(app.db, SYSTEM) == []

@@ -12,6 +12,7 @@ from mcp import Client as McpClient
 
 from longtail_mcp import LongTail, WorkflowFailed
 from longtail_mcp.errors import Forbidden, Unavailable
+from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.mcp_glue.server import fixed_principal
 from longtail_mcp.tools import registry
@@ -172,7 +173,7 @@ async def test_escalate_and_wait_called_from_a_run_suspends_it_durably(app: Long
         handle = await app.start("ask")
         info = await wait_status(handle, "waiting")
         assert info["waiting_for"].startswith("escalation:"), "a durable wait, not a 50 s poll"
-        (item,) = await esc.find_escalations(app.db, SYSTEM, status="pending")
+        (item,) = await inbox.find_escalations(app.db, SYSTEM, status="pending")
         await esc.resolve(app.db, SYSTEM, item["id"], {"ship": True})
         assert await handle.result(timeout=10) == {"escalation_id": item["id"], "status": "resolved",
                                                    "resolution": {"ship": True}}

@@ -129,3 +129,19 @@ SELECT 1 AS found FROM role_member WHERE account_id = %(account)s AND (role = %(
 -- list_role_names --
 -- Every role's name.
 SELECT name FROM role ORDER BY name
+
+-- lock_membership --
+-- An account's membership of a role, locked for the change that follows.
+SELECT type FROM role_member WHERE role = %(role)s AND account_id = %(account)s FOR UPDATE
+
+-- lock_named --
+-- A transaction-scoped advisory lock on a name (serialises one kind of change).
+SELECT pg_advisory_xact_lock(hashtext(%(name)s))
+
+-- account_exists --
+-- Whether an account exists.
+SELECT 1 AS found FROM account WHERE id = %(id)s
+
+-- lock_chains --
+-- Hold every chain still while a new link is checked for cycles.
+LOCK TABLE escalation_chain IN SHARE ROW EXCLUSIVE MODE

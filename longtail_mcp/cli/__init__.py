@@ -1,0 +1,86 @@
+"""`longtail-mcp`: the command line. The one place that calls anyio.run."""
+
+import argparse
+import logging
+import sys
+
+import anyio
+
+from longtail_mcp.cli.people import cmd_runs, identity_parsers
+from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_stdio, cmd_worker
+from longtail_mcp.errors import LongtailError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="longtail-mcp", description="Durable workflows for agents and humans.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run workers and the HTTP server (embedded Postgres unless DATABASE_URL)")
+    serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8420; 0 picks a free one)")
+    serve.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR", help="a LongTail app whose workflows to run")
+    serve.add_argument("--dev", action="store_true", help="loopback only: MCP over HTTP without API keys")
+    serve.set_defaults(run=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run workers only (scale-out); shares a running embedded server")
+    worker.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR")
+    worker.add_argument("--concurrency", type=int, default=None)
+    worker.set_defaults(run=cmd_worker)
+
+    mig = sub.add_parser("migrate", help="apply pending database migrations")
+    mig.set_defaults(run=cmd_migrate)
+
+    runs = sub.add_parser("runs", help="list, show or export runs")
+    runs_sub = runs.add_subparsers(dest="action", required=True)
+    ls = runs_sub.add_parser("list")
+    ls.add_argument("--status")
+    ls.add_argument("--name")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    show = runs_sub.add_parser("show")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    export = runs_sub.add_parser("export", help="the full history as JSON")
+    export.add_argument("id")
+    for p in (ls, show, export):
+        p.add_argument("--as", dest="as_account", metavar="ACCOUNT",
+                       help="only what this account may see (default: every run, as the local operator)")
+    runs.set_defaults(run=cmd_runs)
+    identity_parsers(sub)
+
+    stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
+    from system_servers import SERVERS
+
+    stdio.add_argument("server", choices=sorted(SERVERS))
+    stdio.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+    stdio.set_defaults(run=cmd_stdio)
+
+    config = sub.add_parser("config", help="print client configuration").add_subparsers(dest="client", required=True)
+    claude = config.add_parser("claude", help="a Claude Desktop mcpServers block (stdio)")
+    claude.add_argument("--as", dest="as_account", metavar="ACCOUNT")
+    claude.add_argument("--database-url", help="DATABASE_URL for the servers (default: the embedded Postgres)")
+    claude.add_argument("--home", help="LONGTAIL_HOME for the servers")
+    claude.set_defaults(run=cmd_config, sync=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in ("serve", "worker"):
+        sys.path.insert(0, "")  # --app modules from the current directory
+    try:
+        if getattr(args, "sync", False):
+            args.run(args)
+        else:
+            anyio.run(args.run, args)
+    except LongtailError as exc:
+        raise SystemExit(f"longtail-mcp: {exc.message}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""The commands that run things: serve, worker, migrate, stdio, and printing client configuration.
+
+The MCP and HTTP stacks (about a second to import) are imported by the commands that serve them, so
+`longtail-mcp --help` and the people commands start quickly.
+"""
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+
+from longtail_mcp.app import Client, LongTail
+from longtail_mcp.cli.people import actor_for
+from longtail_mcp.config import LOOPBACK, load_settings
+from longtail_mcp.db.migrate import current_version, latest_version, migrate
+from longtail_mcp.humans import identity
+
+logger = logging.getLogger("longtail_mcp")
+
+
+def load_app(specs: list[str], **overrides: Any) -> LongTail:
+    """A LongTail with the workflows of every `module:attribute` app given (merged)."""
+    app = LongTail(settings=load_settings(**overrides))
+    for spec in specs:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise SystemExit(f"longtail-mcp: cannot import {module_name!r} (from --app {spec}): {exc}") from None
+        other = getattr(module, attr or "app", None)
+        if not isinstance(other, LongTail):
+            raise SystemExit(f"longtail-mcp: {spec} is not a LongTail app object")
+        for wf in other.registry.workflows.values():
+            app.registry.add_workflow(wf.fn, wf.name, **wf.options)
+    return app
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"longtail-mcp: cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextlib.contextmanager
+def _no_uvicorn_signals() -> Iterator[None]:
+    yield
+
+
+async def _until_signal(stop: Any) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            stop()
+            return
+
+
+def _describe_data(app: LongTail) -> str:
+    if app.embedded is None:
+        return "DATABASE_URL (external Postgres)"
+    link = app.settings.home / "pgdata"
+    if link.is_symlink():
+        return f"{link} -> {app.embedded.data_dir}"
+    return str(app.embedded.data_dir)
+
+
+async def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from longtail_mcp.web.app import build_app
+
+    app = load_app(args.app, host=args.host, port=args.port)
+    await app.open()
+    sock = None
+    try:
+        first_key = await identity.ensure_admin(app.db, app.settings.admin_key)
+        if app.serve_mcp:
+            from system_servers import publish_manifests
+
+            await publish_manifests(app)
+        sock = _bind(app.settings.host, app.settings.port)
+        host, port = sock.getsockname()[:2]
+        if args.dev and app.settings.host not in LOOPBACK:
+            raise SystemExit("longtail-mcp: --dev (no API keys) is only allowed on a loopback address")
+        worker = app.worker()
+        web = build_app(app, worker, mcp=app.serve_mcp, dev=args.dev, host=app.settings.host)
+        server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="on"))
+        server.capture_signals = _no_uvicorn_signals  # type: ignore[method-assign]  # we own SIGINT/SIGTERM
+
+        async def serve_http() -> None:
+            await server.serve([sock])
+            tg.cancel_scope.cancel()  # the HTTP server drained: stop the workers too
+
+        def stop() -> None:
+            server.should_exit = True
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_until_signal, stop)
+            await tg.start(worker.run)
+            tg.start_soon(serve_http)
+            while not server.started:
+                await anyio.sleep(0.02)
+            data = _describe_data(app)
+            display = f"[{host}]" if ":" in host else host
+            print(f"longtail-mcp ready: http://{display}:{port}  data: {data}", flush=True)
+            if first_key is not None and app.settings.admin_key is None:  # never echo a key we were given
+                print(f"first admin API key (shown once, store it now): {first_key['key']}", flush=True)
+    finally:
+        if sock is not None:
+            sock.close()
+        await app.close()
+        print("longtail-mcp stopped", flush=True)
+
+
+async def cmd_worker(args: argparse.Namespace) -> None:
+    app = load_app(args.app)
+    await app.open(attach=True)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_until_signal, tg.cancel_scope.cancel)
+            worker = await tg.start(app.worker(**({"concurrency": args.concurrency} if args.concurrency else {})).run)
+            print(f"longtail-mcp worker ready: {worker.worker_id} workflows: {', '.join(app.registry.names()) or '(none)'}",
+                  flush=True)
+    finally:
+        await app.close()
+
+
+async def cmd_migrate(args: argparse.Namespace) -> None:
+    app = Client()
+    await app.open(apply_migrations=False)
+    try:
+        applied = await migrate(app.db)
+        version = await current_version(app.db)
+        print(f"migrations applied: {applied or 'none'}; schema {app.settings.schema_name} at {version} of {latest_version()}")
+    finally:
+        await app.close()
+
+
+async def cmd_stdio(args: argparse.Namespace) -> None:
+    """One server of the family over stdio, acting as the local operator or `--as ACCOUNT`."""
+    from mcp.server.stdio import stdio_server
+
+    from longtail_mcp.mcp_glue.server import fixed_principal
+    from system_servers import builder
+
+    build = builder(args.server)
+    client = Client()
+    # A stdio server never owns the embedded database: the process that started it would take it
+    # down on exit while sibling servers still use it. It shares the one a `serve` runs.
+    await client.open(attach="only")
+    async with client:
+        actor = await actor_for(client, args.as_account)
+        server = build(client, fixed_principal(actor))
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+
+
+def cmd_config(args: argparse.Namespace) -> None:
+    """Print a Claude Desktop `mcpServers` block: one stdio entry per server of the family."""
+    from system_servers import SERVERS
+
+    env = {k: v for k, v in {"DATABASE_URL": args.database_url, "LONGTAIL_HOME": args.home}.items() if v}
+    block = {
+        "mcpServers": {
+            f"longtail-{name}": {
+                "command": sys.executable,
+                "args": ["-m", "longtail_mcp", "stdio", name, *(["--as", args.as_account] if args.as_account else [])],
+                **({"env": env} if env else {}),
+            }
+            for name in sorted(SERVERS)
+        }
+    }
+    print(json.dumps(block, indent=2))
+
+
