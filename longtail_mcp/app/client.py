@@ -17,6 +17,7 @@ from longtail_mcp.humans.queue import HumanQueue
 from longtail_mcp.humans.runs import Runs
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.handle import Handle
+from longtail_mcp.runtime.models import FoundRun, Run, RunExport, RunSummary, Schedule
 from longtail_mcp.runtime.ports import Extensions
 
 
@@ -151,21 +152,21 @@ class Client:
         returns the ids cancelled."""
         return await service.cancel_run(self.db, workflow_id, reason, listeners=self.extensions.on_cancel)
 
-    async def get_run(self, workflow_id: str) -> dict[str, Any]:
+    async def get_run(self, workflow_id: str) -> Run:
         return await service.get_run(self.db, workflow_id)
 
     async def list_runs(self, *, status: str | None = None, name: str | None = None, limit: int = 50,
-                        offset: int = 0) -> list[dict[str, Any]]:
+                        offset: int = 0) -> list[RunSummary]:
         return await service.list_runs(self.db, status=status, name=name, limit=limit, offset=offset)
 
     async def find_runs(
         self, *, state: dict[str, Any] | None = None, path: str | None = None, status: str | None = None,
         name: str | None = None, limit: int = 50,
-    ) -> list[dict[str, Any]]:
+    ) -> list[FoundRun]:
         """Search runs by entity state: containment (`state={...}`) and jsonpath predicates (`path='$.total ? (@ > 10)'`)."""
         return await service.find_runs(self.db, state=state, path=path, status=status, name=name, limit=limit)
 
-    async def export(self, workflow_id: str) -> dict[str, Any]:
+    async def export(self, workflow_id: str) -> RunExport:
         return await service.export_run(self.db, workflow_id)
 
     # -- people ----------------------------------------------------------------------------------
@@ -188,13 +189,13 @@ class Client:
 
     # -- schedules -------------------------------------------------------------------------------
 
-    async def schedule(self, name: str, cron: str, input: Any = None, *, workflow: str | None = None) -> dict[str, Any]:
+    async def schedule(self, name: str, cron: str, input: Any = None, *, workflow: str | None = None) -> Schedule:
         """Start workflow type `workflow` (default: `name`) on a cron schedule, once per tick across all workers."""
         return await service.upsert_schedule(self.db, name, cron, input, workflow=workflow)
 
     async def unschedule(self, name: str) -> None:
         await service.delete_schedule(self.db, name)
 
-    async def list_schedules(self) -> list[dict[str, Any]]:
+    async def list_schedules(self) -> list[Schedule]:
         return await service.list_schedules(self.db)
 

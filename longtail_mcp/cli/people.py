@@ -9,6 +9,7 @@ from typing import Any
 from longtail_mcp.app import Client
 from longtail_mcp.humans import escalations, identity, inbox, runs
 from longtail_mcp.humans.identity import SYSTEM, Principal
+from longtail_mcp.records import Record
 
 
 async def cmd_runs(args: argparse.Namespace) -> None:
@@ -19,7 +20,7 @@ async def cmd_runs(args: argparse.Namespace) -> None:
         if args.action == "list":
             rows = await runs.list_runs(app.db, actor, status=args.status, name=args.name, limit=args.limit)
             if args.json:
-                print(json.dumps(rows, indent=2))
+                print(as_json(rows))
             else:
                 print(f"{'ID':40} {'NAME':20} {'STATUS':10} CREATED")
                 for r in rows:
@@ -27,14 +28,23 @@ async def cmd_runs(args: argparse.Namespace) -> None:
         elif args.action == "show":
             info = await runs.get_run(app.db, actor, args.id)
             if args.json:
-                print(json.dumps(info, indent=2))
+                print(as_json(info))
             else:
                 for key in ("id", "name", "status", "waiting_for", "created_at", "completed_at", "input", "result", "error"):
                     print(f"{key:13} {json.dumps(info[key]) if key in ('input', 'result', 'error') else safe(info[key])}")
         else:
-            print(json.dumps(await runs.export_run(app.db, actor, args.id), indent=2))
+            print(as_json(await runs.export_run(app.db, actor, args.id)))
     finally:
         await app.close()
+
+
+def _plain(value: Any) -> Any:
+    return value.to_json() if isinstance(value, Record) else str(value)
+
+
+def as_json(value: Any, *, indent: int | None = 2) -> str:
+    """JSON for the terminal: records (runs, escalations, ...) as their JSON, anything else as text."""
+    return json.dumps(value, indent=indent, separators=None if indent else (",", ":"), default=_plain)
 
 
 def safe(value: Any) -> str:
@@ -43,9 +53,9 @@ def safe(value: Any) -> str:
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in str(value))
 
 
-def _print(rows: Any, as_json: bool, columns: list[str]) -> None:
-    if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+def _print(rows: Any, json_out: bool, columns: list[str]) -> None:
+    if json_out:
+        print(as_json(rows))
         return
     rows = rows if isinstance(rows, list) else [rows]
     print("  ".join(f"{c.upper():18}" for c in columns))
@@ -102,7 +112,7 @@ async def cmd_keys(args: argparse.Namespace) -> None:
             key = await identity.create_key(client.db, actor, args.account, name=args.name, scope=args.scope,
                                             expires_in=timedelta(days=args.expires_days) if args.expires_days else None)
             if args.json:
-                print(json.dumps(key, indent=2))
+                print(as_json(key))
             else:
                 print(f"key id {key['id']} ({key['scope']}) for {key['account_id']}; shown once, store it now:")
                 print(key["key"])
@@ -129,7 +139,7 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
                                                           priority=args.priority, limit=args.limit)
             _print(rows, args.json, columns)
         elif args.action == "show":
-            print(json.dumps(await escalations.get_escalation(db, actor, args.id), indent=2))
+            print(as_json(await escalations.get_escalation(db, actor, args.id)))
         elif args.action == "claim":
             row = await escalations.claim(db, actor, args.id, seconds=args.minutes * 60)
             print(f"claimed {safe(row['id'])} until {row['assigned_until']}")
@@ -155,16 +165,16 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
             row = await escalations.claim_next(db, actor, role=args.role, seconds=args.minutes * 60)
             if row is None:
                 raise SystemExit("longtail-mcp: nothing to claim")
-            print(json.dumps(row, indent=2) if args.json else f"claimed {safe(row['id'])} until {row['assigned_until']}: {safe(row['message'])}")
+            print(as_json(row) if args.json else f"claimed {safe(row['id'])} until {row['assigned_until']}: {safe(row['message'])}")
         else:
-            print(json.dumps(await inbox.escalation_stats(db, actor), indent=2))
+            print(as_json(await inbox.escalation_stats(db, actor)))
 
 
 async def cmd_audit(args: argparse.Namespace) -> None:
     async with Client() as client:
         actor = await actor_for(client, args.as_account)
         for row in await identity.export_audit(client.db, actor, after=args.after, limit=args.limit):
-            print(json.dumps(row, separators=(",", ":")))
+            print(as_json(row, indent=None))
 
 
 def identity_parsers(sub: Any) -> None:

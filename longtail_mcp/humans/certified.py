@@ -14,7 +14,8 @@ from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import EscalationClosed, InvalidInput, NonDeterminism, NotFound, WaitTimeout, error_to_json
 from longtail_mcp.humans.identity import Principal, audit, require_superadmin
-from longtail_mcp.runtime.codec import dumps_or_none, iso
+from longtail_mcp.records import iso
+from longtail_mcp.runtime.codec import dumps_or_none
 from longtail_mcp.runtime.context import Context
 from longtail_mcp.runtime.registry import WorkflowSpec
 

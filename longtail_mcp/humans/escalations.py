@@ -19,7 +19,8 @@ from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
 from longtail_mcp.humans.identity import SYSTEM, Principal, audit, check_schema, require_write
 from longtail_mcp.humans.inbox import visible_roles
-from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
+from longtail_mcp.humans.models import Escalation
+from longtail_mcp.runtime.codec import dumps, dumps_or_none
 
 Q = load("escalations")
 H = load("humans")
@@ -166,7 +167,7 @@ async def insert_escalation(
 
 
 async def create_escalation(db: Database, actor: Principal, *, role: str, message: str,
-                            escalation_id: str | None = None, **options: Any) -> dict[str, Any]:
+                            escalation_id: str | None = None, **options: Any) -> Escalation:
     """An escalation outside any run (a notification, or a request someone will follow up).
 
     Raises:
@@ -179,17 +180,17 @@ async def create_escalation(db: Database, actor: Principal, *, role: str, messag
                                       **options)
     if row is None:
         raise Conflict(f"escalation id {escalation_id!r} is already taken; omit escalation_id or choose another")
-    return iso(row)  # type: ignore[no-any-return]
+    return Escalation.of(row)
 
 
 # -- act --------------------------------------------------------------------------------------------
 
-async def get_escalation(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:
+async def get_escalation(db: Database, actor: Principal, escalation_id: str) -> Escalation:
     async with db.connection() as conn:
-        return iso(await _visible(conn, actor, escalation_id))  # type: ignore[no-any-return]
+        return Escalation.of(await _visible(conn, actor, escalation_id))
 
 
-async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: float = CLAIM_SECONDS) -> dict[str, Any]:
+async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: float = CLAIM_SECONDS) -> Escalation:
     """Claim for `seconds` (default 30 min); claiming again extends one's own claim.
 
     Raises:
@@ -208,11 +209,11 @@ async def claim(db: Database, actor: Principal, escalation_id: str, *, seconds: 
         await audit(conn, actor, "escalation.claim", "escalation", escalation_id, before="pending", after="pending",
                     data={"until": new["assigned_until"].isoformat()})
         await emit(conn, db, [event_of("claimed", new)])
-    return iso(new)  # type: ignore[no-any-return]
+    return Escalation.of(new)
 
 
 async def claim_next(db: Database, actor: Principal, *, role: str | None = None,
-                     seconds: float = CLAIM_SECONDS) -> dict[str, Any] | None:
+                     seconds: float = CLAIM_SECONDS) -> Escalation | None:
     """Claim the next piece of work (most urgent, then oldest) from the actor's roles, or None.
 
     Unlike list-then-claim, concurrent callers never collide: each gets a different escalation.
@@ -227,10 +228,10 @@ async def claim_next(db: Database, actor: Principal, *, role: str | None = None,
         row = await (await conn.execute(Q["claim_next"], {
             "who": actor.id, "roles": roles, "seconds": seconds, "channel": db.events_channel,
         })).fetchone()
-    return None if row is None else iso(row)  # type: ignore[no-any-return]
+    return None if row is None else Escalation.of(row)
 
 
-async def release(db: Database, actor: Principal, escalation_id: str) -> dict[str, Any]:
+async def release(db: Database, actor: Principal, escalation_id: str) -> Escalation:
     """Give back one's claim (an admin of the role may release anyone's)."""
     async with db.transaction() as conn:
         row = await _visible(conn, actor, escalation_id)
@@ -242,7 +243,7 @@ async def release(db: Database, actor: Principal, escalation_id: str) -> dict[st
             raise Conflict(f"cannot release: escalation {escalation_id!r} is not claimed by {actor.id}")
         await audit(conn, actor, "escalation.release", "escalation", escalation_id, before="pending", after="pending")
         await emit(conn, db, [event_of("released", new)])
-    return iso(new)  # type: ignore[no-any-return]
+    return Escalation.of(new)
 
 
 def validate_resolution(schema: dict[str, Any] | None, payload: Any) -> None:
@@ -259,7 +260,7 @@ def validate_resolution(schema: dict[str, Any] | None, payload: Any) -> None:
 
 
 async def resolve(db: Database, actor: Principal, escalation_id: str, resolution: dict[str, Any], *,
-                  reason: str | None = None, allow_self_approval: bool = False) -> dict[str, Any]:
+                  reason: str | None = None, allow_self_approval: bool = False) -> Escalation:
     """Resolve with a payload validated against the pinned form; wakes the waiting run.
 
     A rejected payload changes nothing (the claim stays as it was). An approval is never decided by
@@ -288,10 +289,10 @@ async def resolve(db: Database, actor: Principal, escalation_id: str, resolution
                     after="resolved", reason=reason)
         await emit(conn, db, [event_of("resolved", new)])
         await wake_run(conn, db, new)
-    return iso(new)  # type: ignore[no-any-return]
+    return Escalation.of(new)
 
 
-async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: str | None = None) -> dict[str, Any]:
+async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: str | None = None) -> Escalation:
     async with db.transaction() as conn:
         row = await _visible(conn, actor, escalation_id)
         _require_act(actor, row, "cancel")
@@ -305,10 +306,10 @@ async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: 
                     after="cancelled", reason=reason)
         await emit(conn, db, [event_of("cancelled", new)])
         await wake_run(conn, db, new)
-    return iso(new)  # type: ignore[no-any-return]
+    return Escalation.of(new)
 
 
-async def reroute(db: Database, actor: Principal, escalation_id: str, role: str, *, reason: str | None = None) -> dict[str, Any]:
+async def reroute(db: Database, actor: Principal, escalation_id: str, role: str, *, reason: str | None = None) -> Escalation:
     """Send to another role (claim cleared; the new role's chain sets the deadline)."""
     async with db.transaction() as conn:
         row = await _visible(conn, actor, escalation_id)
@@ -328,7 +329,7 @@ async def reroute(db: Database, actor: Principal, escalation_id: str, role: str,
         await audit(conn, actor, "escalation.reroute", "escalation", escalation_id, before="pending", after="pending",
                     reason=reason, data={"from": row["role"], "to": role})
         await emit(conn, db, [event_of("escalated", new)])
-    return iso(new)  # type: ignore[no-any-return]
+    return Escalation.of(new)
 
 
 async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[str, Any], *,

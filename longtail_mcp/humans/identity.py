@@ -15,7 +15,8 @@ from psycopg.errors import ForeignKeyViolation, UniqueViolation
 from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
+from longtail_mcp.records import iso
+from longtail_mcp.runtime.codec import dumps, dumps_or_none
 
 Q = load("humans")
 KEY_PREFIX = "ltk_"

@@ -7,7 +7,8 @@ from longtail_mcp.db.queries import load
 from longtail_mcp.db.search import find_escalations_query
 from longtail_mcp.errors import Forbidden, InvalidInput
 from longtail_mcp.humans.identity import Principal
-from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
+from longtail_mcp.humans.models import Escalation, EscalationStats
+from longtail_mcp.runtime.codec import dumps, dumps_or_none
 
 Q = load("escalations")
 H = load("humans")
@@ -25,7 +26,7 @@ def visible_roles(actor: Principal, role: str | None) -> list[str] | None:
 
 
 async def available_work(db: Database, actor: Principal, *, role: str | None = None, limit: int = 50,
-                         offset: int = 0) -> list[dict[str, Any]]:
+                         offset: int = 0) -> list[Escalation]:
     roles = visible_roles(actor, role)
     _check_page(limit, offset)
     if roles is None:
@@ -34,20 +35,20 @@ async def available_work(db: Database, actor: Principal, *, role: str | None = N
     async with db.connection() as conn:
         rows = await (await conn.execute(Q["available_work"], {"roles": roles, "limit": limit,
                                                                "offset": offset})).fetchall()
-    return [iso(r) for r in rows]
+    return Escalation.all(rows)
 
 
-async def my_work(db: Database, actor: Principal, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+async def my_work(db: Database, actor: Principal, *, limit: int = 50, offset: int = 0) -> list[Escalation]:
     _check_page(limit, offset)
     async with db.connection() as conn:
-        return [iso(r) for r in await (await conn.execute(Q["my_work"], {"who": actor.id, "limit": limit,
-                                                                         "offset": offset})).fetchall()]
+        return Escalation.all(await (await conn.execute(Q["my_work"], {"who": actor.id, "limit": limit,
+                                                                         "offset": offset})).fetchall())
 
 
 async def find_escalations(db: Database, actor: Principal, *, status: str | None = None, role: str | None = None,
                            type: str | None = None, priority: int | None = None,
                            metadata: dict[str, Any] | None = None, workflow_id: str | None = None,
-                           limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+                           limit: int = 50, offset: int = 0) -> list[Escalation]:
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     _check_page(limit, offset)
@@ -61,7 +62,7 @@ async def find_escalations(db: Database, actor: Principal, *, status: str | None
               "metadata": dumps_or_none(metadata), "workflow_id": workflow_id, "limit": limit, "offset": offset}
     async with db.connection() as conn:
         rows = await (await conn.execute(find_escalations_query(**given), params)).fetchall()
-    return [iso(r) for r in rows]
+    return Escalation.all(rows)
 
 
 def _check_page(limit: int, offset: int) -> None:
@@ -71,13 +72,13 @@ def _check_page(limit: int, offset: int) -> None:
         raise InvalidInput("offset must not be negative")
 
 
-def page(rows: list[dict[str, Any]], *, limit: int, offset: int) -> tuple[list[dict[str, Any]], int | None]:
+def page(rows: list[Escalation], *, limit: int, offset: int) -> tuple[list[Escalation], int | None]:
     """Cut a listing fetched with `limit + 1` rows into one page and the offset of the next (None: last
     page). A page also ends before its data passes PAGE_BYTES, so one answer stays readable."""
-    out: list[dict[str, Any]] = []
+    out: list[Escalation] = []
     size = 0
     for row in rows[:limit]:
-        size += len(dumps(row.get("data") or {})) + len(dumps(row.get("form_schema")))
+        size += len(dumps(row.data)) + len(dumps(row.form_schema))
         if out and size > PAGE_BYTES:
             break
         out.append(row)
@@ -85,7 +86,7 @@ def page(rows: list[dict[str, Any]], *, limit: int, offset: int) -> tuple[list[d
     return out, (offset + len(out) if more else None)
 
 
-async def escalation_stats(db: Database, actor: Principal) -> dict[str, Any]:
+async def escalation_stats(db: Database, actor: Principal) -> EscalationStats:
     roles = None if actor.superadmin else sorted(actor.roles)
     async with db.connection() as conn:
         rows = await (await conn.execute(Q["escalation_stats"], {"roles": roles})).fetchall()
@@ -97,4 +98,4 @@ async def escalation_stats(db: Database, actor: Principal) -> dict[str, Any]:
         by_role.setdefault(r["role"], {})[r["status"]] = r["n"]
         for k in totals:
             totals[k] += r[k]
-    return {"by_status": by_status, "by_role": by_role, **totals}
+    return EscalationStats(by_status=by_status, by_role=by_role, **totals)

@@ -19,6 +19,7 @@ from longtail_mcp.humans.identity import Principal, require_write
 from longtail_mcp.humans.waits import cancel_listener
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.handle import Handle
+from longtail_mcp.runtime.models import Run, RunExport, RunSummary
 from longtail_mcp.runtime.ports import CancelListener
 from longtail_mcp.runtime.service import Visibility
 
@@ -55,18 +56,18 @@ async def start_run(db: Database, actor: Principal, name: str, input: Any = None
     return await service.start_run(db, name, input, workflow_id=workflow_id, principal=actor)
 
 
-async def get_run(db: Database, actor: Principal | None, workflow_id: str) -> dict[str, Any]:
+async def get_run(db: Database, actor: Principal | None, workflow_id: str) -> Run:
     await require_visible(db, actor, workflow_id)
     return await service.get_run(db, workflow_id)
 
 
 async def list_runs(db: Database, actor: Principal | None, *, status: str | None = None, name: str | None = None,
-                    limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+                    limit: int = 50, offset: int = 0) -> list[RunSummary]:
     return await service.list_runs(db, status=status, name=name, limit=limit, offset=offset,
                                    visible_to=visibility(actor))
 
 
-async def export_run(db: Database, actor: Principal | None, workflow_id: str) -> dict[str, Any]:
+async def export_run(db: Database, actor: Principal | None, workflow_id: str) -> RunExport:
     await require_visible(db, actor, workflow_id)
     return await service.export_run(db, workflow_id)
 
@@ -115,14 +116,14 @@ class Runs:
         wid, created = await start_run(self.db, self.actor, name, input, workflow_id=workflow_id)
         return Handle(self.db, wid, created=created, on_cancel=[cancel_listener(self.db)])
 
-    async def get(self, workflow_id: str) -> dict[str, Any]:
+    async def get(self, workflow_id: str) -> Run:
         return await get_run(self.db, self.actor, workflow_id)
 
     async def list(self, *, status: str | None = None, name: str | None = None, limit: int = 50,
-                   offset: int = 0) -> list[dict[str, Any]]:
+                   offset: int = 0) -> list[RunSummary]:
         return await list_runs(self.db, self.actor, status=status, name=name, limit=limit, offset=offset)
 
-    async def export(self, workflow_id: str) -> dict[str, Any]:
+    async def export(self, workflow_id: str) -> RunExport:
         return await export_run(self.db, self.actor, workflow_id)
 
     async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:

@@ -1,7 +1,6 @@
 """JSON in and out of the journal: strict, so a replay sees exactly what the first run saw."""
 
 import json
-from datetime import datetime
 from typing import Any
 
 from longtail_mcp.errors import InvalidInput
@@ -26,14 +25,3 @@ def dumps_or_none(value: Any, *, what: str = "value") -> str | None:
 def roundtrip(value: Any, *, what: str = "value") -> Any:
     """The value as a replay will see it (tuples become lists, keys become strings)."""
     return json.loads(dumps(value, what=what))
-
-
-def iso(value: Any) -> Any:
-    """JSON-friendly copy of a row (datetimes as ISO 8601 strings)."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: iso(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [iso(v) for v in value]
-    return value

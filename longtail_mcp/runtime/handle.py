@@ -10,6 +10,7 @@ from longtail_mcp.errors import Unavailable, WorkflowFailed
 from longtail_mcp.events import EventBus
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.journal import TERMINAL
+from longtail_mcp.runtime.models import Run, RunExport
 from longtail_mcp.runtime.ports import CancelListener
 from longtail_mcp.runtime.state import split_path
 
@@ -27,7 +28,7 @@ class Handle:
     def __repr__(self) -> str:
         return f"Handle({self.workflow_id!r})"
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self) -> Run:
         """The run's row (status, input, result, error, state, timestamps).
 
         Raises:
@@ -48,7 +49,7 @@ class Handle:
         Raises:
             WorkflowFailed: it failed or was cancelled.  TimeoutError: still running after `timeout` s.
         """
-        async def read() -> dict[str, Any]:
+        async def read() -> Run:
             while True:
                 try:
                     return await self.info()
@@ -80,7 +81,7 @@ class Handle:
             )
         return info["result"]
 
-    async def export(self) -> dict[str, Any]:
+    async def export(self) -> RunExport:
         """The full history: the run, every journal entry (with timings), every signal."""
         return await service.export_run(self.db, self.workflow_id)
 

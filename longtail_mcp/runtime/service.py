@@ -13,8 +13,9 @@ from longtail_mcp.db.queries import load
 from longtail_mcp.db.search import find_runs_query
 from longtail_mcp.errors import Conflict, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
-from longtail_mcp.runtime.codec import dumps, dumps_or_none, iso
+from longtail_mcp.runtime.codec import dumps, dumps_or_none
 from longtail_mcp.runtime.journal import TERMINAL
+from longtail_mcp.runtime.models import FoundRun, Run, RunExport, RunSummary, Schedule, Signal, Step, WorkflowType
 from longtail_mcp.runtime.ports import CancelListener
 
 Q = load("runtime")
@@ -150,21 +151,21 @@ async def cancel_run(db: Database, workflow_id: str, reason: str | None = None, 
     return ids
 
 
-async def get_run(db: Database, workflow_id: str) -> dict[str, Any]:
+async def get_run(db: Database, workflow_id: str) -> Run:
     async with db.connection() as conn:
         row = await (await conn.execute(Q["get_workflow"], {"id": workflow_id})).fetchone()
     if row is None:
         raise NotFound(f"no run with id {workflow_id!r}")
-    return iso(row)  # type: ignore[no-any-return]
+    return Run.of(row)
 
 
-async def export_run(db: Database, workflow_id: str) -> dict[str, Any]:
+async def export_run(db: Database, workflow_id: str) -> RunExport:
     """The full history: the run, every journal entry (with timings), every signal."""
     run = await get_run(db, workflow_id)
     async with db.connection() as conn:
         steps = await (await conn.execute(Q["export_steps"], {"id": workflow_id})).fetchall()
         messages = await (await conn.execute(Q["export_messages"], {"id": workflow_id})).fetchall()
-    return {"run": run, "steps": iso(steps), "signals": iso(messages)}
+    return RunExport(run=run, steps=Step.all(steps), signals=Signal.all(messages))
 
 
 async def get_state(db: Database, workflow_id: str, path: list[str] | None = None) -> Any:
@@ -185,14 +186,14 @@ def _check_listing(status: str | None, limit: int, offset: int = 0) -> None:
 
 
 async def list_runs(db: Database, *, status: str | None = None, name: str | None = None, limit: int = 50,
-                    offset: int = 0, visible_to: Visibility = None) -> list[dict[str, Any]]:
+                    offset: int = 0, visible_to: Visibility = None) -> list[RunSummary]:
     """Runs, newest first: one page of `limit` from `offset`, only those `visible_to` may see."""
     _check_listing(status, limit, offset)
     async with db.connection() as conn:
         rows = await (await conn.execute(Q["list_workflows"], {
             "status": status, "name": name, "limit": limit, "offset": offset, **_visibility_params(visible_to),
         })).fetchall()
-    return [iso(r) for r in rows]
+    return RunSummary.all(rows)
 
 
 async def find_runs(
@@ -204,7 +205,7 @@ async def find_runs(
     name: str | None = None,
     limit: int = 50,
     visible_to: tuple[str, list[str]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[FoundRun]:
     """Runs whose entity state contains `state` (`@>`) and matches the jsonpath predicate `path` (`@?`).
 
     `visible_to=(account_id, roles)` keeps only the runs that account started or that asked one of those roles.
@@ -222,7 +223,7 @@ async def find_runs(
             rows = await (await conn.execute(query, params)).fetchall()
     except (pg_errors.SyntaxError, pg_errors.DataError) as exc:
         raise InvalidInput(f"invalid jsonpath {path!r}: {str(exc).splitlines()[0]}") from None
-    return [iso(r) for r in rows]
+    return FoundRun.all(rows)
 
 
 # -- schedules ---------------------------------------------------------------------------------
@@ -242,7 +243,7 @@ def cron_iter(cron: str, start: datetime) -> croniter:
 
 async def upsert_schedule(
     db: Database, name: str, cron: str, input: Any = None, *, workflow: str | None = None, declared: bool = False,
-) -> dict[str, Any]:
+) -> Schedule:
     """Create or change a schedule. `declared` (a workflow's own cron=...) never overwrites its input."""
     check_id(name, "schedule name")
     now = datetime.now(UTC)
@@ -252,7 +253,7 @@ async def upsert_schedule(
             "name": name, "workflow": workflow or name, "cron": cron, "input": dumps_or_none(input), "next_at": next_at,
         })
         await db.wake(conn)
-    return {"name": name, "workflow": workflow or name, "cron": cron}
+    return Schedule(name=name, workflow=workflow or name, cron=cron, input=input, next_at=next_at.isoformat())
 
 
 async def delete_schedule(db: Database, name: str) -> None:
@@ -262,17 +263,17 @@ async def delete_schedule(db: Database, name: str) -> None:
         raise NotFound(f"no schedule named {name!r}")
 
 
-async def list_schedules(db: Database) -> list[dict[str, Any]]:
+async def list_schedules(db: Database) -> list[Schedule]:
     async with db.connection() as conn:
-        return [iso(r) for r in await (await conn.execute(S["list_schedules"])).fetchall()]
+        return Schedule.all(await (await conn.execute(S["list_schedules"])).fetchall())
 
 
-async def list_workflow_types(db: Database, *, stale_seconds: float = 60.0) -> list[dict[str, Any]]:
+async def list_workflow_types(db: Database, *, stale_seconds: float = 60.0) -> list[WorkflowType]:
     """Workflow types some live worker can run: [{name, workers, cron}]."""
     async with db.connection() as conn:
         rows = await (await conn.execute(Q["workflow_types"], {"stale": stale_seconds})).fetchall()
         crons = {r["workflow"]: r["cron"] for r in await (await conn.execute(S["list_schedules"])).fetchall()}
-    return [{"name": r["name"], "workers": r["workers"], "cron": crons.get(r["name"])} for r in rows]
+    return [WorkflowType(name=r["name"], workers=r["workers"], cron=crons.get(r["name"])) for r in rows]
 
 
 async def health(db: Database, *, stale_seconds: float) -> dict[str, int]:

@@ -11,16 +11,13 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.humans.identity import Principal
+from longtail_mcp.humans.runs import visibility
+from longtail_mcp.records import iso
 from longtail_mcp.runtime import service
-from longtail_mcp.runtime.codec import iso
+from longtail_mcp.runtime.models import FoundRun
 from longtail_mcp.tools import registry
 
 Q = load("reports")
-
-
-def visibility(actor: Principal) -> tuple[str, list[str]] | None:
-    """None for a superadmin (everything); else (account id, roles) for the RBAC filters."""
-    return None if actor.superadmin else (actor.id, sorted(actor.roles))
 
 
 def _rbac_params(actor: Principal) -> dict[str, Any]:
@@ -28,7 +25,7 @@ def _rbac_params(actor: Principal) -> dict[str, Any]:
     return {"who": who, "roles": roles}
 
 
-async def find_runs(db: Database, actor: Principal, **filters: Any) -> list[dict[str, Any]]:
+async def find_runs(db: Database, actor: Principal, **filters: Any) -> list[FoundRun]:
     """service.find_runs (state containment, jsonpath, status, name) limited to the runs `actor` may see."""
     return await service.find_runs(db, visible_to=visibility(actor), **filters)
 

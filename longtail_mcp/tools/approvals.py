@@ -12,7 +12,7 @@ from longtail_mcp.db.queries import load
 from longtail_mcp.errors import PolicyDenied
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans.identity import Principal, require_write
-from longtail_mcp.runtime.codec import iso
+from longtail_mcp.humans.models import Escalation
 
 Q = load("escalations")
 CONTROL_FIELDS = frozenset({"request_approval", "approval_id"})
@@ -58,7 +58,7 @@ def details(tool: str, args: dict[str, Any], *, who: str, reason: str, rule: str
 
 
 async def request(db: Database, actor: Principal, role: str, tool: str, args: dict[str, Any], *, reason: str,
-                  rule: str) -> dict[str, Any]:
+                  rule: str) -> Escalation:
     """Open (or return the caller's still-pending) approval escalation for the exact call `tool(args)`.
 
     Raises:
@@ -70,7 +70,7 @@ async def request(db: Database, actor: Principal, role: str, tool: str, args: di
             "hash": esc.action_hash(tool, args), "who": actor.id,
         })).fetchone()
     if pending is not None:
-        return iso(pending)  # type: ignore[no-any-return]
+        return Escalation.of(pending)
     return await esc.create_escalation(
         db, actor, role=role, message=message(tool, actor.id, reason), type="approval", priority=2,
         data=details(tool, args, who=actor.id, reason=reason, rule=rule), form_schema=APPROVAL_FORM,
@@ -97,7 +97,7 @@ async def explain(services: Any, principal: Principal, tool: str, action: tuple[
         return PolicyDenied(f"{refusal.message}. To ask the {role!r} role to allow this exact call once, call "
                             "again with request_approval: true", rule=refusal.rule)
     row = await request(services.db, principal, role, *action, reason=refusal.message, rule=refusal.rule)
-    return PolicyDenied(f"{refusal.message}. Approval requested: escalation {row['id']!r} for role {row['role']!r} "
+    return PolicyDenied(f"{refusal.message}. Approval requested: escalation {row.id!r} for role {row.role!r} "
                         f"(human-queue check_resolution shows the decision). Once approved, call {tool} again with "
-                        f"the same arguments and approval_id={row['id']!r}: it goes through once",
-                        rule=refusal.rule, data={"escalation_id": row["id"]})
+                        f"the same arguments and approval_id={row.id!r}: it goes through once",
+                        rule=refusal.rule, data={"escalation_id": row.id})

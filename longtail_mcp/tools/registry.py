@@ -21,7 +21,8 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NonRetryableError, NotFound, Unavailable
 from longtail_mcp.humans.identity import Principal, audit, require_superadmin
-from longtail_mcp.runtime.codec import dumps, iso
+from longtail_mcp.records import iso
+from longtail_mcp.runtime.codec import dumps
 
 Q = load("tools")
 H = load("humans")

@@ -1,19 +1,19 @@
 """The db-query server: read-only questions about runs, escalations and the system, and read-only SQL."""
 
-from typing import Any, Literal
+from typing import Any
 
 from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field
 
 from longtail_mcp.humans import inbox
+from longtail_mcp.humans.models import Escalation, EscalationStats, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.runtime.models import FoundRun, RunStatus
 from longtail_mcp.sql import readonly, reports
 from longtail_mcp.tools.spec import Approvable, Args, NoArgs, Services, ToolCall, ToolSpec
 
 NAME = "db-query"
 TAGS = ("database", "query", "analytics")
-RunStatus = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
-EscalationStatus = Literal["pending", "resolved", "cancelled", "expired"]
 
 
 class FindRunsIn(Args):
@@ -25,16 +25,6 @@ class FindRunsIn(Args):
     limit: int = Field(50, ge=1, le=1000)
 
 
-class FoundRun(BaseModel):
-    id: str
-    name: str
-    kind: str
-    status: RunStatus
-    state: Any = None
-    parent_id: str | None = None
-    created_at: str
-    updated_at: str | None = None
-    completed_at: str | None = None
 
 
 class FindRunsOut(BaseModel):
@@ -52,7 +42,7 @@ class FindEscalationsIn(Args):
 
 
 class FindEscalationsOut(BaseModel):
-    escalations: list[dict[str, Any]]
+    escalations: list[Escalation]
 
 
 class SummaryIn(Args):
@@ -74,13 +64,6 @@ class SummaryOut(BaseModel):
     workflow_types: list[ProcessSummary]
 
 
-class StatsOut(BaseModel):
-    by_status: dict[str, int]
-    by_role: dict[str, dict[str, int]]
-    created_1h: int
-    created_1d: int
-    resolved_1h: int
-    resolved_1d: int
 
 
 class HealthOut(BaseModel):
@@ -135,7 +118,7 @@ class SqlOut(BaseModel):
 
 async def find_runs(call: ToolCall, args: FindRunsIn) -> FindRunsOut:
     rows = await reports.find_runs(call.client.db, call.principal, **args.model_dump())
-    return FindRunsOut(runs=[FoundRun.model_validate(r) for r in rows])
+    return FindRunsOut(runs=rows)
 
 
 async def find_escalations(call: ToolCall, args: FindEscalationsIn) -> FindEscalationsOut:
@@ -148,8 +131,8 @@ async def get_process_summary(call: ToolCall, args: SummaryIn) -> SummaryOut:
     return SummaryOut(workflow_types=[ProcessSummary.model_validate(r) for r in rows])
 
 
-async def get_escalation_stats(call: ToolCall, args: NoArgs) -> StatsOut:
-    return StatsOut.model_validate(await inbox.escalation_stats(call.client.db, call.principal))
+async def get_escalation_stats(call: ToolCall, args: NoArgs) -> EscalationStats:
+    return await inbox.escalation_stats(call.client.db, call.principal)
 
 
 async def get_system_health(call: ToolCall, args: NoArgs) -> HealthOut:
@@ -181,7 +164,7 @@ TOOLS = [
              "completed ones over a time window.", SummaryIn, SummaryOut, get_process_summary,
              read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("get_escalation_stats", "Escalation counts by status and role, and created/resolved in the last hour "
-             "and day (your roles only, unless you are a superadmin).", NoArgs, StatsOut, get_escalation_stats,
+             "and day (your roles only, unless you are a superadmin).", NoArgs, EscalationStats, get_escalation_stats,
              read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("get_system_health", "System health: runs, tasks and escalations by status, live workers, MCP servers "
              "with tool counts, pipelines by status.", NoArgs, HealthOut, get_system_health,

@@ -1,7 +1,7 @@
 """The human-queue server: escalate to people, and work the queue as a person or bot."""
 
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from mcp.server import Server
@@ -9,12 +9,12 @@ from pydantic import BaseModel, Field
 
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import inbox
+from longtail_mcp.humans.models import Escalation, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.tools.spec import Args, Services, ToolCall, ToolSpec
 
 NAME = "human-queue"
 TAGS = ("humans", "escalations", "approvals")
-EscalationStatus = Literal["pending", "resolved", "cancelled", "expired"]
 TERMINAL = ("resolved", "cancelled", "expired")
 
 
@@ -22,24 +22,6 @@ class Ref(Args):
     escalation_id: str = Field(min_length=1, max_length=300)
 
 
-class Escalation(BaseModel):
-    id: str
-    role: str
-    status: EscalationStatus
-    type: str
-    message: str
-    priority: int
-    data: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    form_schema: dict[str, Any] | None = None
-    assigned_to: str | None = None
-    assigned_until: str | None = None
-    deadline_at: str | None = None
-    resolution: dict[str, Any] | None = None
-    resolved_by: str | None = None
-    workflow_id: str | None = None
-    created_by: str | None = None
-    created_at: str
 
 
 class EscalateIn(Args):
@@ -103,16 +85,11 @@ class CancelIn(Ref):
     reason: str | None = Field(None, max_length=2000)
 
 
-def _esc(row: dict[str, Any]) -> Escalation:
-    return Escalation.model_validate({k: row.get(k) for k in Escalation.model_fields})
+def _outcome(row: Escalation) -> Outcome:
+    return Outcome(escalation_id=row.id, status=row.status, resolution=row.resolution, resolved_by=row.resolved_by)
 
 
-def _outcome(row: dict[str, Any]) -> Outcome:
-    return Outcome(escalation_id=row["id"], status=row["status"], resolution=row.get("resolution"),
-                   resolved_by=row.get("resolved_by"))
-
-
-async def _open(call: ToolCall, args: EscalateIn) -> dict[str, Any]:
+async def _open(call: ToolCall, args: EscalateIn) -> Escalation:
     return await esc.create_escalation(
         call.client.db, call.principal, role=args.role, message=args.message, data=args.data,
         priority=args.priority, type=args.type, form_schema=args.form_schema, timeout=args.timeout_seconds,
@@ -120,15 +97,15 @@ async def _open(call: ToolCall, args: EscalateIn) -> dict[str, Any]:
     )
 
 
-async def _await_decision(call: ToolCall, escalation_id: str, seconds: float) -> dict[str, Any]:
+async def _await_decision(call: ToolCall, escalation_id: str, seconds: float) -> Escalation:
     """The escalation once decided, or as it is when `seconds` run out (events, with a polling backstop)."""
     row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
-    if row["status"] in TERMINAL or seconds <= 0:
+    if row.status in TERMINAL or seconds <= 0:
         return row
     with anyio.move_on_after(seconds):
         async with call.client.events.subscribe(["escalation.*"]) as feed:
             row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
-            while row["status"] not in TERMINAL:
+            while row.status not in TERMINAL:
                 with anyio.move_on_after(1.0):
                     async for event in feed:
                         if event.id == escalation_id:
@@ -138,21 +115,21 @@ async def _await_decision(call: ToolCall, escalation_id: str, seconds: float) ->
 
 
 async def escalate_to_human(call: ToolCall, args: EscalateIn) -> Escalation:
-    return _esc(await _open(call, args))
+    return await _open(call, args)
 
 
 async def escalate_and_wait(call: ToolCall, args: EscalateAndWaitIn) -> Outcome:
     row = await _open(call, args)
-    return _outcome(await _await_decision(call, row["id"], args.wait_seconds))
+    return _outcome(await _await_decision(call, row.id, args.wait_seconds))
 
 
 async def check_resolution(call: ToolCall, args: CheckIn) -> Outcome:
     return _outcome(await _await_decision(call, args.escalation_id, args.wait_seconds))
 
 
-def _work(rows: list[dict[str, Any]], args: WorkIn) -> WorkOut:
+def _work(rows: list[Escalation], args: WorkIn) -> WorkOut:
     shown, next_offset = inbox.page(rows, limit=args.limit, offset=args.offset)
-    return WorkOut(escalations=[_esc(r) for r in shown], next_offset=next_offset)
+    return WorkOut(escalations=shown, next_offset=next_offset)
 
 
 async def get_available_work(call: ToolCall, args: WorkIn) -> WorkOut:
@@ -165,24 +142,24 @@ async def list_my_work(call: ToolCall, args: WorkIn) -> WorkOut:
 
 
 async def claim_escalation(call: ToolCall, args: ClaimIn) -> Escalation:
-    return _esc(await esc.claim(call.client.db, call.principal, args.escalation_id, seconds=args.minutes * 60))
+    return await esc.claim(call.client.db, call.principal, args.escalation_id, seconds=args.minutes * 60)
 
 
 async def release_escalation(call: ToolCall, args: Ref) -> Escalation:
-    return _esc(await esc.release(call.client.db, call.principal, args.escalation_id))
+    return await esc.release(call.client.db, call.principal, args.escalation_id)
 
 
 async def resolve_escalation(call: ToolCall, args: ResolveIn) -> Escalation:
-    return _esc(await esc.resolve(call.client.db, call.principal, args.escalation_id, args.resolution,
-                                  reason=args.reason, allow_self_approval=call.client.settings.allow_self_approval))
+    return await esc.resolve(call.client.db, call.principal, args.escalation_id, args.resolution,
+                             reason=args.reason, allow_self_approval=call.client.settings.allow_self_approval)
 
 
 async def reroute_escalation(call: ToolCall, args: RerouteIn) -> Escalation:
-    return _esc(await esc.reroute(call.client.db, call.principal, args.escalation_id, args.role, reason=args.reason))
+    return await esc.reroute(call.client.db, call.principal, args.escalation_id, args.role, reason=args.reason)
 
 
 async def cancel_escalation(call: ToolCall, args: CancelIn) -> Escalation:
-    return _esc(await esc.cancel(call.client.db, call.principal, args.escalation_id, reason=args.reason))
+    return await esc.cancel(call.client.db, call.principal, args.escalation_id, reason=args.reason)
 
 
 TOOLS = [

@@ -1,6 +1,6 @@
 """The workflows server: start, watch, signal, cancel and export durable runs."""
 
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from mcp.server import Server
@@ -10,30 +10,18 @@ from longtail_mcp.errors import InvalidInput
 from longtail_mcp.humans import runs
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime import service
+from longtail_mcp.runtime.models import Run, RunExport, RunInfo, RunStatus, RunSummary, WorkflowType
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
 from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
 
 NAME = "workflows"
 TAGS = ("workflows", "durable", "runs")
-Status = Literal["pending", "running", "waiting", "completed", "failed", "cancelled"]
 
 
 class RunRef(Args):
     workflow_id: str = Field(min_length=1, max_length=200, description="The run's id")
 
 
-class Run(BaseModel):
-    id: str
-    name: str
-    kind: str = "workflow"
-    status: Status
-    input: Any = None
-    result: Any = None
-    error: dict[str, Any] | None = None
-    waiting_for: str | None = None
-    parent_id: str | None = None
-    created_at: str
-    completed_at: str | None = None
 
 
 class StartIn(Args):
@@ -46,7 +34,7 @@ class StartIn(Args):
 class StartOut(BaseModel):
     workflow_id: str
     created: bool = Field(description="False when the id already existed (the first run is returned)")
-    status: Status
+    status: RunStatus
 
 
 class WaitIn(RunRef):
@@ -55,7 +43,7 @@ class WaitIn(RunRef):
 
 class WaitOut(BaseModel):
     done: bool = Field(description="True when the run has ended; false when the wait ran out first")
-    run: Run
+    run: RunInfo
 
 
 class SignalIn(RunRef):
@@ -76,21 +64,12 @@ class CancelOut(BaseModel):
 
 
 class ListIn(Args):
-    status: Status | None = None
+    status: RunStatus | None = None
     name: str | None = Field(None, max_length=200)
     limit: int = Field(50, ge=1, le=500)
     offset: int = Field(0, ge=0, description="Skip this many runs (pass the previous page's next_offset)")
 
 
-class RunSummary(BaseModel):
-    id: str
-    name: str
-    kind: str
-    status: Status
-    parent_id: str | None = None
-    waiting_for: str | None = None
-    created_at: str
-    completed_at: str | None = None
 
 
 class ListOut(BaseModel):
@@ -98,18 +77,14 @@ class ListOut(BaseModel):
     next_offset: int | None = Field(None, description="Offset of the next page; null when this is the last")
 
 
-class ExportOut(BaseModel):
-    run: dict[str, Any]
-    steps: list[dict[str, Any]]
-    signals: list[dict[str, Any]]
 
 
 class TypesOut(BaseModel):
-    workflow_types: list[dict[str, Any]] = Field(description="[{name, workers, cron}] runnable by live workers")
+    workflow_types: list[WorkflowType] = Field(description="The types live workers run, with their cron schedules")
 
 
-def _run(row: dict[str, Any]) -> Run:
-    return Run.model_validate({k: row.get(k) for k in Run.model_fields})
+def _run(run: Run) -> RunInfo:
+    return RunInfo.of(run)  # what watchers see: not the run's principal, state or lease
 
 
 async def list_workflow_types(call: ToolCall, args: NoArgs) -> TypesOut:
@@ -124,10 +99,10 @@ async def start_workflow(call: ToolCall, args: StartIn) -> StartOut:
                            f"{', '.join(sorted(known)) or 'none (start a worker with --app)'}")
     wid, created = await runs.start_run(call.client.db, call.principal, args.name, args.input,
                                         workflow_id=args.workflow_id)
-    return StartOut(workflow_id=wid, created=created, status=(await service.get_run(call.client.db, wid))["status"])
+    return StartOut(workflow_id=wid, created=created, status=(await service.get_run(call.client.db, wid)).status)
 
 
-async def get_run(call: ToolCall, args: RunRef) -> Run:
+async def get_run(call: ToolCall, args: RunRef) -> RunInfo:
     return _run(await runs.get_run(call.client.db, call.principal, args.workflow_id))
 
 
@@ -155,12 +130,12 @@ async def list_runs(call: ToolCall, args: ListIn) -> ListOut:
     rows = await runs.list_runs(call.client.db, call.principal, status=args.status, name=args.name,
                                 limit=args.limit + 1, offset=args.offset)
     more = len(rows) > args.limit
-    return ListOut(runs=[RunSummary.model_validate(r) for r in rows[:args.limit]],
+    return ListOut(runs=rows[:args.limit],
                    next_offset=args.offset + args.limit if more else None)
 
 
-async def export_run(call: ToolCall, args: RunRef) -> ExportOut:
-    return ExportOut.model_validate(await runs.export_run(call.client.db, call.principal, args.workflow_id))
+async def export_run(call: ToolCall, args: RunRef) -> RunExport:
+    return await runs.export_run(call.client.db, call.principal, args.workflow_id)
 
 
 TOOLS = [
@@ -173,7 +148,7 @@ TOOLS = [
              compile_hints={"input": "input", "result": "workflow_id"}),
     ToolSpec("get_run", "Get a run's status, input, result or error, and what it is waiting for (runs you "
              "started or that asked one of your roles; superadmins see all).",
-             RunRef, Run, get_run, read_only=True, idempotent=True, tags=TAGS),
+             RunRef, RunInfo, get_run, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("wait_for_run", "Wait (at most 50 s) for a run to end; returns done=false with the run as it is when "
              "the wait runs out, so call it again for longer waits.",
              WaitIn, WaitOut, wait_for_run, read_only=True, idempotent=True, tags=TAGS),
@@ -185,7 +160,7 @@ TOOLS = [
              "first, optionally by status and workflow type, a page at a time.",
              ListIn, ListOut, list_runs, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("export_run", "Export a run's full history: the run, every journal entry with timings, every signal.",
-             RunRef, ExportOut, export_run, read_only=True, idempotent=True, tags=TAGS),
+             RunRef, RunExport, export_run, read_only=True, idempotent=True, tags=TAGS),
 ]
 
 

@@ -261,7 +261,7 @@ async def test_result_of_an_ended_run_is_one_query_and_no_connection(own_pg: Emb
         later = client.db.pool.get_stats()
         assert feed_of(client.db).subscribers == 0
     assert row is not None and row[0] == 2  # one statement per result(), executed by the server
-    assert after == before and "longtail-events" not in after
+    assert after == before  # no connection opened (an earlier feed may still be winding down: it is in both)
     assert later["requests_num"] - stats.get("requests_num", 0) == 2
     assert later.get("connections_num", 0) == stats.get("connections_num", 0)
 

@@ -11,6 +11,7 @@ from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
 from tests.humans.helpers import eventually, person, sql_one
+from tests.runtime.helpers import wait_status
 from tests.servers.sessions import session
 
 pytestmark = pytest.mark.anyio
@@ -109,7 +110,8 @@ async def test_inside_a_run_a_refused_call_waits_for_the_approver_and_then_goes_
         handle = await app.start("fix", WRITE, workflow_id="fix-1")
         pending = await eventually(lambda: inbox.find_escalations(app.db, olga, role="approver", status="pending"))
         assert pending[0]["workflow_id"] == "fix-1" and pending[0]["data"]["arguments"]["sql"] == WRITE
-        assert (await handle.info())["status"] == "waiting" and await description(app) == before
+        await wait_status(handle, "waiting")  # the escalation commits just before the run leaves the worker
+        assert await description(app) == before
         await esc.resolve(app.db, olga, pending[0]["id"], {"approved": True})
         result = await handle.result(timeout=20)
         assert result["rows"] == [["approver"]] and await description(app) == "approved change"

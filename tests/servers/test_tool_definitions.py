@@ -3,6 +3,7 @@
 import pytest
 from jsonschema.validators import validator_for
 
+from longtail_mcp.mcp_glue.server import mcp_tool
 from system_servers import SERVERS
 
 ALL = [(name, spec) for name, module in SERVERS.items() for spec in module.TOOLS]
@@ -10,7 +11,7 @@ ALL = [(name, spec) for name, module in SERVERS.items() for spec in module.TOOLS
 
 @pytest.mark.parametrize(("server", "spec"), ALL, ids=[f"{n}/{s.name}" for n, s in ALL])
 def test_each_tool_publishes_valid_object_schemas_and_honest_annotations(server: str, spec) -> None:
-    tool = spec.tool()
+    tool = mcp_tool(spec)
     for schema in (tool.input_schema, tool.output_schema):
         validator_for(schema).check_schema(schema)
         assert schema["type"] == "object"
