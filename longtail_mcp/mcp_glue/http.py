@@ -66,15 +66,17 @@ class BearerAuth:
     trips); a revocation, expiry or role change therefore takes effect within that time.
     """
 
-    def __init__(self, app: ASGIApp, client: Services, *, dev: bool, cache_seconds: float = KEY_CACHE_SECONDS) -> None:
+    def __init__(self, app: ASGIApp, client: Services, *, dev: bool, cache_seconds: float = KEY_CACHE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
         self.client = client
         self.dev = dev
         self.cache_seconds = cache_seconds
+        self.clock = clock  # injectable, so a test can pass the cache period without waiting it out
         self._verified: dict[str, tuple[float, Principal]] = {}
 
     async def _principal(self, token: str) -> Principal:
-        now = time.monotonic()
+        now = self.clock()
         hit = self._verified.get(token)
         if hit is not None and hit[0] > now:
             return hit[1]

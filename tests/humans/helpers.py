@@ -54,3 +54,10 @@ async def eventually(check: Any, within: float = 10) -> Any:
             if value:
                 return value
             await anyio.sleep(0.02)
+
+
+async def lapse_claim(db: Database, escalation_id: str) -> None:
+    """Move the database's view of time past this escalation's claim TTL (its `assigned_until`), so a
+    test checks what happens after the TTL without waiting it out."""
+    await sql_exec(db, "UPDATE escalation SET assigned_until = now() - interval '1 second' WHERE id = %s",
+                   [escalation_id])

@@ -1,15 +1,23 @@
 """Work queues and search: available work, my work, find_escalations and stats, limited to the caller's roles."""
 
-import anyio
+from typing import Any
+
 import pytest
 
 from longtail_mcp import Forbidden, InvalidInput, LongTail
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM
-from tests.humans.helpers import eventually, make_roles, person, sql_exec
+from tests.humans.helpers import lapse_claim, make_roles, person, sql_exec
 
 pytestmark = pytest.mark.anyio
+
+
+async def outcome_of(call: Any) -> Any:
+    try:
+        return await call
+    except Exception as exc:
+        return exc
 
 
 async def new(app: LongTail, eid: str, role: str = "reviewer", **options) -> str:
@@ -31,16 +39,13 @@ async def test_available_work_is_by_priority_then_age_and_skips_live_claims_but_
             await new(app, eid, priority=priority)
         await new(app, "z", "legal", priority=1)
         await esc.claim(app.db, sam, "x")
-        await esc.claim(app.db, sam, "y", seconds=0.5)
+        await esc.claim(app.db, sam, "y", seconds=60)
 
         assert ids(await inbox.available_work(app.db, rita)) == ["b", "d", "a", "c"]
         assert ids(await inbox.my_work(app.db, sam)) == ["x", "y"]
         assert await inbox.my_work(app.db, rita) == []
 
-        async def lapsed() -> bool:
-            return "y" in ids(await inbox.available_work(app.db, rita))
-
-        await eventually(lapsed, within=5)
+        await lapse_claim(app.db, "y")
         assert ids(await inbox.available_work(app.db, rita)) == ["b", "d", "y", "a", "c"]
         assert ids(await inbox.my_work(app.db, sam)) == ["x"]
         assert (await esc.claim(app.db, rita, "y"))["assigned_to"] == "rita"
@@ -60,8 +65,9 @@ async def test_a_claim_can_be_taken_over_once_its_ttl_has_passed(app: LongTail) 
         rita = await person(app.db, "rita", {"reviewer": "member"})
         sam = await person(app.db, "sam", {"reviewer": "member"})
         await new(app, "e")
-        await esc.claim(app.db, rita, "e", seconds=0.2)
-        await anyio.sleep(0.3)  # wait out the claim's TTL
+        await esc.claim(app.db, rita, "e", seconds=60)
+        assert "claimed by rita" in str(await outcome_of(esc.claim(app.db, sam, "e")))
+        await lapse_claim(app.db, "e")  # the TTL passes
         assert (await esc.claim(app.db, sam, "e"))["assigned_to"] == "sam"
         assert await inbox.my_work(app.db, rita) == []
 
