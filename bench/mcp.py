@@ -83,7 +83,7 @@ class EchoOut(BaseModel):
 
 
 def echo_spec() -> Any:
-    from longtail_mcp.mcp_glue.server import ToolCall, ToolSpec
+    from longtail_mcp.tools.spec import ToolCall, ToolSpec
 
     async def echo(call: ToolCall, args: EchoIn) -> EchoOut:
         return EchoOut(text=args.text)
@@ -92,7 +92,7 @@ def echo_spec() -> Any:
 
 
 def ours_app(client: Any, *, dev: bool, family: bool) -> Any:
-    """Our echo server, mounted the way `build_app(app, mcp=True)` mounts the gateway.
+    """Our echo server, mounted the way `build_app(app, mcp=True)` mounts the gateway (Host check included).
 
     With `family`, echo sits next to every tool of the family and the registered servers' tools
     (none are registered here, but the listing is still read from Postgres), as in
@@ -100,7 +100,7 @@ def ours_app(client: Any, *, dev: bool, family: bool) -> Any:
     """
     from starlette.applications import Starlette
 
-    from longtail_mcp.mcp_glue.http import mcp_routes, request_principal
+    from longtail_mcp.mcp_glue.http import HostGuard, mcp_routes, request_principal
     from longtail_mcp.mcp_glue.server import build_server
 
     if family:  # as system_servers.gateway builds it, with echo added
@@ -117,7 +117,7 @@ def ours_app(client: Any, *, dev: bool, family: bool) -> Any:
         async with mcp_lifespan():
             yield
 
-    return Starlette(routes=routes, lifespan=lifespan)
+    return HostGuard(Starlette(routes=routes, lifespan=lifespan), "127.0.0.1")  # as build_app wraps it
 
 
 def bare_app() -> Any:

@@ -41,7 +41,8 @@ async def decide(olga: Any, approved: bool, reason: str) -> None:
     import anyio
 
     with anyio.fail_after(30):
-        while not (pending := await inbox.find_escalations(app.db, olga, role="approver", status="pending")):
+        # Like a person, the approver looks at the inbox now and then.
+        while not (pending := await inbox.find_escalations(app.db, olga, role="approver", status="pending")):  # noqa: ASYNC110
             await anyio.sleep(0.1)
     request = pending[0]
     print(f"approval asked: {request['data']['tool']} {request['data']['arguments']['path']!r} "

@@ -55,25 +55,29 @@ async def main() -> None:
     async with app, anyio.create_task_group() as tg:
         await tg.start(app.worker().run)
         finished = 0
+        all_finished, reported = anyio.Event(), anyio.Event()
 
         @app.events.on("run.completed")
         def count(event: Any) -> None:
             nonlocal finished
             if event.name == "reserve":
                 finished += 1
+                if finished == 20:
+                    all_finished.set()
+            elif event.name == "report":
+                reported.set()
 
-        handle = await app.start("warehouse", "TEA-1", workflow_id="warehouse-TEA-1")
-        with anyio.fail_after(10):
-            while await handle.state("stock") != 100:
-                await anyio.sleep(0.05)
+        async with app.events.subscribe(["run.waiting"], workflow_id="warehouse-TEA-1") as waiting:
+            handle = await app.start("warehouse", "TEA-1", workflow_id="warehouse-TEA-1")
+            with anyio.fail_after(10):
+                await anext(waiting)  # stocked, and waiting for "close": the hooks can start
         hooks = [await app.hook(handle.workflow_id, "reserve", {"id": f"o-{i}", "qty": 1}) for i in range(20)]
         results = sorted([await h.result(timeout=30) for h in hooks])
         print(f"hooks saw stock go {results[-1]} -> {results[0]}")
 
         await app.schedule("stock-report", "* * * * * *", workflow="report")  # every second
         with anyio.fail_after(10):
-            while not reports:
-                await anyio.sleep(0.05)
+            await reported.wait()
         await app.unschedule("stock-report")
         print(f"report: {reports[0]}")
 
@@ -85,8 +89,7 @@ async def main() -> None:
         print(f"reservations: {len(final['reservations'])}")
         print(f"open: {final['open']}")
         with anyio.fail_after(5):
-            while finished < 20:
-                await anyio.sleep(0.05)
+            await all_finished.wait()
         print(f"hook completions seen as events: {finished}")
         tg.cancel_scope.cancel()
 

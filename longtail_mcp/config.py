@@ -23,7 +23,8 @@ class Settings(BaseModel):
     poll_seconds: float = Field(1.0, gt=0, description="workers poll this often even without NOTIFY")
     concurrency: int = Field(200, ge=1, description="runs one worker process executes at once")
     pool_size: int = Field(16, ge=2, le=500, description="most database connections one process's pool opens")
-    admin_key: str | None = Field(None, repr=False, description="the first admin API key to register (else one is made)")
+    admin_key: str | None = Field(None, repr=False,
+                                  description="the first admin API key to register (else one is made)")
     # -- safe system servers (docs/security.md) --
     files_root: Path | None = Field(None, description="the files server's root; default $LONGTAIL_HOME/files")
     files_read_only: bool = Field(False, description="refuse every write, move and delete in the files server")

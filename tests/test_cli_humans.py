@@ -32,7 +32,8 @@ def test_operator_sets_up_people_roles_keys_forms_and_chains(dsn: str, tmp_path:
     cli(dsn, "roles", "create", "lead")
     cli(dsn, "roles", "add-member", "reviewer", "rita", "--type", "admin")
     form = tmp_path / "form.json"
-    form.write_text(json.dumps({"type": "object", "required": ["approved"], "properties": {"approved": {"type": "boolean"}}}))
+    form.write_text(json.dumps({"type": "object", "required": ["approved"],
+                                "properties": {"approved": {"type": "boolean"}}}))
     assert "form version 1" in cli(dsn, "roles", "set-form", "reviewer", str(form)).stdout
     cli(dsn, "roles", "set-chain", "reviewer", "--stage-seconds", "3600", "--next", "lead")
     roles = {r["name"]: r for r in json.loads(cli(dsn, "roles", "list", "--json").stdout)}

@@ -163,7 +163,8 @@ class Client:
         self, *, state: dict[str, Any] | None = None, path: str | None = None, status: str | None = None,
         name: str | None = None, limit: int = 50,
     ) -> list[FoundRun]:
-        """Search runs by entity state: containment (`state={...}`) and jsonpath predicates (`path='$.total ? (@ > 10)'`)."""
+        """Search runs by entity state: containment (`state={...}`) and jsonpath predicates
+        (`path='$.total ? (@ > 10)'`)."""
         return await service.find_runs(self.db, state=state, path=path, status=status, name=name, limit=limit)
 
     async def export(self, workflow_id: str) -> RunExport:

@@ -68,7 +68,8 @@ class LongTail(Client):
         """Give a function a retry policy for `ctx.run(fn, ...)`; the function stays callable as before."""
 
         def mark(f: F) -> F:
-            policy = RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval, non_retryable=non_retryable)
+            policy = RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval,
+                                 non_retryable=non_retryable)
             f.__longtail_step__ = StepSpec(fn=f, name=name or f.__qualname__, retry=policy)  # type: ignore[attr-defined]
             return f
 

@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run workers and the HTTP server (embedded Postgres unless DATABASE_URL)")
     serve.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (default 8420; 0 picks a free one)")
-    serve.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR", help="a LongTail app whose workflows to run")
+    serve.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
+                       help="a LongTail app whose workflows to run")
     serve.add_argument("--dev", action="store_true", help="loopback only: MCP over HTTP without API keys")
     serve.set_defaults(run=cmd_serve)
 

@@ -3,8 +3,9 @@
 import argparse
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
+
+import anyio
 
 from longtail_mcp.app import Client
 from longtail_mcp.humans import escalations, identity, inbox, runs
@@ -30,8 +31,10 @@ async def cmd_runs(args: argparse.Namespace) -> None:
             if args.json:
                 print(as_json(info))
             else:
-                for key in ("id", "name", "status", "waiting_for", "created_at", "completed_at", "input", "result", "error"):
-                    print(f"{key:13} {json.dumps(info[key]) if key in ('input', 'result', 'error') else safe(info[key])}")
+                for key in ("id", "name", "status", "waiting_for", "created_at", "completed_at", "input", "result",
+                            "error"):
+                    value = json.dumps(info[key]) if key in ("input", "result", "error") else safe(info[key])
+                    print(f"{key:13} {value}")
         else:
             print(as_json(await runs.export_run(app.db, actor, args.id)))
     finally:
@@ -93,7 +96,7 @@ async def cmd_roles(args: argparse.Namespace) -> None:
             print(f"{args.account} removed from {args.role}")
         elif args.action == "set-form":
             try:
-                schema = json.loads(Path(args.schema_file).read_text())
+                schema = json.loads(await anyio.Path(args.schema_file).read_text())
             except (OSError, ValueError) as exc:
                 raise SystemExit(f"longtail-mcp: cannot read a JSON Schema from {args.schema_file}: {exc}") from None
             version = await identity.add_form(db, actor, args.role, schema)
@@ -102,7 +105,8 @@ async def cmd_roles(args: argparse.Namespace) -> None:
             await identity.set_chain(db, actor, args.role, args.stage_seconds, args.next)
             print(f"{args.role}: {args.stage_seconds}s, then {args.next or 'expire'}")
         else:
-            _print(await identity.list_roles(db), args.json, ["name", "members", "next_role", "stage_seconds", "form_version"])
+            _print(await identity.list_roles(db), args.json,
+                   ["name", "members", "next_role", "stage_seconds", "form_version"])
 
 
 async def cmd_keys(args: argparse.Namespace) -> None:
@@ -144,7 +148,7 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
             row = await escalations.claim(db, actor, args.id, seconds=args.minutes * 60)
             print(f"claimed {safe(row['id'])} until {row['assigned_until']}")
         elif args.action == "resolve":
-            text = Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
+            text = await anyio.Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
             try:
                 payload = json.loads(text)
             except ValueError as exc:
@@ -162,10 +166,11 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
             row = await escalations.reroute(db, actor, args.id, args.role, reason=args.reason)
             print(f"{safe(row['id'])} is now with role {row['role']}")
         elif args.action == "claim-next":
-            row = await escalations.claim_next(db, actor, role=args.role, seconds=args.minutes * 60)
-            if row is None:
+            claimed = await escalations.claim_next(db, actor, role=args.role, seconds=args.minutes * 60)
+            if claimed is None:
                 raise SystemExit("longtail-mcp: nothing to claim")
-            print(as_json(row) if args.json else f"claimed {safe(row['id'])} until {row['assigned_until']}: {safe(row['message'])}")
+            print(as_json(claimed) if args.json else
+                  f"claimed {safe(claimed['id'])} until {claimed['assigned_until']}: {safe(claimed['message'])}")
         else:
             print(as_json(await inbox.escalation_stats(db, actor)))
 
@@ -192,7 +197,8 @@ def identity_parsers(sub: Any) -> None:
     common(users.add_parser("list"))
     sub.choices["users"].set_defaults(run=cmd_users)
 
-    roles = sub.add_parser("roles", help="roles, memberships, forms, chains").add_subparsers(dest="action", required=True)
+    roles = sub.add_parser("roles", help="roles, memberships, forms, chains").add_subparsers(dest="action",
+                                                                                           required=True)
     c = common(roles.add_parser("create"))
     c.add_argument("name")
     c.add_argument("--description", default="")

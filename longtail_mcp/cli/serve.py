@@ -51,7 +51,8 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SystemExit(f"longtail-mcp: cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
+        raise SystemExit(f"longtail-mcp: cannot listen on {host}:{port}: {exc.strerror}; "
+                         "choose another --port") from None
     sock.listen(512)
     sock.set_inheritable(True)
     return sock
@@ -112,7 +113,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
             tg.start_soon(_until_signal, stop)
             await tg.start(worker.run)
             tg.start_soon(serve_http)
-            while not server.started:
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
                 await anyio.sleep(0.02)
             data = _describe_data(app)
             display = f"[{host}]" if ":" in host else host
@@ -133,8 +134,8 @@ async def cmd_worker(args: argparse.Namespace) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_signal, tg.cancel_scope.cancel)
             worker = await tg.start(app.worker(**({"concurrency": args.concurrency} if args.concurrency else {})).run)
-            print(f"longtail-mcp worker ready: {worker.worker_id} workflows: {', '.join(app.registry.names()) or '(none)'}",
-                  flush=True)
+            names = ", ".join(app.registry.names()) or "(none)"
+            print(f"longtail-mcp worker ready: {worker.worker_id} workflows: {names}", flush=True)
     finally:
         await app.close()
 
@@ -145,7 +146,8 @@ async def cmd_migrate(args: argparse.Namespace) -> None:
     try:
         applied = await migrate(app.db)
         version = await current_version(app.db)
-        print(f"migrations applied: {applied or 'none'}; schema {app.settings.schema_name} at {version} of {latest_version()}")
+        print(f"migrations applied: {applied or 'none'}; "
+              f"schema {app.settings.schema_name} at {version} of {latest_version()}")
     finally:
         await app.close()
 

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import psycopg
 
@@ -50,6 +51,14 @@ class RunAs:
     def current(cls) -> "RunAs":
         entry = pwd.getpwuid(os.geteuid())
         return cls(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+class _RunAsUser(TypedDict, total=False):
+    """The subprocess arguments that start a child as another user (none when it is us)."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
 
 
 def bundled_install() -> Path:
@@ -255,10 +264,10 @@ class EmbeddedPostgres:
             dbname=database or self.database,
         )
 
-    def _run(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(args, capture_output=True, text=True, check=False, **self._as_user(), **kw)  # type: ignore[call-overload, no-any-return]
+    def _run(self, args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, capture_output=True, text=True, check=False, **self._as_user())
 
-    def _as_user(self) -> dict[str, object]:
+    def _as_user(self) -> _RunAsUser:
         if self.run_as.uid == os.geteuid():
             return {}
         return {"user": self.run_as.uid, "group": self.run_as.gid, "extra_groups": []}
@@ -283,7 +292,8 @@ class EmbeddedPostgres:
         if (self.data_dir / "PG_VERSION").exists():
             return
         install = reachable_install(self.run_as)
-        self.data_dir.parent.mkdir(mode=0o755 if self.run_as.uid != os.geteuid() else 0o700, parents=True, exist_ok=True)
+        self.data_dir.parent.mkdir(mode=0o755 if self.run_as.uid != os.geteuid() else 0o700, parents=True,
+                                   exist_ok=True)
         self.data_dir.mkdir(mode=0o700, exist_ok=True)
         self._own(self.data_dir)
         password = self._password()
@@ -364,7 +374,7 @@ class EmbeddedPostgres:
         self.process = subprocess.Popen(
             args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
-            start_new_session=True, **self._as_user(),  # type: ignore[arg-type]
+            start_new_session=True, **self._as_user(),
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -381,12 +391,14 @@ class EmbeddedPostgres:
                 with psycopg.connect(self.dsn("postgres"), connect_timeout=2, autocommit=True) as conn:
                     exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
                     if not exists:
-                        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.database)))
+                        create = psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.database))
+                        conn.execute(create)
                 break
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise ConfigurationError(f"PostgreSQL did not accept connections within {timeout:.0f}s; see {log_path}") from None
+                    raise ConfigurationError(f"PostgreSQL did not accept connections within {timeout:.0f}s; "
+                                             f"see {log_path}") from None
                 time.sleep(0.05)
         return self.dsn()
 

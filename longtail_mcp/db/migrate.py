@@ -61,7 +61,7 @@ async def migrate(db: Database) -> list[int]:
                 if version in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(path.read_text())  # type: ignore[arg-type]  # shipped file, no parameters
+                    await conn.execute(path.read_text())  # shipped file, no parameters
                     await conn.execute("INSERT INTO migration (version, name) VALUES (%s, %s)", [version, name])
                 applied.append(version)
         finally:

@@ -5,15 +5,27 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from longtail_mcp.db.errors import translate
 from longtail_mcp.db.queries import load
-from longtail_mcp.errors import ConfigurationError
+from longtail_mcp.errors import ConfigurationError, LongtailError
 
-Conn = psycopg.AsyncConnection[dict]  # type: ignore[type-arg]
+Conn = psycopg.AsyncConnection[DictRow]  # every connection here is made with row_factory=dict_row
+Pool = AsyncConnectionPool[Conn]
 N = load("notify")
+
+
+def expect_row(row: DictRow | None, query: str) -> DictRow:
+    """The row of a query that always returns one (an aggregate, or a row this transaction holds).
+
+    Raises:
+        LongtailError: it returned none after all, which is a bug rather than the caller's mistake.
+    """
+    if row is None:
+        raise LongtailError(f"query {query} returned no row")
+    return row
 
 
 class Database:
@@ -22,7 +34,7 @@ class Database:
     def __init__(self, dsn: str, *, schema: str = "longtail", min_size: int = 2, max_size: int = 16) -> None:
         self.dsn = dsn
         self.schema = schema
-        self.pool = AsyncConnectionPool(
+        self.pool: Pool = AsyncConnectionPool(
             dsn,
             min_size=min_size,
             max_size=max_size,
@@ -31,7 +43,7 @@ class Database:
             configure=self._configure,
             name=f"longtail-{schema}",
         )
-        self._logins: dict[str, AsyncConnectionPool] = {}  # run_sql's reader and writer pools, opened on first use
+        self._logins: dict[str, Pool] = {}  # run_sql's reader and writer pools, opened on first use
         self.wake_channel = f"{schema}_wake"
         self.events_channel = f"{schema}_events"
 
@@ -60,7 +72,7 @@ class Database:
         await conn.set_autocommit(False)
         await self._configure(conn)
 
-    async def _login_pool(self, kind: str) -> AsyncConnectionPool:
+    async def _login_pool(self, kind: str) -> Pool:
         """The small pool of connections logged in as the `reader` or `writer` role (migrations 0005, 0006)."""
         pool = self._logins.get(kind)
         if pool is not None:

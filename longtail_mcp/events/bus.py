@@ -52,7 +52,7 @@ class EventBus:
     def __init__(self, db_getter: Callable[[], Database]) -> None:
         self._db = db_getter
         self._handlers: list[tuple[list[str], Handler]] = []
-        self.spawn: Callable[[], None] | None = None  # set by an open Client: starts `run()` in its task group
+        self.spawn: Callable[[], object] | None = None  # set by an open Client: starts `run()` in its task group
         self.dispatching = False
 
     @property

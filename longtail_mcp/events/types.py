@@ -44,7 +44,8 @@ class Event:
     @classmethod
     def from_json(cls, text: str) -> "Event":
         data: dict[str, Any] = json.loads(text)
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__})
+        fields: dict[str, Any] = {k: data.get(k) for k in cls.__dataclass_fields__}
+        return cls(**fields)
 
 
 def matches(event_type: str, patterns: list[str] | None) -> bool:

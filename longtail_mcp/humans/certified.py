@@ -78,7 +78,7 @@ async def intercept(ctx: Context, body: Callable[[], Awaitable[Any]], input: Any
             await _task(ctx, "needs_intervention", attempts=attempt, escalation_id=escalation_id, error=error,
                         conn=conn)
 
-        request = {"role": result.role or role, "message": result.message, "data": result.data,
+        request: dict[str, Any] = {"role": result.role or role, "message": result.message, "data": result.data,
                    "form_schema": result.form_schema, "priority": result.priority, "timeout": result.timeout,
                    "assigned_to": None, "type": result.type, "metadata": None, "action": None}
         try:
@@ -116,7 +116,7 @@ class CertifiedInterceptor:
 async def get_task(db: Database, workflow_id: str) -> dict[str, Any] | None:
     async with db.connection() as conn:
         row = await (await conn.execute(H["get_task"], {"id": workflow_id})).fetchone()
-    return iso(row) if row else None  # type: ignore[no-any-return]
+    return iso(row) if row else None
 
 
 async def certify(db: Database, actor: Principal, name: str, *, role: str = "admin", certified: bool = True) -> None:

@@ -1,6 +1,6 @@
 """Deadlines and endings: escalations that move up their chains or expire, and those whose run was cancelled."""
 
-from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.db.pool import Conn, Database, expect_row
 from longtail_mcp.db.queries import load
 from longtail_mcp.events import emit
 from longtail_mcp.humans.escalations import event_of, wake_run
@@ -27,14 +27,16 @@ async def process_deadlines(db: Database) -> int:
         due = await (await conn.execute(Q["due_escalations"])).fetchall()
         for row in due:
             if row["next_role"]:
-                new = await (await conn.execute(Q["escalate_up"], {
+                # Each due row is locked by this transaction (FOR UPDATE), so the UPDATE finds it.
+                new = expect_row(await (await conn.execute(Q["escalate_up"], {
                     "id": row["id"], "role": row["next_role"], "deadline_seconds": row["next_stage_seconds"],
-                })).fetchone()
+                })).fetchone(), "escalate_up")
                 await audit(conn, SYSTEM, "escalation.escalate", "escalation", row["id"], before="pending",
                             after="pending", reason="deadline", data={"from": row["role"], "to": row["next_role"]})
                 await emit(conn, db, [event_of("escalated", new)])
             else:
-                new = await (await conn.execute(Q["expire_escalation"], {"id": row["id"]})).fetchone()
+                new = expect_row(await (await conn.execute(Q["expire_escalation"], {"id": row["id"]})).fetchone(),
+                                 "expire_escalation")
                 await audit(conn, SYSTEM, "escalation.expire", "escalation", row["id"], before="pending",
                             after="expired", reason="deadline")
                 await emit(conn, db, [event_of("expired", new)])

@@ -13,7 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.validators import validator_for
 
-from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.db.pool import Conn, Database, expect_row
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
@@ -71,7 +71,7 @@ async def _visible(conn: Conn, actor: Principal, escalation_id: str) -> dict[str
     row = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
     if row is None or not can_read(actor, row):
         raise NotFound(f"no escalation {escalation_id!r}")  # invisible and absent look the same
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 async def wake_run(conn: Conn, db: Database, row: dict[str, Any]) -> None:
@@ -87,7 +87,9 @@ def event_of(kind: str, row: dict[str, Any]) -> Event:
 
 
 async def _conflict(conn: Conn, escalation_id: str, what: str, role: str | None = None) -> Conflict:
-    row = await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone()
+    # This transaction read the escalation a moment ago, and escalations are never deleted.
+    row = expect_row(await (await conn.execute(Q["get_escalation"], {"id": escalation_id})).fetchone(),
+                     "get_escalation")
     if row["status"] != "pending":
         return Conflict(f"cannot {what}: escalation {escalation_id!r} is already {row['status']}")
     if role is not None and row["role"] != role:
@@ -103,7 +105,8 @@ async def _conflict(conn: Conn, escalation_id: str, what: str, role: str | None 
 async def insert_escalation(
     conn: Conn, db: Database, actor: Principal, *, escalation_id: str, role: str, message: str,
     data: dict[str, Any] | None = None, type: str = "review", priority: int = 3,
-    form_schema: dict[str, Any] | None = None, timeout: float | None = None, assigned_to: str | None = None,
+    # `timeout` is the escalation's deadline, stored with it, not a limit on this call.
+    form_schema: dict[str, Any] | None = None, timeout: float | None = None, assigned_to: str | None = None,  # noqa: ASYNC109
     metadata: dict[str, Any] | None = None, action: tuple[str, dict[str, Any]] | None = None,
     workflow_id: str | None = None, seq: int | None = None,
 ) -> dict[str, Any] | None:
@@ -159,11 +162,11 @@ async def insert_escalation(
         same = existing is not None and (
             existing["created_by"] == actor.id and existing["workflow_id"] == workflow_id and existing["seq"] == seq
             and existing["type"] == type and existing["message"] == message and existing["data"] == (data or {}))
-        return existing if same else None  # type: ignore[no-any-return]
+        return existing if same else None
     await audit(conn, actor, "escalation.create", "escalation", escalation_id, after="pending",
                 data={"role": role, "workflow_id": workflow_id})
     await emit(conn, db, [event_of("created", row)])
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 async def create_escalation(db: Database, actor: Principal, *, role: str, message: str,
@@ -309,7 +312,8 @@ async def cancel(db: Database, actor: Principal, escalation_id: str, *, reason: 
     return Escalation.of(new)
 
 
-async def reroute(db: Database, actor: Principal, escalation_id: str, role: str, *, reason: str | None = None) -> Escalation:
+async def reroute(db: Database, actor: Principal, escalation_id: str, role: str, *,
+                  reason: str | None = None) -> Escalation:
     """Send to another role (claim cleared; the new role's chain sets the deadline)."""
     async with db.transaction() as conn:
         row = await _visible(conn, actor, escalation_id)

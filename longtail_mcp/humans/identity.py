@@ -12,7 +12,7 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 from psycopg.errors import ForeignKeyViolation, UniqueViolation
 
-from longtail_mcp.db.pool import Conn, Database
+from longtail_mcp.db.pool import Conn, Database, expect_row
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from longtail_mcp.records import iso
@@ -276,9 +276,11 @@ async def ensure_admin(db: Database, token: str | None = None) -> dict[str, Any]
         await conn.execute(Q["lock_named"], {"name": "longtail:ensure_admin"})
         exists = await (await conn.execute(Q["account_exists"], {"id": "admin"})).fetchone()
         if exists is None:
-            await conn.execute(Q["create_account"], {"id": "admin", "name": "Administrator", "kind": "human", "email": None})
+            await conn.execute(Q["create_account"],
+                               {"id": "admin", "name": "Administrator", "kind": "human", "email": None})
             await audit(conn, SYSTEM, "account.create", "account", "admin", after="active")
-            if await (await conn.execute(Q["create_role"], {"name": "admin", "description": "administrators"})).fetchone():
+            created = await conn.execute(Q["create_role"], {"name": "admin", "description": "administrators"})
+            if await created.fetchone():
                 await audit(conn, SYSTEM, "role.create", "role", "admin")
             await conn.execute(Q["set_membership"], {"role": "admin", "account": "admin", "type": "superadmin"})
             await audit(conn, SYSTEM, "role.member.set", "role", "admin", after="superadmin", data={"account": "admin"})
@@ -315,14 +317,16 @@ async def add_form(db: Database, actor: Principal, role: str, schema: dict[str, 
     async with db.transaction() as conn:
         await conn.execute(Q["lock_named"], {"name": f"longtail:form:{role}"})  # versions in order
         try:
-            row = await (await conn.execute(Q["add_form"], {"role": role, "schema": dumps(schema), "actor": actor.id})).fetchone()
+            added = await conn.execute(Q["add_form"], {"role": role, "schema": dumps(schema), "actor": actor.id})
         except ForeignKeyViolation as exc:
             raise NotFound(f"no role {role!r}") from exc
+        row = expect_row(await added.fetchone(), "add_form")  # INSERT ... SELECT max(): always one row
         await audit(conn, actor, "role.form", "role", role, data={"version": row["version"]})
     return int(row["version"])
 
 
-async def set_chain(db: Database, actor: Principal, role: str, stage_seconds: float, next_role: str | None = None) -> None:
+async def set_chain(db: Database, actor: Principal, role: str, stage_seconds: float,
+                    next_role: str | None = None) -> None:
     """An escalation waits `stage_seconds` at `role`, then moves to `next_role` (or expires without one)."""
     require_admin(actor, role, "change its escalation chain")
     if stage_seconds <= 0:
@@ -343,7 +347,8 @@ async def set_chain(db: Database, actor: Principal, role: str, stage_seconds: fl
             await conn.execute(Q["set_chain"], {"role": role, "next_role": next_role, "stage_seconds": stage_seconds})
         except ForeignKeyViolation as exc:
             raise NotFound(f"no role {role!r} or {next_role!r}") from exc
-        await audit(conn, actor, "role.chain", "role", role, data={"next_role": next_role, "stage_seconds": stage_seconds})
+        await audit(conn, actor, "role.chain", "role", role,
+                    data={"next_role": next_role, "stage_seconds": stage_seconds})
 
 
 async def export_audit(db: Database, actor: Principal, *, after: int = 0, limit: int = 10000) -> list[dict[str, Any]]:
@@ -351,4 +356,5 @@ async def export_audit(db: Database, actor: Principal, *, after: int = 0, limit:
     if not actor.superadmin:
         raise Forbidden("only a superadmin may export the audit log")
     async with db.connection() as conn:
-        return [iso(r) for r in await (await conn.execute(Q["export_audit"], {"after": after, "limit": limit})).fetchall()]
+        rows = await (await conn.execute(Q["export_audit"], {"after": after, "limit": limit})).fetchall()
+        return [iso(r) for r in rows]

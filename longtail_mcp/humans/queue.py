@@ -26,7 +26,8 @@ class HumanQueue:
     async def claim(self, escalation_id: str, *, seconds: float = escalations.CLAIM_SECONDS) -> Escalation:
         return await escalations.claim(self.db, self.actor, escalation_id, seconds=seconds)
 
-    async def claim_next(self, *, role: str | None = None, seconds: float = escalations.CLAIM_SECONDS) -> Escalation | None:
+    async def claim_next(self, *, role: str | None = None,
+                         seconds: float = escalations.CLAIM_SECONDS) -> Escalation | None:
         return await escalations.claim_next(self.db, self.actor, role=role, seconds=seconds)
 
     async def release(self, escalation_id: str) -> Escalation:

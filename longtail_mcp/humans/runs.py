@@ -9,6 +9,7 @@ call these functions; trusted Python code that passes no principal sees everythi
 
 from __future__ import annotations
 
+import builtins  # `Runs.list` shadows `list` in the annotations of its class
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,7 +130,7 @@ class Runs:
     async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
         await signal_run(self.db, self.actor, workflow_id, name, payload)
 
-    async def cancel(self, workflow_id: str, reason: str | None = None) -> list[str]:
+    async def cancel(self, workflow_id: str, reason: str | None = None) -> builtins.list[str]:
         return await cancel_run(self.db, self.actor, workflow_id, reason, listeners=self.on_cancel)
 
     async def handle(self, workflow_id: str) -> Handle:
@@ -161,12 +162,14 @@ class EventAudience:
                 if event.workflow_id:  # a run asked one of my roles: it is visible to me from now on
                     self._remember(event.workflow_id, True)
                 return True
-            return bool(event.workflow_id) and await self._run_visible(event.workflow_id)
+            return await self._run_visible(event.workflow_id)
         if family in ("run", "step"):
-            return bool(event.workflow_id) and await self._run_visible(event.workflow_id)
+            return await self._run_visible(event.workflow_id)
         return family in ("file", "pipeline")
 
-    async def _run_visible(self, workflow_id: str) -> bool:
+    async def _run_visible(self, workflow_id: str | None) -> bool:
+        if not workflow_id:
+            return False
         known = self._runs.get(workflow_id)
         if known is None:
             known = await is_visible(self.db, self.actor, workflow_id)

@@ -131,7 +131,8 @@ async def request_principal(ctx: ServerRequestContext[Any]) -> Principal:
     return principal
 
 
-def mcp_routes(server: Server[Any], client: Services, *, dev: bool, host: str) -> tuple[list[BaseRoute], Callable[[], Any]]:
+def mcp_routes(server: Server[Any], client: Services, *, dev: bool,
+               host: str) -> tuple[list[BaseRoute], Callable[[], Any]]:
     """Routes for /mcp (streamable HTTP) and /sse + /messages/ (legacy SSE), and the lifespan to run."""
     security = transport_security(host)
     manager = StreamableHTTPSessionManager(app=server, security_settings=security)

@@ -78,7 +78,8 @@ def build_server(name: str, specs: list[ToolSpec], services: Services, principal
         raise ValueError(f"server {name}: duplicate tool names")
     tools = {s.name: mcp_tool(s) for s in specs}  # built once: schemas come from static models
 
-    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+    async def list_tools(ctx: ServerRequestContext[Any],
+                         params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
         principal = await principal_of(ctx)
         visible = [tools[s.name] for s in specs if s.read_only or principal.scope == "full"]
         if proxy is not None:

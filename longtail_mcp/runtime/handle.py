@@ -43,7 +43,7 @@ class Handle:
         """The run's entity state, or the value at `path` ("a.b" or ["a", "b"])."""
         return await service.get_state(self.db, self.workflow_id, split_path(path))
 
-    async def result(self, timeout: float | None = None) -> Any:
+    async def result(self, timeout: float | None = None) -> Any:  # noqa: ASYNC109 - public API, a fail_after inside
         """Wait for the run to end and return its result.
 
         Raises:

@@ -144,7 +144,8 @@ async def cancel_run(db: Database, workflow_id: str, reason: str | None = None, 
         parents = sorted({r["parent_id"] for r in rows if r["parent_id"] and r["parent_id"] not in ids})
         if parents:
             await conn.execute(Q["wake_workflows"], {"ids": parents})
-        await emit(conn, db, [Event("run.cancelled", workflow_id=r["id"], name=r["name"], status="cancelled") for r in rows])
+        await emit(conn, db, [Event("run.cancelled", workflow_id=r["id"], name=r["name"], status="cancelled")
+                              for r in rows])
         for listener in listeners:
             await listener(conn, ids, f"run cancelled: {reason or 'cancelled'}")
         await db.wake(conn)

@@ -1,6 +1,6 @@
 """Entity state operations (`ctx.state`): each one atomic in SQL and journaled for replay."""
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from longtail_mcp.db.pool import Conn
@@ -14,7 +14,7 @@ Path = str | list[str | int] | None
 _MISSING = object()
 
 
-def split_path(path: Path) -> list[str]:
+def split_path(path: str | Sequence[str | int] | None) -> list[str]:
     """"a.b.0" or ["a", "b", 0] -> ["a", "b", "0"]; None or "" is the whole document."""
     if path is None or path == "":
         return []

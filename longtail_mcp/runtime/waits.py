@@ -58,7 +58,7 @@ class Waits(ReplayCursor):
         """
         return self._wait_for_signal(self.next_seq(), name, seconds(timeout))
 
-    async def _wait_for_signal(self, seq: int, name: str, timeout: float | None) -> Any:
+    async def _wait_for_signal(self, seq: int, name: str, timeout: float | None) -> Any:  # noqa: ASYNC109 - a journaled deadline
         rec = self.recorded(seq, "signal", name)
         if rec is not None and rec.status == "completed":
             return rec.output
@@ -145,9 +145,10 @@ class Waits(ReplayCursor):
             await self.write(seq, "child", name, "completed", input=call_input, output=row["result"])
             return row["result"]
         if row["status"] in ("failed", "cancelled"):
-            error = row["error"] or {"code": row["status"], "message": f"child {child_id} {row['status']}"}
-            await self.write(seq, "child", name, "failed", input=call_input, error=error)
-            raise child_failed(child_id, error)
+            failure: dict[str, Any] = row["error"] or {
+                "code": row["status"], "message": f"child {child_id} {row['status']}"}
+            await self.write(seq, "child", name, "failed", input=call_input, error=failure)
+            raise child_failed(child_id, failure)
         raise Suspend(None, "child")
 
     def wait_for_hooks(self) -> Coroutine[Any, Any, list[dict[str, Any]]]:
@@ -207,14 +208,14 @@ class Waits(ReplayCursor):
         if wait is None:
             raise InvalidInput(f"this worker has no {kind!r} waits plugged in (build it with LongTail.worker())")
         rec = self.recorded(seq, kind, name)
-        key: str | None = (rec.input or {}).get(wait.key_name) if rec is not None else None
+        recorded_key: str | None = (rec.input or {}).get(wait.key_name) if rec is not None else None
         if rec is not None and rec.status == "completed":
-            return str(key), rec.output
+            return str(recorded_key), rec.output
         if rec is not None and rec.status == "failed":
             raise recorded_error(rec.error or {})
 
         async def open_and_read(conn: Conn, _wake_seq: int) -> tuple[str, Any]:
-            opened = key
+            opened = recorded_key
             if opened is None:
                 opened = await wait.open(conn, workflow_id=self.workflow_id, seq=seq, principal=self.principal,
                                          request=request)

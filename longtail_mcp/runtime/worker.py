@@ -159,7 +159,8 @@ class Worker:
     async def _register_crons(self) -> None:
         for spec in self.registry.workflows.values():
             if spec.options.get("cron"):
-                await service.upsert_schedule(self.db, spec.name, spec.options["cron"], workflow=spec.name, declared=True)
+                await service.upsert_schedule(self.db, spec.name, spec.options["cron"], workflow=spec.name,
+                                              declared=True)
 
     async def _schedule_loop(self, names: list[str]) -> None:
         """Fire due cron ticks. The row lock (SKIP LOCKED) and the tick-derived run id make each tick start
@@ -202,7 +203,8 @@ class Worker:
             "parent_id": None, "parent_seq": None, "principal": None,
         })).fetchone()
         if created:
-            await emit(conn, self.db, [Event("run.started", workflow_id=run_id, name=row["workflow"], status="pending")])
+            await emit(conn, self.db, [
+                Event("run.started", workflow_id=run_id, name=row["workflow"], status="pending")])
         await conn.execute(S["advance_schedule"], {
             "name": row["name"], "tick": tick, "run_id": run_id,
             "next_at": service.cron_iter(row["cron"], now).get_next(datetime),

@@ -86,13 +86,13 @@ async def _execute(conn: Conn, statement: str, *, max_rows: int, timeout_ms: int
         truncated = False
         try:
             if commit:  # an approved statement: rows or not, once; prepare=True keeps the extended protocol
-                await cur.execute(statement, prepare=True)  # type: ignore[call-overload]  # untrusted text, never formatted
+                await cur.execute(statement, prepare=True)  # untrusted text, never formatted
                 fetched = await cur.fetchmany(max_rows + 1) if cur.description else []
                 truncated = len(fetched) > max_rows
                 rows = [[_jsonable(v) for v in r.values()] for r in fetched[:max_rows]]
             else:
                 # stream() always uses the extended protocol: a second statement is a server-side error.
-                async for row in cur.stream(statement):  # type: ignore[arg-type]  # untrusted text, never formatted
+                async for row in cur.stream(statement):  # untrusted text, never formatted
                     if len(rows) == max_rows:
                         truncated = True
                         break

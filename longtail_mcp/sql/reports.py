@@ -7,7 +7,7 @@ started or that asked one of their roles, and the escalations of their roles (or
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from longtail_mcp.db.pool import Database
+from longtail_mcp.db.pool import Database, expect_row
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.humans.identity import Principal
@@ -49,8 +49,9 @@ async def system_health(db: Database, actor: Principal, *, stale_seconds: float 
         counts = await (await conn.execute(Q["health_counts"], {"stale": stale_seconds,
                                                                 **_rbac_params(actor)})).fetchone()
         pipelines: dict[str, int] = {}
-        if (await (await conn.execute(Q["pipeline_table"])).fetchone())["present"]:
-            pipelines = (await (await conn.execute(Q["pipeline_counts"])).fetchone())["pipelines"]
+        if expect_row(await (await conn.execute(Q["pipeline_table"])).fetchone(), "pipeline_table")["present"]:
+            counted = await (await conn.execute(Q["pipeline_counts"])).fetchone()
+            pipelines = expect_row(counted, "pipeline_counts")["pipelines"]
     servers = [{"name": s["name"], "transport": s["transport"], "tools": s["tools"], "last_error": s["last_error"]}
                for s in await registry.list_servers(db, actor)]
     return {**dict(counts or {}), "servers": servers, "pipelines": pipelines}
@@ -64,7 +65,7 @@ async def describe_schema(db: Database, *, table: str | None = None) -> list[dic
         InvalidInput: `table` names no table of the schema.
     """
     async with db.connection() as conn:
-        reader = (await (await conn.execute(Q["reader_role"])).fetchone())["role_name"]
+        reader = expect_row(await (await conn.execute(Q["reader_role"])).fetchone(), "reader_role")["role_name"]
         rows = await (await conn.execute(Q["describe_tables"], {"reader": reader, "table": table})).fetchall()
     if table is not None and not rows:
         raise InvalidInput(f"no table {table!r} in schema {db.schema!r}; "

@@ -67,7 +67,7 @@ class FamilyInvoker:
             refusal = exc.error
         who = (ctx.principal or SYSTEM).id
         reason, rule = str(refusal.get("message", "")), str(refusal.get("rule", ""))
-        request = {
+        request: dict[str, Any] = {
             "role": self.services.settings.approver_role, "message": approvals.message(qualified, who, reason),
             "data": approvals.details(qualified, call_args, who=who, reason=reason, rule=rule),
             "form_schema": approvals.APPROVAL_FORM, "type": "approval", "priority": 2, "timeout": None,

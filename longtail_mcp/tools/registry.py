@@ -151,7 +151,8 @@ async def list_remote_tools(server: dict[str, Any], tags: list[str]) -> list[dic
             async with connect(server) as client:
                 listed = await client.list_tools()
     except TimeoutError:
-        raise Unavailable(f"MCP server {server['name']!r} did not list its tools within {CONNECT_SECONDS:.0f}s") from None
+        raise Unavailable(f"MCP server {server['name']!r} did not list its tools "
+                          f"within {CONNECT_SECONDS:.0f}s") from None
     return [manifest_row(t, tags) for t in listed.tools]
 
 
@@ -195,7 +196,7 @@ async def _server(db: Database, name: str) -> dict[str, Any]:
         row = await (await conn.execute(Q["get_server"], {"name": name})).fetchone()
     if row is None:
         raise NotFound(f"no MCP server named {name!r} is registered")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 async def list_servers(db: Database, actor: Principal | None = None) -> list[dict[str, Any]]:
@@ -206,7 +207,7 @@ async def list_servers(db: Database, actor: Principal | None = None) -> list[dic
         rows = [iso(r) for r in await (await conn.execute(Q["list_servers"])).fetchall()]
     if actor is None or actor.superadmin:
         return rows
-    hidden = {"command": None, "url": None, "env_keys": [], "registered_by": None, "last_error": None}
+    hidden: dict[str, Any] = {"command": None, "url": None, "env_keys": [], "registered_by": None, "last_error": None}
     return [{**r, **hidden} if r["transport"] != "builtin" else r for r in rows]
 
 
@@ -215,7 +216,8 @@ def _prefix_query(text: str) -> str:
     return " | ".join(f"{w}:*" for w in words) or "nothing"
 
 
-async def find_tools(db: Database, query: str = "", *, tags: list[str] | None = None, limit: int = 20) -> list[dict[str, Any]]:
+async def find_tools(db: Database, query: str = "", *, tags: list[str] | None = None,
+                     limit: int = 20) -> list[dict[str, Any]]:
     """Tools ranked by full-text match over names, descriptions, argument names and tags (prefixes count)."""
     if not 1 <= limit <= 200:
         raise InvalidInput("limit must be between 1 and 200")
@@ -228,7 +230,7 @@ async def find_tools(db: Database, query: str = "", *, tags: list[str] | None = 
 
 async def get_manifest(db: Database, server: str, name: str) -> dict[str, Any] | None:
     async with db.connection() as conn:
-        return await (await conn.execute(Q["get_manifest"], {"server": server, "name": name})).fetchone()  # type: ignore[no-any-return]
+        return await (await conn.execute(Q["get_manifest"], {"server": server, "name": name})).fetchone()
 
 
 async def manifests_for_gateway(db: Database) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ TAGS = ("tools", "discovery", "registry")
 
 
 class RegisterIn(Args):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="Short name; its tools appear as <name>__<tool>")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+                      description="Short name; its tools appear as <name>__<tool>")
     command: list[str] | None = Field(None, min_length=1, description="stdio: the command and its arguments")
     url: str | None = Field(None, max_length=2000, description="HTTP (streamable) or SSE endpoint URL")
     transport: Literal["stdio", "http", "sse"] | None = Field(None, description="Default: from command/url")
@@ -80,7 +81,8 @@ TOOLS = [
              "members of access_roles (superadmins only).",
              RegisterIn, RegisterOut, register_mcp_server, idempotent=True, open_world=True, tags=TAGS),
     ToolSpec("list_mcp_servers", "List the MCP servers known to the registry (built in and registered) with their "
-             "tool counts and access (command lines and URLs are shown to superadmins only).", NoArgs, ServersOut, list_mcp_servers, read_only=True, idempotent=True, tags=TAGS),
+             "tool counts and access (command lines and URLs are shown to superadmins only).",
+             NoArgs, ServersOut, list_mcp_servers, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("find_tools", "Find tools across every known server by words (names, descriptions, argument names, "
              "tags; prefixes match) and tags, best match first.", FindIn, FindOut, find_tools,
              read_only=True, idempotent=True, tags=TAGS),

@@ -1,5 +1,6 @@
 """The workflows server: start, watch, signal, cancel and export durable runs."""
 
+import contextlib
 from typing import Any
 
 import anyio
@@ -38,7 +39,8 @@ class StartOut(BaseModel):
 
 
 class WaitIn(RunRef):
-    timeout_seconds: float = Field(30, gt=0, le=50, description="How long to wait (at most 50 s, under client timeouts)")
+    timeout_seconds: float = Field(30, gt=0, le=50,
+                                   description="How long to wait (at most 50 s, under client timeouts)")
 
 
 class WaitOut(BaseModel):
@@ -108,11 +110,9 @@ async def get_run(call: ToolCall, args: RunRef) -> RunInfo:
 
 async def wait_for_run(call: ToolCall, args: WaitIn) -> WaitOut:
     handle = await runs.handle(call.client.db, call.principal, args.workflow_id)
-    with anyio.move_on_after(args.timeout_seconds):
-        try:
-            await handle.result()
-        except Exception:  # failed or cancelled: reported in the run below
-            pass
+    # A run that failed or was cancelled is reported below like any other: its error is not this tool's.
+    with anyio.move_on_after(args.timeout_seconds), contextlib.suppress(Exception):
+        await handle.result()
     run = _run(await handle.info())
     return WaitOut(done=run.status in ("completed", "failed", "cancelled"), run=run)
 
@@ -152,7 +152,8 @@ TOOLS = [
     ToolSpec("wait_for_run", "Wait (at most 50 s) for a run to end; returns done=false with the run as it is when "
              "the wait runs out, so call it again for longer waits.",
              WaitIn, WaitOut, wait_for_run, read_only=True, idempotent=True, tags=TAGS),
-    ToolSpec("signal_run", "Send a named signal with a JSON payload to a live run; buffered until the run waits for it.",
+    ToolSpec("signal_run", "Send a named signal with a JSON payload to a live run; buffered until the run waits "
+             "for it.",
              SignalIn, SignalOut, signal_run, tags=TAGS),
     ToolSpec("cancel_run", "Cancel a live run, its children and its hooks. Steps already done are not undone.",
              CancelIn, CancelOut, cancel_run, destructive=True, idempotent=False, tags=TAGS),

@@ -171,6 +171,6 @@ def test_a_cluster_whose_password_file_is_gone_fails_at_once_with_a_hint(root: P
     server.stop()
     (root / "pw").unlink()
     again = server_in(root)
-    with pytest.raises(ConfigurationError, match="password file .* is gone"):
+    with pytest.raises(ConfigurationError, match=r"password file .* is gone"):
         again.start()
     assert again.process is None, "nothing was started"

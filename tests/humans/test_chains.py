@@ -78,7 +78,7 @@ async def test_an_uncaught_expiry_fails_the_run_with_a_timeout(app: LongTail) ->
     async with running(app):
         await three_stage_chain(app, 0.3)
         handle = await app.start("strict")
-        info = await wait_status(handle, "failed", timeout=15)
+        info = await wait_status(handle, "failed", within=15)
         assert info["error"]["type"] == "WaitTimeout"
 
 

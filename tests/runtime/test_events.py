@@ -80,14 +80,15 @@ async def test_sse_endpoint_streams_a_runs_events_in_order(app: LongTail) -> Non
             async with anyio.create_task_group() as tg:
                 tg.start_soon(server.serve, [sock])
                 with anyio.fail_after(10):
-                    while not server.started:
+                    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
                         await anyio.sleep(0.01)
                 events = []
                 await ident.ensure_admin(client.db)
                 key = (await ident.create_key(client.db, SYSTEM, "admin", scope="read"))["key"]  # read is enough
                 async with httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10,
                                               headers={"Authorization": f"Bearer {key}"}) as http:
-                    async with http.stream("GET", "/events", params={"workflow_id": "sse-1", "type": "run.*,step.*"}) as resp:
+                    params = {"workflow_id": "sse-1", "type": "run.*,step.*"}
+                    async with http.stream("GET", "/events", params=params) as resp:
                         assert resp.status_code == 200
                         assert resp.headers["content-type"].startswith("text/event-stream")
                         lines = resp.aiter_lines()

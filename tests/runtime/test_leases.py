@@ -4,6 +4,7 @@ import anyio
 import pytest
 
 from longtail_mcp import LongTail
+from tests.runtime.helpers import until
 
 pytestmark = pytest.mark.anyio
 
@@ -61,9 +62,7 @@ async def test_a_clean_shutdown_hands_running_runs_to_another_worker_at_once(dsn
         with anyio.fail_after(10):
             await entered.wait()
         scope.cancel()  # shut the first worker down while its step hangs
-        with anyio.fail_after(10):
-            while first.alive:
-                await anyio.sleep(0.01)
+        await until(lambda: not first.alive)
         await tg.start(app.worker().run)
         # Far sooner than the 60 s lease: the run was released, not abandoned.
         assert await handle.result(timeout=10) == "resumed"

@@ -7,12 +7,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import anyio
 import psycopg
 import pytest
 
 from longtail_mcp import InvalidInput, LongTail
 from tests.conftest import running
+from tests.runtime.helpers import until
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,14 +27,14 @@ def tick_runs(dsn: str) -> list[str]:
 async def test_two_worker_processes_start_each_tick_exactly_once(dsn: str) -> None:
     env = {**os.environ, "DATABASE_URL": dsn, "LONGTAIL_POLL_SECONDS": "0.1"}
     cmd = [sys.executable, "-m", "longtail_mcp", "worker", "--app", "tests.apps.cron_app:app"]
-    workers = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Two long-lived processes, read line by line and stopped with a signal: not a run-to-completion call.
+    workers = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,  # noqa: ASYNC220
+                                text=True)
                for _ in range(2)]
     try:
         for w in workers:
             assert w.stdout is not None and w.stdout.readline().startswith("longtail-mcp worker ready")
-        with anyio.fail_after(30):
-            while len(tick_runs(dsn)) < 5:
-                await anyio.sleep(0.2)
+        await until(lambda: len(tick_runs(dsn)) >= 5, within=30, every=0.2)
     finally:
         for w in workers:
             w.send_signal(signal.SIGINT)
@@ -62,9 +62,7 @@ async def test_after_downtime_a_schedule_fires_once_not_once_per_missed_tick(app
         async with app.db.connection() as conn:  # the system was down for three hours
             await conn.execute("UPDATE schedule SET next_at = now() - interval '3 hours' WHERE name = 'hourly-report'")
     async with running(app):
-        with anyio.fail_after(10):
-            while not await app.list_runs(name="report"):
-                await anyio.sleep(0.05)
+        await until(lambda: app.list_runs(name="report"), every=0.05)
         runs = await app.list_runs(name="report")
         assert await app.handle(runs[0]["id"]).result(timeout=10) == {"kind": "summary"}
         (sched,) = await app.list_schedules()

@@ -1,11 +1,10 @@
 """Entity state: atomic JSONB operations, journaled for replay, searchable."""
 
-import anyio
 import pytest
 
 from longtail_mcp import InvalidInput, LongTail, WorkflowFailed
 from tests.conftest import running
-from tests.runtime.helpers import wait_status
+from tests.runtime.helpers import until, wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -102,9 +101,11 @@ async def test_fifty_concurrent_increments_from_hooks_add_exactly_fifty(app: Lon
 
     async with running(app, concurrency=100):
         handle = await app.start("tally")
-        with anyio.fail_after(10):
-            while await handle.state("count") != 100:
-                await anyio.sleep(0.02)
+
+        async def counted() -> bool:
+            return await handle.state("count") == 100
+
+        await until(counted)
         hooks = [await app.hook(handle.workflow_id, "bump", 1) for _ in range(50)]
         await handle.signal("hooks started")
         assert await handle.result(timeout=30) == {"count": 150, "hooks": 50}

@@ -1,6 +1,5 @@
 """Checkpointed steps: journal, replay, retries, idempotency keys."""
 
-import anyio
 import pytest
 
 from longtail_mcp import LongTail, NonRetryableError, StepFailed, WorkflowFailed, current_step
@@ -26,9 +25,7 @@ async def test_step_results_are_journaled_and_replayed_not_rerun(app: LongTail) 
 
     async with running(app):
         handle = await app.start("order", {"id": "o1", "cents": 500})
-        with anyio.fail_after(10):
-            while await handle.status() != "waiting":
-                await anyio.sleep(0.02)
+        await wait_status(handle, "waiting")
         await app.signal(handle.workflow_id, "shipped")
         assert await handle.result(timeout=10) == {"receipt": "r-o1", "cents": 500}
         history = await handle.export()

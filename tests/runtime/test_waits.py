@@ -8,7 +8,7 @@ import pytest
 from longtail_mcp import LongTail, NotFound, WaitTimeout, WorkflowFailed
 from longtail_mcp.errors import Conflict
 from tests.conftest import running
-from tests.runtime.helpers import wait_status
+from tests.runtime.helpers import until, wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -248,9 +248,7 @@ async def test_cancel_fences_out_a_step_in_progress(app: LongTail) -> None:
             await entered.wait()
         await handle.cancel()
         release.set()
-        with anyio.fail_after(10):  # the worker notices it was fenced out and drops the run
-            while worker.running:
-                await anyio.sleep(0.01)
+        await until(lambda: not worker.running)  # the worker notices it was fenced out and drops the run
         assert await handle.status() == "cancelled"
         assert (await handle.export())["steps"] == [], "the cancelled worker could not checkpoint"
     assert after == []
@@ -330,7 +328,7 @@ async def test_a_divergence_fails_the_run_even_if_the_workflow_catches_it(dsn: s
 
     @v2.workflow("sloppy")
     async def sloppy_v2(ctx):
-        try:
+        try:  # noqa: SIM105 - the sloppy pattern under test, written the way users write it
             await ctx.run(repr, "b")
         except Exception:
             pass  # swallowing everything must not hide a replay divergence
@@ -366,9 +364,7 @@ async def test_a_lost_lease_inside_gather_stops_the_run_not_the_worker(app: Long
             await entered.wait()
         await handle.cancel()
         release.set()  # the slow branch now tries to checkpoint with a stale epoch
-        with anyio.fail_after(10):
-            while worker.running:
-                await anyio.sleep(0.01)
+        await until(lambda: not worker.running)
         assert await (await app.start("after")).result(timeout=10) == "worker still alive"
         assert worker.alive
 

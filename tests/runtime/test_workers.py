@@ -7,12 +7,12 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import anyio
 import psycopg
 import pytest
 
 from longtail_mcp import LongTail
 from tests.apps import counting
+from tests.runtime.helpers import until
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,10 +65,8 @@ def completed(dsn: str) -> int:
         return conn.execute("SELECT count(*) FROM longtail.workflow WHERE status = 'completed'").fetchone()[0]
 
 
-async def wait_completed(dsn: str, count: int, timeout: float) -> None:
-    with anyio.fail_after(timeout):
-        while completed(dsn) < count:
-            await anyio.sleep(0.1)
+async def wait_completed(dsn: str, count: int, within: float) -> None:
+    await until(lambda: completed(dsn) >= count, within=within, every=0.1)
 
 
 def journal_and_effects(dsn: str) -> tuple[dict, dict]:
@@ -90,12 +88,10 @@ async def test_a_killed_worker_loses_nothing_and_committed_steps_never_rerun(dsn
     survivor = start_worker(dsn, concurrency=20)
     client = await queue_runs(dsn, 200)
     try:
-        with anyio.fail_after(60):
-            while completed(dsn) < 30:
-                await anyio.sleep(0.02)
+        await until(lambda: completed(dsn) >= 30, within=60)
         victim.send_signal(signal.SIGKILL)  # mid-flight: no clean shutdown, leases left to expire
         victim.wait()
-        await wait_completed(dsn, 200, timeout=90)
+        await wait_completed(dsn, 200, within=90)
     finally:
         stop(victim)
         stop(survivor)
@@ -125,7 +121,7 @@ async def test_two_worker_processes_never_run_the_same_step_twice(dsn: str) -> N
     workers = [start_worker(dsn, concurrency=20), start_worker(dsn, concurrency=20)]
     client = await queue_runs(dsn, 200)
     try:
-        await wait_completed(dsn, 200, timeout=90)
+        await wait_completed(dsn, 200, within=90)
     finally:
         for w in workers:
             stop(w)

@@ -3,7 +3,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 import httpx2
 import pytest
 from mcp import Client as McpClient

@@ -14,7 +14,7 @@ from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.mcp_glue.server import fixed_principal
 from system_servers.human_queue import server as hq
 from tests.conftest import running
-from tests.runtime.helpers import wait_status
+from tests.runtime.helpers import until, wait_status
 from tests.servers.sessions import TRANSPORTS, http_server, session
 
 pytestmark = pytest.mark.anyio
@@ -63,7 +63,7 @@ async def test_every_human_queue_tool_works_over_every_transport(app: LongTail, 
         handle = await app.start("publish", "p1")
         await wait_status(handle, "waiting")
         work = await call(sam, "get_available_work", {})
-        assert [w["id"] for w in work["escalations"]][0] == "e1", "most urgent first"
+        assert work["escalations"][0]["id"] == "e1", "most urgent first"
         assert len(work["escalations"]) == 2
 
         await call(sam, "claim_escalation", {"escalation_id": "e1"})
@@ -111,9 +111,11 @@ async def test_escalate_and_wait_returns_the_decision_or_pending_when_the_wait_r
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(ask)
-                with anyio.fail_after(10):
-                    while not (await call(sam, "get_available_work", {}))["escalations"][1:]:
-                        await anyio.sleep(0.05)
+
+                async def second_asked() -> bool:
+                    return bool((await call(sam, "get_available_work", {}))["escalations"][1:])
+
+                await until(second_asked, every=0.05)
                 await call(sam, "claim_and_resolve", {"escalation_id": "w2", "resolution": {"approved": False}})
             assert outcome == {"escalation_id": "w2", "status": "resolved", "resolution": {"approved": False},
                                "resolved_by": "sam"}

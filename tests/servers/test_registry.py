@@ -82,7 +82,8 @@ async def test_find_tools_ranks_well_among_more_than_a_thousand_tools(app: LongT
         assert len(await registry.find_tools(app.db, "alpha records", limit=50)) == 50
 
 
-async def test_a_workflow_calls_a_registered_tool_as_a_step_and_a_tool_error_fails_it(app: LongTail, tmp_path: Path) -> None:
+async def test_a_workflow_calls_a_registered_tool_as_a_step_and_a_tool_error_fails_it(app: LongTail,
+                                                                                       tmp_path: Path) -> None:
     @app.workflow()
     async def add_up(ctx, pair):
         total = await ctx.call_tool("echo/add", {"a": pair[0], "b": pair[1]})
@@ -97,7 +98,8 @@ async def test_a_workflow_calls_a_registered_tool_as_a_step_and_a_tool_error_fai
         handle = await app.start("add_up", [2, 40])
         assert await handle.result(timeout=30) == {"result": 42}
         (step,) = (await handle.export())["steps"]
-        assert (step["kind"], step["name"], step["input"]) == ("tool", "echo/add", {"args": [{"a": 2, "b": 40}], "kwargs": {}})
+        assert (step["kind"], step["name"], step["input"]) == (
+            "tool", "echo/add", {"args": [{"a": 2, "b": 40}], "kwargs": {}})
         with pytest.raises(WorkflowFailed) as info:
             await (await app.start("explode")).result(timeout=30)
         assert "boom: testing" in info.value.error["message"]
@@ -123,7 +125,8 @@ async def test_registered_tools_appear_in_the_gateway_as_server__tool(app: LongT
 
 
 @pytest.mark.slow
-async def test_a_tool_step_survives_a_worker_crash_and_is_not_called_again(app: LongTail, dsn: str, tmp_path: Path) -> None:
+async def test_a_tool_step_survives_a_worker_crash_and_is_not_called_again(app: LongTail, dsn: str,
+                                                                            tmp_path: Path) -> None:
     log = tmp_path / "echo.log"
     async with app:
         await register_echo(app, log)
@@ -142,7 +145,7 @@ async def test_a_tool_step_survives_a_worker_crash_and_is_not_called_again(app: 
 
             app.registry.add_workflow(relay, "relay")
             handle = await app.start("relay", ["one", "two"], workflow_id="relay-1")
-            await wait_status(handle, "waiting", timeout=30)
+            await wait_status(handle, "waiting", within=30)
             first.send_signal(signal.SIGKILL)
             first.communicate()
             second = worker()

@@ -65,7 +65,8 @@ async def test_every_workflows_tool_works_over_every_transport(app: LongTail, tr
         pending = await call(c, "wait_for_run", {"workflow_id": "w1", "timeout_seconds": 0.3})
         assert pending["done"] is False and pending["run"]["status"] == "waiting"
         assert (await call(c, "signal_run", {"workflow_id": "w1", "name": "open", "payload": {"k": 1}}))["delivered"]
-        assert (await call(c, "wait_for_run", {"workflow_id": "w1", "timeout_seconds": 10}))["run"]["result"] == {"k": 1}
+        waited = await call(c, "wait_for_run", {"workflow_id": "w1", "timeout_seconds": 10})
+        assert waited["run"]["result"] == {"k": 1}
 
         await call(c, "start_workflow", {"name": "gate", "workflow_id": "w2"})
         await wait_status(app.handle("w2"), "waiting")
@@ -130,10 +131,13 @@ async def test_start_workflow_accepts_types_any_live_worker_runs_and_refuses_unk
     from longtail_mcp import Client
 
     register(app)
-    async with running(app), Client(app.settings.database_url) as plain:  # no workflow code of its own
-        async with McpClient(workflows.build(plain, fixed_principal(SYSTEM))) as c:
-            ok = await c.call_tool("start_workflow", {"name": "greet", "input": "x"})
-            assert not ok.is_error, ok.content[0].text
-            typo = await c.call_tool("start_workflow", {"name": "greeet"})
-            assert typo.is_error and "no live worker runs workflow type 'greeet'" in typo.content[0].text
-            assert "greet" in typo.content[0].text.split("known types:")[1]
+    async with (
+        running(app),
+        Client(app.settings.database_url) as plain,  # no workflow code of its own
+        McpClient(workflows.build(plain, fixed_principal(SYSTEM))) as c,
+    ):
+        ok = await c.call_tool("start_workflow", {"name": "greet", "input": "x"})
+        assert not ok.is_error, ok.content[0].text
+        typo = await c.call_tool("start_workflow", {"name": "greeet"})
+        assert typo.is_error and "no live worker runs workflow type 'greeet'" in typo.content[0].text
+        assert "greet" in typo.content[0].text.split("known types:")[1]
