@@ -131,6 +131,7 @@ class Feed:
         self._overflowed = False
         self._scheduled = False
         self._count = 0
+        self._event_subs = 0  # subscriptions that want events (a worker's wake-ups do not): 0 -> parse nothing
         self._idle_since = time.monotonic()
         self._running = False
         self._generation = 0
@@ -171,18 +172,22 @@ class Feed:
         Raises:
             Unavailable: the feed is not listening and its next attempt to connect failed.
         """
-        sub = Subscription(["-"], None)  # counts as a subscriber (keeps the listener) but matches no event
+        sub = Subscription(None, None)  # keeps the listener, receives no events (so none are parsed for it)
         self._wakers.add(wake)
         try:
-            async with self.subscription(sub.types, None):
+            await self._attach(sub, events=False)
+            try:
                 wake()  # whatever became due before we listened
                 yield
+            finally:
+                self._detach(sub, events=False)
         finally:
             self._wakers.discard(wake)
 
-    async def _attach(self, sub: Subscription) -> None:
+    async def _attach(self, sub: Subscription, *, events: bool = True) -> None:
         with self._lock:
             self._count += 1
+            self._event_subs += events
             if not self._running:
                 self._running = True
                 self._generation += 1
@@ -193,7 +198,8 @@ class Feed:
                 thread = threading.Thread(target=self._listen, args=(self._generation, asyncio.get_running_loop()),
                                           name=f"longtail-events-{self._channel}", daemon=True)
                 thread.start()
-        (self._by_run.setdefault(sub.workflow_id, set()) if sub.workflow_id else self._everyone).add(sub)
+        if events:
+            (self._by_run.setdefault(sub.workflow_id, set()) if sub.workflow_id else self._everyone).add(sub)
         try:
             while not self._live:  # events count from the moment LISTEN is in place
                 if self._changed is None:
@@ -202,11 +208,13 @@ class Feed:
                 if not self._live:
                     raise Unavailable(f"event feed unavailable: {self._error or 'not connected'}")
         except BaseException:
-            self._detach(sub)
+            self._detach(sub, events=events)
             raise
 
-    def _detach(self, sub: Subscription) -> None:
-        if sub.workflow_id:
+    def _detach(self, sub: Subscription, *, events: bool = True) -> None:
+        if not events:
+            pass
+        elif sub.workflow_id:
             subs = self._by_run.get(sub.workflow_id, set())
             subs.discard(sub)
             if not subs:
@@ -216,6 +224,7 @@ class Feed:
         sub._close()
         with self._lock:
             self._count -= 1
+            self._event_subs -= events
             if not self._count:
                 self._idle_since = time.monotonic()
 
@@ -283,7 +292,8 @@ class Feed:
                         while not self._retire(generation):
                             # stop_after=1: one packet at a time, so each hand-over is a batch
                             notes = list(conn.notifies(timeout=POLL_SECONDS, stop_after=1))
-                            batch = list(_parse(n.payload for n in notes if n.channel == self._channel))
+                            batch = list(_parse(n.payload for n in notes if n.channel == self._channel)) \
+                                if self._event_subs else []  # a worker alone on the feed wants wake-ups only
                             woken = any(n.channel == self._wake_channel for n in notes)
                             if batch or woken:
                                 self._post(loop, batch, woken=woken)
