@@ -34,7 +34,7 @@ saying so (a stdio process never owns the database: a client starts several and 
 will). Runs are executed by workers (`serve` or `worker`), not by the stdio process.
 [clients.md](clients.md) shows Claude Desktop, the MCP Inspector and the Python client.
 
-**One definition per tool** (`longtail_mcp/mcp_glue/server.py`, `ToolSpec`): a pydantic input and
+**One definition per tool** (`longtail_mcp/tools/spec.py`, `ToolSpec`): a pydantic input and
 output model, a description, annotations, tags and compile hints, and a thin handler over the
 core services. The MCP tool (flat input schema with `additionalProperties: false`, output schema,
 structured content), the manifest used by discovery, and the scope gate all come from it.
@@ -42,7 +42,12 @@ structured content), the manifest used by discovery, and the scope gate all come
 **Errors** come back as tool results with `isError: true` and a message starting with a code:
 `[invalid_input]` (bad arguments: nothing was called), `[not_found]`, `[conflict]` (someone else
 won: claimed, already resolved...), `[forbidden]` (RBAC or key scope), `[unauthenticated]`,
-`[internal] internal error (ref …)` (details are in the server log under that ref, never sent).
+`[denied]` (a safety policy refused it; it can be approved), `[internal] internal error (ref …)`
+(details are in the server log under that ref, never sent). The same error is also structured in
+the result's `_meta["io.longtail/error"]` (`code`, `message`, `data` such as an approval's
+`escalation_id`, `rule`); not in `structuredContent`, which clients validate against the tool's
+output schema. Output schemas come from the typed records the services return (`Run`, `RunInfo`,
+`Escalation`, ...), defined once.
 
 **Scopes**: a principal whose key has `read` scope sees and may call only tools annotated
 `readOnlyHint: true`; every other tool is a write tool (fail closed).
@@ -52,8 +57,11 @@ host) connects to an external server (a stdio command, or an HTTP/SSE URL), cach
 manifests (refresh by registering again), and makes them searchable with `find_tools` (Postgres
 full-text over names, descriptions, argument names and tags, plus tag filters), callable from
 workflows as durable steps (`await ctx.call_tool("server/tool", args)`, journal kind `tool`), and
-visible through the HTTP gateway as `<server>__<tool>`. Our own servers' manifests are stored by
-`serve` on start, generated from the definitions.
+visible through the HTTP gateway as `<server>__<tool>`. Only superadmins, and members of the roles
+named in the registration's `access_roles`, may list and call a registered server's tools (read-scope
+keys only with `read_scope: true`, and only its read-only tools); a stdio server starts with a
+minimal environment plus the one registered for it, whose values are never shown again. Our own
+servers' manifests are stored by `serve` on start, generated from the definitions.
 
 Inside a durable run, `ctx.call_tool("human-queue/escalate_and_wait", {...})` does not poll: the run
 suspends durably (like `ctx.escalate`) until a person decides, with no 50 s bound, and returns the

@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 10_000  # events one subscriber may have waiting before its oldest are dropped
 IDLE_SECONDS = 30.0  # keep listening this long after the last subscriber left: the next one is free
-POLL_SECONDS = 0.5  # how often the listener looks up from the socket to see whether it should stop
+POLL_SECONDS = 0.05  # how often the listener looks up from the socket (to stop, or to (UN)LISTEN events)
+EVENTS_LINGER = 5.0  # keep listening to events this long after the last event subscriber left
 BACKOFF = (0.05, 2.0)  # first and longest pause between reconnection attempts
 
 
@@ -109,10 +110,12 @@ class Subscription:
 
 @dataclass(frozen=True)
 class _Status:
-    """The listener connected (`error` None) or lost / failed to get its connection."""
+    """The listener connected (`error` None) or lost / failed to get its connection; `events` says whether
+    it now listens to the events channel as well as the wake channel."""
 
     generation: int
     error: str | None
+    events: bool = False
 
 
 class Feed:
@@ -131,7 +134,11 @@ class Feed:
         self._overflowed = False
         self._scheduled = False
         self._count = 0
-        self._event_subs = 0  # subscriptions that want events (a worker's wake-ups do not): 0 -> parse nothing
+        self._event_subs = 0  # subscriptions that want events (a worker's wake-ups do not)
+        self._events_idle_since = time.monotonic()
+        # What the listener thread is doing now (the truth a subscriber checks before counting on it).
+        self._connected = False
+        self._events_listening = False
         self._idle_since = time.monotonic()
         self._running = False
         self._generation = 0
@@ -195,18 +202,27 @@ class Feed:
                 self._statuses.clear()
                 self._scheduled = False
                 self._live = self._interrupted = False
+                self._connected = self._events_listening = False
+                self._error = None
                 thread = threading.Thread(target=self._listen, args=(self._generation, asyncio.get_running_loop()),
                                           name=f"longtail-events-{self._channel}", daemon=True)
                 thread.start()
         if events:
             (self._by_run.setdefault(sub.workflow_id, set()) if sub.workflow_id else self._everyone).add(sub)
         try:
-            while not self._live:  # events count from the moment LISTEN is in place
+            # Events count from the moment LISTEN is in place (for an event subscriber: on the events channel).
+            while True:
+                with self._lock:
+                    ready = self._connected and (not events or self._events_listening)
+                if ready:
+                    break
                 if self._changed is None:
                     self._changed = anyio.Event()
                 await self._changed.wait()
-                if not self._live:
-                    raise Unavailable(f"event feed unavailable: {self._error or 'not connected'}")
+                with self._lock:
+                    down = not self._connected
+                if down and self._error is not None:
+                    raise Unavailable(f"event feed unavailable: {self._error}")
         except BaseException:
             self._detach(sub, events=events)
             raise
@@ -225,6 +241,8 @@ class Feed:
         with self._lock:
             self._count -= 1
             self._event_subs -= events
+            if events and not self._event_subs:
+                self._events_idle_since = time.monotonic()
             if not self._count:
                 self._idle_since = time.monotonic()
 
@@ -283,17 +301,18 @@ class Feed:
                     with psycopg.connect(self._dsn, autocommit=True, connect_timeout=10,
                                          application_name="longtail-events", keepalives=1, keepalives_idle=30,
                                          keepalives_interval=10, keepalives_count=3) as conn:
-                        for channel in (self._channel, self._wake_channel):
-                            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._wake_channel)))
+                        listening = False  # to the events channel: only while someone wants events
+                        self._set(generation, connected=True)
                         self._post(loop, status=_Status(generation, None))
                         if pause > BACKOFF[0]:
                             logger.info("event feed listening again")
                         pause = BACKOFF[0]
                         while not self._retire(generation):
+                            listening = self._follow_subscribers(conn, listening, generation, loop)
                             # stop_after=1: one packet at a time, so each hand-over is a batch
                             notes = list(conn.notifies(timeout=POLL_SECONDS, stop_after=1))
-                            batch = list(_parse(n.payload for n in notes if n.channel == self._channel)) \
-                                if self._event_subs else []  # a worker alone on the feed wants wake-ups only
+                            batch = list(_parse(n.payload for n in notes if n.channel == self._channel))
                             woken = any(n.channel == self._wake_channel for n in notes)
                             if batch or woken:
                                 self._post(loop, batch, woken=woken)
@@ -305,6 +324,7 @@ class Feed:
                     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     log = logger.warning if pause == BACKOFF[0] else logger.debug  # once per outage
                     log("event feed lost its connection (%s); reconnecting", reason)
+                    self._set(generation, connected=False, events=False)
                     self._post(loop, status=_Status(generation, reason))
                     time.sleep(pause)
                     pause = min(pause * 2, BACKOFF[1])
@@ -314,6 +334,37 @@ class Feed:
             with self._lock:
                 if self._generation == generation:
                     self._running = False
+                    self._connected = self._events_listening = False
+
+    def _set(self, generation: int, *, connected: bool | None = None, events: bool | None = None) -> None:
+        """Record what this listener is doing now, unless a newer listener has taken over."""
+        with self._lock:
+            if self._generation != generation:
+                return
+            if connected is not None:
+                self._connected = connected
+            if events is not None:
+                self._events_listening = events
+
+    def _follow_subscribers(self, conn: psycopg.Connection[tuple[object, ...]], listening: bool, generation: int,
+                            loop: asyncio.AbstractEventLoop) -> bool:
+        """LISTEN to the events channel while someone wants events, UNLISTEN a while after the last leaves:
+        a worker alone on the feed (wake-ups only) then receives, and pays for, no event at all."""
+        with self._lock:
+            want = self._event_subs > 0 or (
+                listening and time.monotonic() - self._events_idle_since < EVENTS_LINGER)
+            if listening and not want and self._generation == generation:
+                self._events_listening = False  # decided under the lock: a newcomer waits for a new LISTEN
+        if want and not listening:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+            self._set(generation, events=True)
+            self._post(loop, status=_Status(generation, None, events=True))
+            return True
+        if listening and not want:
+            conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(self._channel)))
+            self._post(loop, status=_Status(generation, None, events=False))
+            return False
+        return listening
 
     def _retire(self, generation: int) -> bool:
         """Whether this listener should stop: nobody subscribed, and the database closed or idle long enough.
