@@ -41,6 +41,9 @@ class Settings(BaseModel):
                                description="role asked to approve calls a safety policy refused")
     allow_self_approval: bool = Field(False, description="let the account that asked for an approval decide it "
                                                          "(single-person installs only; off by default)")
+    tool_wait_seconds: float = Field(30.0, ge=0, le=3600,
+                                     description="how long a pipeline or workflow tool call waits for its run "
+                                                 "before answering with the run's id")
 
     @property
     def files_dir(self) -> Path:
@@ -82,6 +85,7 @@ _ENV = {
     "sql_max_rows": "LONGTAIL_SQL_MAX_ROWS",
     "approver_role": "LONGTAIL_APPROVER_ROLE",
     "allow_self_approval": "LONGTAIL_ALLOW_SELF_APPROVAL",
+    "tool_wait_seconds": "LONGTAIL_TOOL_WAIT_SECONDS",
 }
 
 

@@ -19,6 +19,9 @@ from longtail_mcp.runtime import service
 from longtail_mcp.runtime.handle import Handle
 from longtail_mcp.runtime.models import FoundRun, Run, RunExport, RunSummary, Schedule
 from longtail_mcp.runtime.ports import Extensions
+from longtail_mcp.tools.catalog import Catalog
+from longtail_mcp.tools.invoker import FamilyInvoker
+from longtail_mcp.tools.spec import ToolSpec
 
 
 class Client:
@@ -57,6 +60,17 @@ class Client:
     def served_workflows(self) -> list[str]:
         """Workflow types this process runs itself (none: a Client only starts and watches runs)."""
         return []
+
+    def family_tool(self, server: str, tool: str) -> ToolSpec | None:
+        """One of the family's own tools (the servers are imported on first use)."""
+        invoker = self.extensions.tools
+        return invoker.find(server, tool) if isinstance(invoker, FamilyInvoker) else None
+
+    async def tool_catalog(self) -> Catalog:
+        """Every tool a run can call now: the family's and registered servers'."""
+        invoker = self.extensions.tools
+        names = invoker.names() if isinstance(invoker, FamilyInvoker) else []
+        return await Catalog.load(self.db, self.family_tool, names)
 
     async def open(self, *, apply_migrations: bool = True, attach: bool | str | None = None) -> "Client":
         """Connect (starting or sharing the embedded Postgres if no DATABASE_URL) and migrate."""

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from longtail_mcp.app.client import Client
 from longtail_mcp.config import Settings
 from longtail_mcp.humans.identity import Principal
+from longtail_mcp.pipelines import runner
 from longtail_mcp.runtime.handle import Handle
 from longtail_mcp.runtime.registry import Registry, RetryPolicy, StepSpec
 from longtail_mcp.runtime.service import cron_iter
@@ -36,6 +37,8 @@ class LongTail(Client):
         super().__init__(database_url, settings=settings, **overrides)
         self.serve_mcp = serve_mcp
         self.registry = Registry()
+        # Every app runs pipelines (docs/pipelines.md): a pipeline run is a workflow of this type.
+        self.registry.add_workflow(runner.workflow(lambda: self.db), runner.WORKFLOW)
 
     def workflow(self, name: str | F | None = None, *, cron: str | None = None, **options: Any) -> Any:
         """Register `async def fn(ctx, input)` as a workflow type (by default named after the function).

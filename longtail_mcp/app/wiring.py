@@ -3,6 +3,7 @@
 from longtail_mcp.db.pool import Database
 from longtail_mcp.humans.certified import CertifiedInterceptor
 from longtail_mcp.humans.identity import Principal
+from longtail_mcp.humans.runs import RolesInterceptor
 from longtail_mcp.humans.waits import EscalationWait, cancel_listener, deadline_task
 from longtail_mcp.runtime.ports import Extensions
 from longtail_mcp.tools.invoker import Family, FamilyInvoker
@@ -26,7 +27,7 @@ def extensions(services: Services, db: Database) -> Extensions:
     return Extensions(
         tools=FamilyInvoker(services, family_tools),
         waits={"escalation": EscalationWait(db)},
-        interceptors=[certified],
+        interceptors=[RolesInterceptor(), certified],  # the first is outermost: refused before certified
         periodic=[("escalation deadlines", deadline_task(db)), ("certified workflow types", certified.refresh)],
         on_cancel=[cancel_listener(db)],
         principal=Principal.from_json,

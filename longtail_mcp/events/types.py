@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "escalation.escalated",
     "pipeline.activated",
     "pipeline.archived",
+    "tools.changed",
     "file.written",
     "file.deleted",
 )

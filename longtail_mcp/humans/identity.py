@@ -64,6 +64,21 @@ def require_write(actor: Principal) -> None:
         raise Forbidden(f"{actor.id} holds a read-only key; this action changes data")
 
 
+def may_use(principal: Principal, roles: list[str], read_only: bool) -> bool:
+    """Whether `principal` may call a pipeline or a workflow type published as a tool: superadmins and,
+    when `roles` is set, their members (else every account); read-scope keys only what only reads."""
+    if roles and not (principal.superadmin or any(principal.member_of(r) for r in roles)):
+        return False
+    return principal.scope == "full" or read_only
+
+
+def require_use(principal: Principal, roles: list[str], read_only: bool, what: str) -> None:
+    """Raises Forbidden unless `may_use`."""
+    if not may_use(principal, roles, read_only):
+        raise Forbidden(f"{principal.id} may not {what}" + (" with a read-scope key" if principal.scope != "full"
+                                                              and not roles else ""))
+
+
 def require_superadmin(actor: Principal, what: str) -> None:
     require_write(actor)
     if not actor.superadmin:

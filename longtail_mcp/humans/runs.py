@@ -10,18 +10,20 @@ call these functions; trusted Python code that passes no principal sees everythi
 from __future__ import annotations
 
 import builtins  # `Runs.list` shadows `list` in the annotations of its class
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import NotFound
 from longtail_mcp.events import Event
-from longtail_mcp.humans.identity import Principal, require_write
+from longtail_mcp.humans.identity import Principal, require_use, require_write
 from longtail_mcp.humans.waits import cancel_listener
 from longtail_mcp.runtime import service
+from longtail_mcp.runtime.context import Context
 from longtail_mcp.runtime.handle import Handle
 from longtail_mcp.runtime.models import Run, RunExport, RunSummary
 from longtail_mcp.runtime.ports import CancelListener
+from longtail_mcp.runtime.registry import WorkflowSpec
 from longtail_mcp.runtime.service import Visibility
 
 
@@ -180,3 +182,18 @@ class EventAudience:
         if len(self._runs) >= self.REMEMBER:
             self._runs.pop(next(iter(self._runs)))
         self._runs[workflow_id] = visible
+
+
+class RolesInterceptor:
+    """Who may run a workflow type published with `roles=`: checked when its run starts executing, against
+    the principal the run acts for (recorded when it was started), so every door that starts a run —
+    its MCP tool, `start_workflow`, the Python API, the CLI — is held to the same rule."""
+
+    def applies(self, spec: WorkflowSpec) -> bool:
+        return bool(spec.options.get("roles"))
+
+    async def run(self, ctx: Context, spec: WorkflowSpec, body: Callable[[], Awaitable[Any]]) -> Any:
+        principal = ctx.principal if isinstance(ctx.principal, Principal) else None
+        if principal is not None:  # no principal: trusted Python code started it
+            require_use(principal, list(spec.options.get("roles") or []), False, f"run workflow {spec.name!r}")
+        return await body()

@@ -28,11 +28,13 @@ class EscalationWait:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def open(self, conn: Conn, *, workflow_id: str, seq: int, principal: Any, request: dict[str, Any]) -> str:
-        """Insert the run's escalation `<workflow id>:<seq>`, bound to that run and step. If someone else
-        made that id first, the run's escalation gets a fresh id: the other row is never read."""
+    async def open(self, conn: Conn, *, workflow_id: str, seq: int, label: str, principal: Any,
+                   request: dict[str, Any]) -> str:
+        """Insert the run's escalation `<workflow id>:<label>` (its seq, or a pipeline step's key), bound to
+        that run and step. If someone else made that id first, the run's escalation gets a fresh id: the
+        other row is never read."""
         actor = principal if isinstance(principal, Principal) else SYSTEM
-        wanted = f"{workflow_id}:{seq}"
+        wanted = f"{workflow_id}:{label}"
         for candidate in (wanted, f"{wanted}:{uuid.uuid4().hex[:12]}"):
             row = await escalations.insert_escalation(conn, self.db, actor, escalation_id=candidate,
                                                       workflow_id=workflow_id, seq=seq, **request)

@@ -45,6 +45,7 @@ class StepWrite:
     attempts: int = 1
     wake_at: float | None = None
     started_at: float | None = None
+    key: str | None = None  # a keyed entry (see ReplayCursor.keyed_seq), else None
 
 
 @dataclass
@@ -180,7 +181,7 @@ def step_params(steps: list[StepWrite], worker_id: str, channel: str) -> dict[st
         {
             "workflow_id": s.workflow_id, "seq": s.seq, "kind": s.kind, "name": s.name, "status": s.status,
             "input": s.input, "output": s.output, "error": s.error, "attempts": s.attempts,
-            "wake_at": s.wake_at, "epoch": s.epoch, "started_at": s.started_at,
+            "wake_at": s.wake_at, "epoch": s.epoch, "started_at": s.started_at, "key": s.key,
         }
         for s in steps
     ]

@@ -56,6 +56,7 @@ class Step(Record):
     """One journal entry of a run."""
 
     seq: int
+    key: str | None = Field(None, description="A keyed entry's stable key (a pipeline step: `id` or `id:item`)")
     kind: str
     name: str
     status: StepStatus
@@ -107,3 +108,14 @@ class WorkflowType(Record):
     name: str
     workers: int
     cron: str | None = None
+
+
+class WorkflowTool(Record):
+    """A workflow type published as an MCP tool (`@app.workflow(..., tool=True)`)."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any] | None = None
+    wrapped: bool = Field(False, description="Its input is one value, passed as the argument `input`")
+    roles: list[str] = Field(default_factory=list)

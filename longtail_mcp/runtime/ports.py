@@ -52,7 +52,9 @@ class ExternalWait(Protocol):
     kind: str
     key_name: str  # how the journal entry's input names the key (e.g. "escalation_id")
 
-    async def open(self, conn: Conn, *, workflow_id: str, seq: int, principal: Any, request: dict[str, Any]) -> str:
+    async def open(self, conn: Conn, *, workflow_id: str, seq: int, label: str, principal: Any,
+                   request: dict[str, Any]) -> str:
+        """`label` names the wait within its run: its key if it is keyed, else its seq."""
         ...
 
     async def outcome(self, conn: Conn, *, workflow_id: str, seq: int, key: str) -> WaitOutcome:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 Q = load("runtime")
 T = TypeVar("T")
 SHORT_WAIT = 1.0  # waits up to this long stay in the worker; longer ones release it (the run becomes a row)
+KEYED_BASE = 1_000_000_000  # keyed entries take seqs from here up, apart from those program order allocates
 
 
 class Suspend(BaseException):
@@ -53,11 +54,13 @@ class StepInfo:
     name: str
     attempt: int
     principal: Any = None  # who the run acts for (humans.identity.Principal), or None
+    key: str | None = None  # a keyed step's key (a pipeline step: `id` or `id:item`)
 
     @property
     def idempotency_key(self) -> str:
-        """Stable across retries and replays: pass it to the outside world to deduplicate effects."""
-        return f"{self.workflow_id}:{self.seq}"
+        """Stable across retries and replays: pass it to the outside world to deduplicate effects.
+        `<workflow id>:<seq>`, or `<workflow id>:<key>` for a keyed step (a pipeline's `run:step[:item]`)."""
+        return f"{self.workflow_id}:{self.key if self.key is not None else self.seq}"
 
 
 current_step_var: contextvars.ContextVar[StepInfo | None] = contextvars.ContextVar("longtail_step", default=None)
@@ -82,6 +85,7 @@ class Record:
     error: dict[str, Any] | None
     attempts: int
     wake_at: float | None
+    key: str | None = None
 
 
 def seconds(value: timedelta | float | None) -> float | None:
@@ -128,11 +132,34 @@ class ReplayCursor:
         self.replaying = bool(journal)
         self.diverged: NonDeterminism | None = None  # sticky: workflow code catching it cannot hide it
         self.entity_id = entity_id or workflow_id  # a hook shares the state of the run it was started on
+        self._seq_of: dict[str, int] = {r.key: r.seq for r in journal.values() if r.key is not None}
+        self._key_of: dict[int, str] = {seq: key for key, seq in self._seq_of.items()}
+        self._keyed_used: set[str] = set()
 
     def next_seq(self) -> int:
         """Take the next sequence number (extensions call this when their operation is *called*)."""
         self._seq += 1
         return self._seq
+
+    def keyed_seq(self, key: str) -> int:
+        """The sequence number of the operation named `key` in this run: the one it had if the journal has
+        it, else a new one from the keyed range. Operations that start in an order only timing decides (a
+        pipeline's ready steps, the items of a loop) replay onto their own entries whatever the order."""
+        self._keyed_used.add(key)
+        seq = self._seq_of.get(key)
+        if seq is None:
+            seq = max([KEYED_BASE, *self._key_of]) + 1
+            self._seq_of[key], self._key_of[seq] = seq, key
+        return seq
+
+    def followup_seq(self, seq: int, suffix: str) -> int:
+        """The sequence number of an operation that follows the one at `seq` (an approval after a refusal):
+        keyed after it when that one is keyed, else the next in program order."""
+        key = self._key_of.get(seq)
+        return self.keyed_seq(f"{key}:{suffix}") if key is not None else self.next_seq()
+
+    def key_of(self, seq: int) -> str | None:
+        return self._key_of.get(seq)
 
     def recorded(self, seq: int, kind: str, name: str) -> Record | None:
         """The journal entry at `seq`, if any.
@@ -153,26 +180,29 @@ class ReplayCursor:
         return rec
 
     def unreplayed(self) -> Record | None:
-        """A journal entry beyond the last one the code reached (the code no longer calls it)."""
-        extra = [seq for seq in self._journal if seq > self._seq]
+        """A journal entry the code no longer reaches: beyond the last one in program order, or keyed and
+        never asked for."""
+        extra = [seq for seq in self._journal if self._seq < seq < KEYED_BASE]
+        extra += [seq for seq, rec in self._journal.items() if rec.key is not None and rec.key not in self._keyed_used]
         return self._journal[min(extra)] if extra else None
 
     async def write(self, seq: int, kind: str, name: str, status: str, **fields: Any) -> None:
         """Record an outcome at `seq` (group-committed with other runs' writes)."""
-        await self._worker.journal.write(StepWrite(self.workflow_id, self._epoch, seq, kind, name, status, **fields))
+        await self._worker.journal.write(StepWrite(self.workflow_id, self._epoch, seq, kind, name, status,
+                                                   key=self._key_of.get(seq), **fields))
         self.remember(seq, kind, name, status, **fields)
 
     def remember(self, seq: int, kind: str, name: str, status: str, **fields: Any) -> None:
         """Note an entry written by a side transaction (see `record_on`) in the in-memory journal."""
         self._journal[seq] = Record(
             seq, kind, name, status, fields.get("input"), fields.get("output"), fields.get("error"),
-            fields.get("attempts", 1), fields.get("wake_at"),
+            fields.get("attempts", 1), fields.get("wake_at"), self._key_of.get(seq),
         )
 
     async def record_on(self, conn: Conn, seq: int, kind: str, name: str, status: str, **fields: Any) -> None:
         """Write a journal entry on a side transaction's connection (atomically with what it changes)."""
         await conn.execute(Q["write_steps"], step_params([StepWrite(
-            self.workflow_id, self._epoch, seq, kind, name, status, **fields,
+            self.workflow_id, self._epoch, seq, kind, name, status, key=self._key_of.get(seq), **fields,
         )], self._worker.worker_id, self._worker.db.events_channel))
 
     async def side_transaction(self, work: Callable[[Conn, int], Awaitable[T]]) -> T:

@@ -15,7 +15,17 @@ from longtail_mcp.errors import Conflict, InvalidInput, NotFound
 from longtail_mcp.events import Event, emit
 from longtail_mcp.runtime.codec import dumps, dumps_or_none
 from longtail_mcp.runtime.journal import TERMINAL
-from longtail_mcp.runtime.models import FoundRun, Run, RunExport, RunSummary, Schedule, Signal, Step, WorkflowType
+from longtail_mcp.runtime.models import (
+    FoundRun,
+    Run,
+    RunExport,
+    RunSummary,
+    Schedule,
+    Signal,
+    Step,
+    WorkflowTool,
+    WorkflowType,
+)
 from longtail_mcp.runtime.ports import CancelListener
 
 Q = load("runtime")
@@ -287,3 +297,19 @@ async def health(db: Database, *, stale_seconds: float) -> dict[str, int]:
     async with db.connection() as conn:
         row = await (await conn.execute(Q["health"], {"stale": stale_seconds})).fetchone()
     return {"migration": int(row["migration"]), "workers_alive": int(row["workers_alive"])} if row else {}
+
+
+async def publish_workflow_tools(db: Database, tools: list[WorkflowTool]) -> None:
+    """Publish (or refresh) workflow types as MCP tools: a worker does this for the types it runs."""
+    async with db.connection() as conn:
+        for tool in tools:
+            await conn.execute(Q["publish_workflow_tool"], {
+                "name": tool.name, "description": tool.description, "input_schema": dumps(tool.input_schema),
+                "output_schema": dumps_or_none(tool.output_schema), "wrapped": tool.wrapped, "roles": tool.roles,
+            })
+
+
+async def workflow_tools(db: Database, *, stale_seconds: float = 60.0) -> list[WorkflowTool]:
+    """The workflow types published as tools that some live worker runs now."""
+    async with db.connection() as conn:
+        return WorkflowTool.all(await (await conn.execute(Q["workflow_tools"], {"stale": stale_seconds})).fetchall())

@@ -38,7 +38,8 @@ class Steps(ReplayCursor):
         return self.run_step(self.next_seq(), spec, args, kwargs)
 
     def call_tool(self, qualified: str, args: dict[str, Any] | None = None, *, retries: int = 3,
-                  backoff: float = 10.0, max_interval: float = 120.0) -> Coroutine[Any, Any, Any]:
+                  backoff: float = 10.0, max_interval: float = 120.0,
+                  key: str | None = None) -> Coroutine[Any, Any, Any]:
         """Call `server/tool` as a checkpointed step (kind `tool`): one of the family's own tools (in
         process, as the run's principal) or a registered MCP server's.
 
@@ -46,6 +47,10 @@ class Steps(ReplayCursor):
         A call of the family's own tools refused by a safety policy (files outside the root, an internal
         URL, a write statement) does not fail: the run asks the approver role for this exact call and
         waits durably; approved, the call is made once; rejected, it raises PolicyDenied.
+
+        `key` names the call within the run (a keyed journal entry, see `keyed_seq`): calls started in an
+        order only timing decides (a pipeline's ready steps) replay onto their own entries; the tool's
+        idempotency key is then `<workflow id>:<key>`.
 
         Raises:
             InvalidInput: bad arguments for a known tool.  StepFailed: the call failed.
@@ -58,7 +63,8 @@ class Steps(ReplayCursor):
         if invoker is None:
             raise InvalidInput("this worker has no tools plugged in (build it with LongTail.worker())")
         retry = RetryPolicy(retries=retries, backoff=backoff, max_interval=max_interval)
-        return invoker.call(self, self.next_seq(), qualified, dict(args or {}), retry)  # type: ignore[arg-type]
+        seq = self.keyed_seq(key) if key is not None else self.next_seq()
+        return invoker.call(self, seq, qualified, dict(args or {}), retry)  # type: ignore[arg-type]
 
     async def run_step(self, seq: int, spec: StepSpec, args: tuple[Any, ...], kwargs: dict[str, Any],
                        kind: str = "step") -> Any:
@@ -78,7 +84,8 @@ class Steps(ReplayCursor):
         policy = spec.retry
         while True:
             started = time.time()
-            token = current_step_var.set(StepInfo(self.workflow_id, seq, spec.name, attempt, self.principal))
+            token = current_step_var.set(StepInfo(self.workflow_id, seq, spec.name, attempt, self.principal,
+                                                  self.key_of(seq)))
             try:
                 if spec.is_async:
                     result = await spec.fn(*args, **kwargs)

@@ -176,12 +176,13 @@ class Waits(ReplayCursor):
         self, role: str, message: str, data: dict[str, Any] | None = None, *,
         form_schema: dict[str, Any] | None = None, priority: int = 3, timeout: timedelta | float | None = None,
         assigned_to: str | None = None, type: str = "review", metadata: dict[str, Any] | None = None,
-        action: tuple[str, dict[str, Any]] | None = None,
+        action: tuple[str, dict[str, Any]] | None = None, key: str | None = None,
     ) -> Coroutine[Any, Any, dict[str, Any]]:
         """Ask `role` for a decision and wait for it durably; returns the resolution payload.
 
         The escalation row is written in the same transaction that records the wait (the human queue
-        plugs in the `escalation` kind of external wait).
+        plugs in the `escalation` kind of external wait). `key` names the wait within the run (see
+        `call_tool`); its escalation id is then `<workflow id>:<key>`.
 
         Raises:
             WaitTimeout: the escalation expired (past its deadline and its chain). Never an approval.
@@ -190,7 +191,8 @@ class Waits(ReplayCursor):
         request = {"role": role, "message": message, "data": data, "form_schema": form_schema,
                    "priority": priority, "timeout": seconds(timeout), "assigned_to": assigned_to, "type": type,
                    "metadata": metadata, "action": action}
-        return self._resolution(self.wait_external(self.next_seq(), "escalation", role, request))
+        seq = self.keyed_seq(key) if key is not None else self.next_seq()
+        return self._resolution(self.wait_external(seq, "escalation", role, request))
 
     @staticmethod
     async def _resolution(waiting: Coroutine[Any, Any, tuple[str, Any]]) -> dict[str, Any]:
@@ -217,7 +219,8 @@ class Waits(ReplayCursor):
         async def open_and_read(conn: Conn, _wake_seq: int) -> tuple[str, Any]:
             opened = recorded_key
             if opened is None:
-                opened = await wait.open(conn, workflow_id=self.workflow_id, seq=seq, principal=self.principal,
+                opened = await wait.open(conn, workflow_id=self.workflow_id, seq=seq,
+                                         label=self.key_of(seq) or str(seq), principal=self.principal,
                                          request=request)
                 await self.record_on(conn, seq, kind, name, "waiting", input={wait.key_name: opened})
                 if also is not None:

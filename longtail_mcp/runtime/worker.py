@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+from pydantic import BaseModel, ValidationError
 
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
-from longtail_mcp.errors import NonDeterminism, error_to_json
+from longtail_mcp.errors import InvalidInput, NonDeterminism, error_to_json
 from longtail_mcp.events import Event, emit
 from longtail_mcp.events.feed import feed_of
 from longtail_mcp.runtime import service
@@ -78,6 +79,7 @@ class Worker:
                     tg.start_soon(self._periodic, name, task)
                 tg.start_soon(self._claim_loop, tg, names)
                 await self._register_crons()
+                await self._publish_tools()
                 tg.start_soon(self._schedule_loop, names)
                 self.alive = True
                 task_status.started(self)
@@ -162,6 +164,11 @@ class Worker:
                 await service.upsert_schedule(self.db, spec.name, spec.options["cron"], workflow=spec.name,
                                               declared=True)
 
+    async def _publish_tools(self) -> None:
+        tools = [t for spec in self.registry.workflows.values() if (t := spec.tool()) is not None]
+        if tools:
+            await service.publish_workflow_tools(self.db, tools)
+
     async def _schedule_loop(self, names: list[str]) -> None:
         """Fire due cron ticks. The row lock (SKIP LOCKED) and the tick-derived run id make each tick start
         exactly one run across every worker; after downtime a schedule fires once, for its latest missed tick."""
@@ -239,7 +246,7 @@ class Worker:
                 rows = await (await conn.execute(Q["load_journal"], {"id": wid})).fetchall()
             journal = {
                 r["seq"]: Record(r["seq"], r["kind"], r["name"], r["status"], r["input"], r["output"], r["error"],
-                                 r["attempts"], r["wake_at"].timestamp() if r["wake_at"] else None)
+                                 r["attempts"], r["wake_at"].timestamp() if r["wake_at"] else None, r["key"])
                 for r in rows
             }
         spec = self.registry.get(claim["name"])
@@ -255,6 +262,8 @@ class Worker:
                     f"replay of run {wid!r} finished but its journal has step {extra.seq} ({extra.kind} "
                     f"{extra.name!r}) that the workflow code no longer reaches"
                 )
+            if isinstance(value, BaseModel):  # a typed result is stored as its JSON
+                value = value.model_dump(mode="json")
             finish.result = roundtrip(value, what=f"the result of workflow {claim['name']!r}")
             finish.status = "completed"
         except Suspend as s:
@@ -271,13 +280,24 @@ class Worker:
         """The workflow body as a call, wrapped by every interceptor that applies to its type."""
 
         def call() -> Any:
-            return spec.fn(ctx, input) if spec.takes_input else spec.fn(ctx)
+            return spec.fn(ctx, _as_model(spec, input)) if spec.takes_input else spec.fn(ctx)
 
         body = call
         for interceptor in reversed(self.extensions.interceptors):
             if interceptor.applies(spec):
                 body = _wrapped(interceptor, ctx, spec, body)
         return body
+
+
+def _as_model(spec: WorkflowSpec, input: Any) -> Any:
+    """The run's input as the body's annotation asks: a pydantic model, validated, or the JSON as is."""
+    if spec.input_model is None:
+        return input
+    try:
+        return spec.input_model.model_validate(input)
+    except ValidationError as exc:
+        raise InvalidInput(f"the input of workflow {spec.name!r} does not match {spec.input_model.__name__}: "
+                           f"{exc.errors()[0]['msg'] if exc.errors() else exc}") from None
 
 
 def _wrapped(interceptor: Any, ctx: Context, spec: WorkflowSpec, inner: Any) -> Any:

@@ -39,6 +39,12 @@ class FamilyInvoker:
             self._family = self._load()
         return next((spec for spec in self._family.get(server, ()) if spec.name == tool), None)
 
+    def names(self) -> list[str]:
+        """Every family tool as `server/tool`."""
+        if self._family is None:
+            self._family = self._load()
+        return [f"{server}/{spec.name}" for server, specs in self._family.items() for spec in specs]
+
     async def call(self, ctx: Context, seq: int, qualified: str, args: dict[str, Any], retry: RetryPolicy) -> Any:
         server, _, tool = qualified.partition("/")
         if qualified == "human-queue/escalate_and_wait":
@@ -74,12 +80,14 @@ class FamilyInvoker:
             "assigned_to": None, "action": (qualified, call_args),
             "metadata": {"tool": qualified, "rule": rule, "workflow_id": ctx.workflow_id},
         }
-        approval_id, decision = await ctx.wait_external(ctx.next_seq(), "escalation", request["role"], request)
+        approval_id, decision = await ctx.wait_external(ctx.followup_seq(seq, "approval"), "escalation",
+                                                        request["role"], request)
         if decision.get("approved") is not True:
             why = f": {decision['reason']}" if decision.get("reason") else ""
             raise PolicyDenied(f"{qualified} was refused by policy ({reason}) and the approver declined{why}",
                                rule=rule or "approval")
-        return await ctx.run_step(ctx.next_seq(), step, ({**call_args, "approval_id": approval_id},), {}, kind="tool")
+        return await ctx.run_step(ctx.followup_seq(seq, "approved"), step, ({**call_args, "approval_id": approval_id},),
+                                  {}, kind="tool")
 
     async def _escalate(self, ctx: Context, seq: int, args: dict[str, Any]) -> dict[str, Any]:
         """`human-queue/escalate_and_wait` from a run: the run suspends until a person decides (no 50 s

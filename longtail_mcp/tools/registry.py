@@ -20,6 +20,7 @@ import anyio
 from longtail_mcp.db.pool import Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NonRetryableError, NotFound, Unavailable
+from longtail_mcp.events import Event, emit
 from longtail_mcp.humans.identity import Principal, audit, require_superadmin
 from longtail_mcp.records import iso
 from longtail_mcp.runtime.codec import dumps
@@ -141,6 +142,7 @@ async def register_server(
         await _store(conn, name, tools)
         await audit(conn, actor, "mcp_server.register", "mcp_server", name,
                     data={"transport": kind, "tools": len(tools), "access_roles": roles, "read_scope": read_scope})
+        await emit(conn, db, [Event("tools.changed", id=name, name=name)])  # the gateway's list changed
     return {"name": name, "transport": kind, "tools": [t["name"] for t in tools], "access_roles": roles,
             "read_scope": read_scope}
 

@@ -8,7 +8,7 @@ tags and compile hints, and a thin handler that calls the core services. From it
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,6 +17,9 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.events import EventBus
 from longtail_mcp.humans.identity import Principal
+
+if TYPE_CHECKING:
+    from longtail_mcp.tools.catalog import Catalog
 
 
 class Services(Protocol):
@@ -30,6 +33,14 @@ class Services(Protocol):
     events: EventBus
 
     def served_workflows(self) -> list[str]: ...
+
+    def family_tool(self, server: str, tool: str) -> "ToolSpec | None":
+        """One of the family's own tools by server and name (loaded on first use)."""
+        ...
+
+    async def tool_catalog(self) -> "Catalog":
+        """Every tool a run can call now (the family's and registered servers'), for pipelines."""
+        ...
 
 
 class Args(BaseModel):

@@ -398,6 +398,6 @@ async def test_workflow_decorator_works_bare_and_called(app: LongTail) -> None:
     async def other(ctx):
         return "called"
 
-    assert app.registry.names() == ["named", "plain"]
+    assert {"named", "plain"} <= set(app.registry.names())
     async with running(app):
         assert await (await app.start("plain")).result(timeout=10) == "bare"

@@ -54,7 +54,7 @@ RETURNING w.id, w.name, w.kind, w.input, w.lease_epoch, w.wake_seq, w.parent_id,
 
 -- load_journal --
 -- A run's journal in order, for replay.
-SELECT seq, kind, name, status, input, output, error, attempts, wake_at
+SELECT seq, kind, name, status, input, output, error, attempts, wake_at, key
 FROM step WHERE workflow_id = %(id)s ORDER BY seq
 
 -- lock_for_batch --
@@ -66,12 +66,12 @@ SELECT id, lease_epoch, wake_seq FROM workflow WHERE id = ANY(%(ids)s) ORDER BY 
 -- and announce each completed one (step.completed) in the same transaction.
 WITH written AS (
     INSERT INTO step (workflow_id, seq, kind, name, status, input, output, error, attempts, wake_at, epoch,
-                      worker, started_at)
+                      worker, started_at, key)
     SELECT b.workflow_id, b.seq, b.kind, b.name, b.status, b.input, b.output, b.error, b.attempts,
-           to_timestamp(b.wake_at), b.epoch, %(worker)s, to_timestamp(b.started_at)
+           to_timestamp(b.wake_at), b.epoch, %(worker)s, to_timestamp(b.started_at), b.key
     FROM jsonb_to_recordset(%(rows)s::jsonb)
          AS b(workflow_id text, seq int, kind text, name text, status text, input jsonb, output jsonb,
-              error jsonb, attempts int, wake_at float8, epoch bigint, started_at float8)
+              error jsonb, attempts int, wake_at float8, epoch bigint, started_at float8, key text)
     ON CONFLICT (workflow_id, seq) DO UPDATE
     SET status = excluded.status, output = excluded.output, error = excluded.error, attempts = excluded.attempts,
         wake_at = excluded.wake_at, epoch = excluded.epoch, worker = excluded.worker, completed_at = now()
@@ -207,7 +207,7 @@ SELECT name, coalesce(principal ->> 'id', 'system') AS started_by FROM workflow 
 
 -- export_steps --
 -- The full journal of a run, for export.
-SELECT seq, kind, name, status, input, output, error, attempts, wake_at, epoch, worker, started_at, completed_at
+SELECT seq, key, kind, name, status, input, output, error, attempts, wake_at, epoch, worker, started_at, completed_at
 FROM step WHERE workflow_id = %(id)s ORDER BY seq
 
 -- export_messages --
@@ -226,3 +226,18 @@ SELECT t.name, count(*) AS workers
 FROM worker w, unnest(w.workflows) AS t(name)
 WHERE w.stopped_at IS NULL AND w.heartbeat_at > now() - make_interval(secs => %(stale)s)
 GROUP BY t.name ORDER BY t.name
+
+-- publish_workflow_tool --
+-- A worker publishes a workflow type it runs as an MCP tool (its schemas from the function's type hints).
+INSERT INTO workflow_tool (name, description, input_schema, output_schema, wrapped, roles)
+VALUES (%(name)s, %(description)s, %(input_schema)s, %(output_schema)s, %(wrapped)s, %(roles)s)
+ON CONFLICT (name) DO UPDATE
+SET description = excluded.description, input_schema = excluded.input_schema,
+    output_schema = excluded.output_schema, wrapped = excluded.wrapped, roles = excluded.roles, updated_at = now()
+
+-- workflow_tools --
+-- The workflow types published as tools that a live worker runs now.
+SELECT t.name, t.description, t.input_schema, t.output_schema, t.wrapped, t.roles FROM workflow_tool t
+WHERE EXISTS (SELECT 1 FROM worker w WHERE t.name = ANY(w.workflows) AND w.stopped_at IS NULL
+              AND w.heartbeat_at > now() - make_interval(secs => %(stale)s))
+ORDER BY t.name

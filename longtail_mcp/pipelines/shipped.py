@@ -1,0 +1,28 @@
+"""The pipelines that ship with longtail-mcp (the repository's `pipelines/` folder), loaded as active at start-up."""
+
+from pathlib import Path
+
+from longtail_mcp.db.pool import Database
+from longtail_mcp.humans.identity import SYSTEM
+from longtail_mcp.pipelines import store
+from longtail_mcp.pipelines.checks import ToolLookup
+from longtail_mcp.pipelines.records import PipelineInfo
+
+SHIPPED = Path(__file__).resolve().parents[2] / "pipelines"
+
+
+async def load_shipped(db: Database, tools: ToolLookup, directory: Path = SHIPPED) -> list[PipelineInfo]:
+    """Save every `*.yaml` of `directory` (a new version when it changed) and serve its latest version. A
+    shipped pipeline an operator archived stays archived."""
+    texts = [path.read_text() for path in sorted(directory.glob("*.yaml"))] if directory.is_dir() else []  # noqa: ASYNC240 (a few small files, once at start-up)
+    loaded = []
+    for text in texts:
+        info = await store.save(db, SYSTEM, text, tools=tools, shipped=True)
+        if info.status == "archived":
+            continue
+        if info.status == "draft":
+            info = await store.deploy(db, SYSTEM, info.name)
+        if info.status != "active" or info.active_version != info.version:
+            info = await store.activate(db, SYSTEM, info.name, force=True)  # shipped: reviewed with the code
+        loaded.append(info)
+    return loaded
