@@ -7,16 +7,19 @@ from typing import Any
 import mcp.types as types
 
 from longtail_mcp.humans.identity import Principal
-from longtail_mcp.mcp_glue.server import Proxy, build_server
+from longtail_mcp.mcp_glue.server import ListChanged, Progress, Proxy, build_server
 from longtail_mcp.tools import registry
+from system_servers.compiler import server as compiler
 from system_servers.db_query import server as db_query
 from system_servers.files import server as files
 from system_servers.http_fetch import server as http_fetch
 from system_servers.human_queue import server as human_queue
+from system_servers.runnables import PipelineTools, Proxies, WorkflowTools
 from system_servers.workflows import server as workflows
 
 logger = logging.getLogger(__name__)
-SERVERS: dict[str, Any] = {module.NAME: module for module in (workflows, human_queue, db_query, files, http_fetch)}
+SERVERS: dict[str, Any] = {module.NAME: module
+                           for module in (workflows, human_queue, compiler, db_query, files, http_fetch)}
 
 
 def builder(name: str) -> Callable[..., Any]:
@@ -62,7 +65,8 @@ class RegisteredTools(Proxy):
             ))
         return out
 
-    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> dict[str, Any] | None:
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
+                   progress: Progress | None = None) -> dict[str, Any] | None:
         server, sep, tool = name.partition("__")
         if not sep or await registry.get_manifest(self.client.db, server, tool) is None:
             return None
@@ -70,8 +74,11 @@ class RegisteredTools(Proxy):
         return result if isinstance(result, dict) else {"result": result}
 
 
-def gateway(client: Any, principal_of: Any) -> Any:
-    """Every tool of the family behind one server (names unique across it), plus registered servers' tools."""
+def gateway(client: Any, principal_of: Any, list_changed: ListChanged | None = None) -> Any:
+    """Every tool of the family behind one server (names unique across it), plus the active pipelines, the
+    workflow types published as tools, and registered servers' tools."""
     tools = [spec for module in SERVERS.values() for spec in module.TOOLS]
-    return build_server("longtail", tools, client, principal_of, proxy=RegisteredTools(client),
-                        instructions="longtail-mcp: durable workflow runs, the human queue, and registered tools.")
+    proxy = Proxies(PipelineTools(client), WorkflowTools(client), RegisteredTools(client))
+    return build_server("longtail", tools, client, principal_of, proxy=proxy, list_changed=list_changed,
+                        instructions="longtail-mcp: durable workflow runs, the human queue, pipelines (each active "
+                                     "one is a tool), and registered tools.")

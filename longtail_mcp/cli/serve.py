@@ -22,6 +22,7 @@ from longtail_mcp.cli.people import actor_for
 from longtail_mcp.config import LOOPBACK, load_settings
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
 from longtail_mcp.humans import identity
+from longtail_mcp.pipelines.shipped import load_shipped
 
 logger = logging.getLogger("longtail_mcp")
 
@@ -39,7 +40,8 @@ def load_app(specs: list[str], **overrides: Any) -> LongTail:
         if not isinstance(other, LongTail):
             raise SystemExit(f"longtail-mcp: {spec} is not a LongTail app object")
         for wf in other.registry.workflows.values():
-            app.registry.add_workflow(wf.fn, wf.name, **wf.options)
+            if wf.name not in app.registry.workflows:  # every app has the built-in `pipeline` type
+                app.registry.add_workflow(wf.fn, wf.name, **wf.options)
     return app
 
 
@@ -93,6 +95,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
             from system_servers import publish_manifests
 
             await publish_manifests(app)
+            await load_shipped(app.db, await app.tool_catalog())
         sock = _bind(app.settings.host, app.settings.port)
         host, port = sock.getsockname()[:2]
         if args.dev and app.settings.host not in LOOPBACK:
@@ -156,8 +159,8 @@ async def cmd_stdio(args: argparse.Namespace) -> None:
     """One server of the family over stdio, acting as the local operator or `--as ACCOUNT`."""
     from mcp.server.stdio import stdio_server
 
-    from longtail_mcp.mcp_glue.server import fixed_principal
-    from system_servers import builder
+    from longtail_mcp.mcp_glue.server import ListChanged, fixed_principal
+    from system_servers import SERVERS, builder
 
     build = builder(args.server)
     client = Client()
@@ -166,9 +169,16 @@ async def cmd_stdio(args: argparse.Namespace) -> None:
     await client.open(attach="only")
     async with client:
         actor = await actor_for(client, args.as_account)
-        server = build(client, fixed_principal(actor))
-        async with stdio_server() as (read, write):
+        if getattr(SERVERS[args.server], "DYNAMIC", False):  # its tools come and go: tell the client
+            list_changed = ListChanged()
+            server = build(client, fixed_principal(actor), list_changed)
+        else:
+            list_changed, server = None, build(client, fixed_principal(actor))
+        async with stdio_server() as (read, write), anyio.create_task_group() as tg:
+            if list_changed is not None:
+                tg.start_soon(list_changed.watch, client.events)
             await server.run(read, write, server.create_initialization_options())
+            tg.cancel_scope.cancel()
 
 
 def cmd_config(args: argparse.Namespace) -> None:

@@ -7,19 +7,71 @@ the same boundary.
 """
 
 import json
+import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import mcp.types as types
-from mcp.server import Server, ServerRequestContext
+from anyio.abc import TaskStatus
+from mcp.server import NotificationOptions, Server, ServerRequestContext
+from mcp.server.connection import Connection
+from mcp.server.models import InitializationOptions
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged
 
 from longtail_mcp.errors import Forbidden, LongtailError, NotFound, PolicyDenied
+from longtail_mcp.events import EventBus
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.tools.invoke import internal_error, invoke
 from longtail_mcp.tools.spec import Services, ToolSpec
 
+logger = logging.getLogger(__name__)
 ERROR_META = "io.longtail/error"  # the `_meta` key of a tool error's structured details
 PrincipalSource = Callable[[ServerRequestContext[Any]], Awaitable[Principal]]
+# Reports a call's progress to its caller (progress, total, message); a no-op when it asked for none.
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+TOOL_EVENTS = ["pipeline.activated", "pipeline.archived", "tools.changed"]  # what changes a tools list
+
+
+class ListChanged:
+    """Tells connected clients that a server's tools changed (a pipeline activated or archived, a server
+    registered), in both protocol eras: `notifications/tools/list_changed` on every handshake-era
+    session that has listed or called tools, and a tools-changed event on every 2026-07-28
+    `subscriptions/listen` stream. `watch` follows the event feed, so a change made by any process
+    reaches the clients of every process."""
+
+    def __init__(self) -> None:
+        self.bus = InMemorySubscriptionBus()
+        # The SDK hands each request a fresh ServerSession; the connection beneath is what lives as long
+        # as the client, so that is what is remembered (weakly: a closed connection drops out by itself).
+        self._connections: weakref.WeakSet[Connection] = weakref.WeakSet()
+        self.sent = 0
+
+    def track(self, session: ServerSession) -> None:
+        """Remember the connection `session` belongs to, to tell it when the tools change."""
+        connection = getattr(session, "_connection", None)  # not public in mcp 2.x; see platform-notes
+        if isinstance(connection, Connection):
+            self._connections.add(connection)
+
+    async def tools_changed(self) -> None:
+        self.sent += 1
+        await self.bus.publish(ToolsListChanged())
+        for connection in list(self._connections):
+            try:
+                await connection.send_tool_list_changed()
+            except Exception as exc:  # a connection that went away: it no longer needs telling
+                logger.debug("could not notify a client of changed tools: %s", exc)
+                self._connections.discard(connection)
+
+    async def watch(self, events: EventBus, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Until cancelled: a tools-changed notification for every event that changes a tools list (started
+        once it hears them: `await task_group.start(list_changed.watch, events)`)."""
+        async with events.subscribe(TOOL_EVENTS) as feed:
+            task_status.started()
+            async for _ in feed:
+                await self.tools_changed()
 
 
 def mcp_tool(spec: ToolSpec) -> types.Tool:
@@ -61,8 +113,10 @@ class Proxy:
         """The proxied tools `principal` may call."""
         raise NotImplementedError
 
-    async def call(self, name: str, arguments: dict[str, Any], principal: Principal) -> dict[str, Any] | None:
-        """The structured result, or None when `name` is not one of the proxied tools.
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
+                   progress: Progress | None = None) -> dict[str, Any] | None:
+        """The structured result, or None when `name` is not one of the proxied tools. A long call may
+        report its `progress`.
 
         Raises:
             LongtailError: the call was refused or failed (mapped to a tool error by the server).
@@ -71,8 +125,10 @@ class Proxy:
 
 
 def build_server(name: str, specs: list[ToolSpec], services: Services, principal_of: PrincipalSource,
-                 *, instructions: str | None = None, version: str = "0.1.0", proxy: Proxy | None = None) -> Server[Any]:
-    """A low-level MCP server exposing `specs`, calling them as the principal `principal_of` gives."""
+                 *, instructions: str | None = None, version: str = "0.1.0", proxy: Proxy | None = None,
+                 list_changed: ListChanged | None = None) -> Server[Any]:
+    """A low-level MCP server exposing `specs`, calling them as the principal `principal_of` gives. With
+    `list_changed`, it announces `listChanged` and tells its clients when its tools change."""
     by_name = {s.name: s for s in specs}
     if len(by_name) != len(specs):
         raise ValueError(f"server {name}: duplicate tool names")
@@ -80,6 +136,8 @@ def build_server(name: str, specs: list[ToolSpec], services: Services, principal
 
     async def list_tools(ctx: ServerRequestContext[Any],
                          params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        if list_changed is not None:
+            list_changed.track(ctx.session)
         principal = await principal_of(ctx)
         visible = [tools[s.name] for s in specs if s.read_only or principal.scope == "full"]
         if proxy is not None:
@@ -89,10 +147,13 @@ def build_server(name: str, specs: list[ToolSpec], services: Services, principal
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         spec = by_name.get(params.name)
         arguments = dict(params.arguments or {})
+        if list_changed is not None:
+            list_changed.track(ctx.session)
         try:
             principal = await principal_of(ctx)
             if spec is None:
-                structured = await proxy.call(params.name, arguments, principal) if proxy is not None else None
+                structured = (await proxy.call(params.name, arguments, principal, ctx.session.report_progress)
+                              if proxy is not None else None)
                 if structured is None:
                     raise NotFound(f"no tool named {params.name!r} on the {name} server")
             else:
@@ -114,8 +175,22 @@ def build_server(name: str, specs: list[ToolSpec], services: Services, principal
         known = tools.get(tool)
         return known.input_schema if known is not None else None
 
-    return Server(name, version=version, instructions=instructions, on_list_tools=list_tools, on_call_tool=call_tool,
-                  get_tool_input_schema=input_schema)
+    if list_changed is None:
+        return Server(name, version=version, instructions=instructions, on_list_tools=list_tools,
+                      on_call_tool=call_tool, get_tool_input_schema=input_schema)
+    return _AnnouncingServer(name, version=version, instructions=instructions, on_list_tools=list_tools,
+                             on_call_tool=call_tool, get_tool_input_schema=input_schema,
+                             on_subscriptions_listen=ListenHandler(list_changed.bus))
+
+
+class _AnnouncingServer(Server[Any]):
+    """A server whose handshake announces `tools.listChanged` (the SDK's default options announce none)."""
+
+    def create_initialization_options(self, notification_options: NotificationOptions | None = None,
+                                      experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+                                      extensions: dict[str, dict[str, Any]] | None = None) -> InitializationOptions:
+        return super().create_initialization_options(notification_options or NotificationOptions(tools_changed=True),
+                                                     experimental_capabilities, extensions)
 
 
 def fixed_principal(principal: Principal) -> PrincipalSource:

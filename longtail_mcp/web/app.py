@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from longtail_mcp.errors import InvalidInput
 from longtail_mcp.events.bus import check_patterns
 from longtail_mcp.humans.runs import EventAudience
 from longtail_mcp.mcp_glue.http import BearerAuth, HostGuard, mcp_routes, request_principal
+from longtail_mcp.mcp_glue.server import ListChanged
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.worker import Worker
 from system_servers import gateway
@@ -70,13 +72,16 @@ def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, d
     routes: list[Any] = [Route("/health", health), Route("/events", BearerAuth(events_endpoint(events), app, dev=dev))]
     lifespan = None
     if mcp:
-        more, mcp_lifespan = mcp_routes(gateway(app, request_principal), app, dev=dev, host=host)
+        list_changed = ListChanged()
+        more, mcp_lifespan = mcp_routes(gateway(app, request_principal, list_changed), app, dev=dev, host=host)
         routes += more
 
         @asynccontextmanager
         async def lifespan(_: Starlette) -> AsyncIterator[None]:
-            async with mcp_lifespan():
+            async with mcp_lifespan(), anyio.create_task_group() as tg:
+                tg.start_soon(list_changed.watch, app.events)  # pipelines (de)activated anywhere: tell clients
                 yield
+                tg.cancel_scope.cancel()
 
     return HostGuard(Starlette(routes=routes, lifespan=lifespan), host)
 

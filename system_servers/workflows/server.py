@@ -9,13 +9,15 @@ from pydantic import BaseModel, Field
 
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.humans import runs
-from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.mcp_glue.server import ListChanged, PrincipalSource, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.models import Run, RunExport, RunInfo, RunStatus, RunSummary, WorkflowType
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
+from system_servers.runnables import PipelineTools, Proxies, WorkflowTools
 from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
 
 NAME = "workflows"
+DYNAMIC = True  # its tools change (pipelines activated or archived, workflow tools published)
 TAGS = ("workflows", "durable", "runs")
 
 
@@ -168,6 +170,11 @@ TOOLS = [
 TOOLS += REGISTRY_TOOLS
 
 
-def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, services, principal_of,
-                        instructions="Durable workflow runs: start them, wait for them, signal, cancel, export.")
+def build(services: Services, principal_of: PrincipalSource, list_changed: ListChanged | None = None) -> Server[Any]:
+    """The workflows server: its own tools, plus each active pipeline and each workflow type published as a
+    tool (which come and go: with `list_changed`, connected clients are told)."""
+    return build_server(NAME, TOOLS, services, principal_of, proxy=Proxies(PipelineTools(services),
+                                                                         WorkflowTools(services)),
+                        list_changed=list_changed,
+                        instructions="Durable workflow runs: start them, wait for them, signal, cancel, export; "
+                                     "every active pipeline is a tool here too.")

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
+import mcp.types as types
 import pytest
 from mcp import Client as McpClient
 
@@ -14,7 +16,7 @@ from longtail_mcp import LongTail, WorkflowFailed
 from longtail_mcp.errors import Forbidden, Unavailable
 from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM, Principal
-from longtail_mcp.mcp_glue.server import fixed_principal
+from longtail_mcp.mcp_glue.server import ListChanged, fixed_principal
 from longtail_mcp.tools import registry
 from system_servers import gateway, publish_manifests
 from system_servers.workflows import server as workflows
@@ -193,3 +195,24 @@ async def test_serve_start_refreshes_registered_servers_and_records_failures(app
         servers = {s["name"]: s for s in await registry.list_servers(app.db)}
     assert servers["echo"]["tools"] == 4 and servers["echo"]["last_error"] is None
     assert servers["gone"]["tools"] == 0 and "cannot connect" in servers["gone"]["last_error"]
+
+
+async def test_registering_a_server_tells_gateway_clients_their_tools_changed(app: LongTail) -> None:
+    changed = anyio.Event()
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ServerNotification) and message.method == "notifications/tools/list_changed":
+            changed.set()
+
+    list_changed = ListChanged()
+    async with app, anyio.create_task_group() as tg:
+        await tg.start(list_changed.watch, app.events)
+        async with McpClient(gateway(app, fixed_principal(SYSTEM), list_changed), mode="legacy",
+                             message_handler=on_message) as c:
+            assert c.server_capabilities.tools is not None and c.server_capabilities.tools.list_changed
+            assert not any(t.name.startswith("echo__") for t in (await c.list_tools()).tools)
+            await register_echo(app)
+            with anyio.fail_after(10):
+                await changed.wait()
+            assert any(t.name.startswith("echo__") for t in (await c.list_tools()).tools)
+        tg.cancel_scope.cancel()

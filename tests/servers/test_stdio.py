@@ -60,7 +60,7 @@ def test_config_claude_prints_one_stdio_entry_per_server() -> None:
     out = subprocess.run([sys.executable, "-m", "longtail_mcp", "config", "claude", "--as", "rita"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     servers = json.loads(out)["mcpServers"]
-    assert set(servers) == {"longtail-workflows", "longtail-human-queue", "longtail-db-query", "longtail-files",
-                            "longtail-http-fetch"}
+    assert set(servers) == {"longtail-workflows", "longtail-human-queue", "longtail-compiler", "longtail-db-query",
+                            "longtail-files", "longtail-http-fetch"}
     assert servers["longtail-workflows"]["args"] == ["-m", "longtail_mcp", "stdio", "workflows", "--as", "rita"]
     assert servers["longtail-workflows"]["command"] == sys.executable

@@ -1,0 +1,143 @@
+"""`longtail-mcp pipelines ...`: the compiler server's verbs from the shell (same services, same rules)."""
+
+import argparse
+import contextlib
+import importlib
+import json
+from typing import Any
+
+import anyio
+
+from longtail_mcp.app import Client
+from longtail_mcp.cli.people import _print, actor_for, as_json, safe
+from longtail_mcp.errors import InvalidInput, WorkflowFailed
+from longtail_mcp.pipelines import service, store
+from longtail_mcp.pipelines.source import compile_source
+
+COLUMNS = ["name", "status", "version", "active_version", "verified_version", "tools"]
+
+
+async def cmd_pipelines(args: argparse.Namespace) -> None:
+    async with Client() as client:
+        actor = await actor_for(client, args.as_account)
+        db, verb = client.db, args.action
+        if verb == "create":
+            text = await _read(args.file)
+            info = await store.save(db, actor, text, tools=await client.tool_catalog())
+            _print(info, args.json, COLUMNS)
+        elif verb == "list":
+            _print(await store.search(db, status=args.status, query=args.query, limit=args.limit), args.json, COLUMNS)
+        elif verb == "show":
+            info = await store.get(db, args.name)
+            found = await store.version(db, args.name, args.version)
+            print(as_json({"pipeline": info, "version": found.version, "yaml": found.yaml}) if args.json
+                  else found.yaml or "", end="" if not args.json else "\n")
+        elif verb == "versions":
+            _print(await store.versions(db, args.name), args.json, ["version", "hash", "created_by", "created_at"])
+        elif verb == "compile":
+            info, text, notes = await service.compile_run(db, actor, args.id, tools=await client.tool_catalog(),
+                                                          name=args.name, request=args.request)
+            if args.json:
+                print(as_json({"pipeline": info, "yaml": text, "notes": notes}))
+            else:
+                print(text, end="")
+                for note in notes:
+                    print(f"# {safe(note)}")
+        elif verb == "compile-source":
+            compiled = compile_source(_load_function(args.target), name=args.name, tools=await client.tool_catalog())
+            info = await store.save(db, actor, store.yaml_of(compiled.pipeline), tools=await client.tool_catalog())
+            if args.json:
+                print(as_json({"pipeline": info, "notes": compiled.notes}))
+            else:
+                print(store.yaml_of(compiled.pipeline), end="")
+        elif verb == "verify":
+            info = await service.verify(db, actor, args.name, tools=await client.tool_catalog())
+            verdict = "passed" if info.verified_version == info.version else "failed"
+            print(as_json(info) if args.json else f"{info.name}: version {info.version} {verdict}"
+                  + "".join(f"\n  {safe(p)}" for p in (info.verification or {}).get("problems", [])))
+        elif verb in ("deploy", "activate", "archive", "restore"):
+            if verb == "activate":
+                info = await store.activate(db, actor, args.name, force=args.force)
+            else:
+                move = {"deploy": store.deploy, "archive": store.archive, "restore": store.restore}[verb]
+                info = await move(db, actor, args.name)
+            _print(info, args.json, COLUMNS)
+        elif verb == "delete":
+            await store.delete(db, actor, args.name)
+            print(as_json({"deleted": args.name}) if args.json else f"pipeline {args.name} deleted")
+        else:  # run
+            handle = await service.run(db, actor, args.name, _json(args.input), version=args.version)
+            with anyio.move_on_after(args.wait), contextlib.suppress(WorkflowFailed):  # shown below
+                await handle.result()
+            run = await handle.info()
+            print(as_json(run) if args.json else f"{run.id} {run.status}\n{as_json(run.result)}")
+
+
+async def _read(path: str) -> str:
+    try:
+        return await anyio.Path(path).read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--input is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("--input must be a JSON object (the pipeline's named inputs)")
+    return value
+
+
+def _load_function(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    if not attr:
+        raise InvalidInput("compile-source takes MODULE:FUNCTION (the workflow function)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInput(f"cannot import {module_name!r}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise InvalidInput(f"{module_name} has no {attr!r}")
+    return fn
+
+
+def parsers(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+        p.add_argument("--json", action="store_true")
+        return p
+
+    verbs = sub.add_parser("pipelines", help="create, compile, verify and publish pipelines").add_subparsers(
+        dest="action", required=True)
+    c = common(verbs.add_parser("create", help="create (or add a version to) a pipeline from a YAML file"))
+    c.add_argument("file")
+    c = common(verbs.add_parser("list"))
+    c.add_argument("--status", choices=["draft", "deployed", "active", "archived"])
+    c.add_argument("--query", help="words in names, descriptions, tags, tools")
+    c.add_argument("--limit", type=int, default=50)
+    c = common(verbs.add_parser("show", help="a version's YAML (default: the latest)"))
+    c.add_argument("name")
+    c.add_argument("--version", type=int)
+    c = common(verbs.add_parser("versions"))
+    c.add_argument("name")
+    c = common(verbs.add_parser("compile", help="compile a finished run into a draft pipeline"))
+    c.add_argument("id", help="the run")
+    c.add_argument("--name")
+    c.add_argument("--request", help="the request the run answered (recorded as a prompt template)")
+    c = common(verbs.add_parser("compile-source", help="compile a workflow function's source into a draft"))
+    c.add_argument("target", metavar="MODULE:FUNCTION")
+    c.add_argument("--name")
+    for verb in ("verify", "deploy", "activate", "archive", "restore", "delete"):
+        c = common(verbs.add_parser(verb))
+        c.add_argument("name")
+        if verb == "activate":
+            c.add_argument("--force", action="store_true", help="without a passed verification")
+    c = common(verbs.add_parser("run", help="run a pipeline (its active version, or --version) and wait"))
+    c.add_argument("name")
+    c.add_argument("--input", default="{}", help="the inputs as a JSON object")
+    c.add_argument("--version", type=int)
+    c.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the result (default 60)")
+    sub.choices["pipelines"].set_defaults(run=cmd_pipelines)

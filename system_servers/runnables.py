@@ -1,0 +1,160 @@
+"""Pipelines and workflow types published as MCP tools of their own.
+
+Each active pipeline is a tool named after it, with its input schema, and an output that wraps its
+output schema: `{workflow_id, status, done, output}`. Calling it starts a run as the caller (so the
+run is visible to them and its tool calls are made as them) and waits for it a while; a longer run
+returns `done: false` with the run's id, to follow with `wait_for_run`. A workflow type registered
+with `tool=True` is published the same way.
+"""
+
+import contextlib
+from typing import Any
+
+import anyio
+import mcp.types as types
+
+from longtail_mcp.errors import Forbidden, InvalidInput, WorkflowFailed
+from longtail_mcp.humans import runs
+from longtail_mcp.humans.identity import Principal, may_use
+from longtail_mcp.mcp_glue.server import Progress, Proxy
+from longtail_mcp.pipelines import runner, store
+from longtail_mcp.pipelines.model import Pipeline
+from longtail_mcp.runtime import service
+from longtail_mcp.runtime.models import RunStatus
+from longtail_mcp.tools.spec import Services
+
+PROGRESS_SECONDS = 2.0  # how often a waiting call tells its caller where the run stands
+TERMINAL: tuple[RunStatus, ...] = ("completed", "failed", "cancelled")
+
+
+def output_schema(inner: dict[str, Any] | None) -> dict[str, Any]:
+    """The tool's output: the run's id and status, and once it completed, its output."""
+    return {
+        "type": "object",
+        "required": ["workflow_id", "status", "done"],
+        "properties": {
+            "workflow_id": {"type": "string", "description": "The run; follow it with wait_for_run"},
+            "status": {"type": "string", "enum": ["pending", "running", "waiting", "completed", "failed",
+                                                  "cancelled"]},
+            "done": {"type": "boolean", "description": "False when the run was still going after the wait"},
+            "output": inner or {},
+            "error": {"type": ["object", "null"]},
+        },
+    }
+
+
+async def start_and_wait(services: Services, principal: Principal, workflow: str, input: Any,
+                         progress: Progress | None = None) -> dict[str, Any]:
+    """Start a run as `principal`, wait for it at most `tool_wait_seconds` (telling `progress` where it
+    stands every PROGRESS_SECONDS), and say where it stands."""
+    seconds = services.settings.tool_wait_seconds
+    wid, _ = await runs.start_run(services.db, principal, workflow, input)
+    handle = await runs.handle(services.db, principal, wid)
+    began = anyio.current_time()
+    with anyio.move_on_after(seconds), contextlib.suppress(WorkflowFailed):  # failed or cancelled: reported below
+        while True:
+            with anyio.move_on_after(PROGRESS_SECONDS if progress is not None else seconds):
+                await handle.result()
+                break
+            if progress is not None:
+                status = await handle.status()
+                await progress(round(anyio.current_time() - began, 1), seconds,
+                               f"run {wid} is {status}" + (" (waiting for a person or a signal)"
+                                                          if status == "waiting" else ""))
+    run = await handle.info()
+    out: dict[str, Any] = {"workflow_id": wid, "status": run.status, "done": run.status in TERMINAL}
+    if run.status == "completed":
+        out["output"] = run.result
+    elif run.error is not None:
+        out["error"] = {"code": run.error.get("code"), "message": run.error.get("message")}
+    return out
+
+
+def _tool(name: str, description: str, input_schema: dict[str, Any], inner: dict[str, Any] | None,
+          read_only: bool) -> types.Tool:
+    return types.Tool(
+        name=name, description=description, input_schema=input_schema or {"type": "object"},
+        output_schema=output_schema(inner),
+        annotations=types.ToolAnnotations(read_only_hint=read_only, destructive_hint=not read_only,
+                                          idempotent_hint=False, open_world_hint=not read_only),
+    )
+
+
+class PipelineTools(Proxy):
+    """Every active pipeline as a tool (its active version's schemas)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def tools(self, principal: Principal) -> list[types.Tool]:
+        out = []
+        for info, pipeline, _ in await store.active_tools(self.services.db):
+            if may_use(principal, info.access_roles, info.read_only):
+                out.append(_tool(info.name, _describe(pipeline), pipeline.input_schema, pipeline.output_schema,
+                                 info.read_only))
+        return out
+
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
+                   progress: Progress | None = None) -> dict[str, Any] | None:
+        found = {served.info.name: served for served in await store.active_tools(self.services.db)}
+        if name not in found:
+            return None
+        info, pipeline, digest = found[name]
+        if not may_use(principal, info.access_roles, info.read_only):
+            raise Forbidden(f"{principal.id} may not call pipeline {name!r}"
+                            + (" with a read-scope key" if principal.scope != "full" else ""))
+        runner.check(pipeline.input_schema, arguments, f"the input of {name}")
+        return await start_and_wait(self.services, principal, runner.WORKFLOW,
+                                    store.run_input(name, info.version, digest, arguments), progress)
+
+
+def _describe(pipeline: Pipeline) -> str:
+    steps = ", ".join(s.tool if s.tool else f"ask {s.human.role if s.human else '?'}" for s in pipeline.steps)
+    return f"{pipeline.description or pipeline.name} (pipeline: {steps})"
+
+
+class WorkflowTools(Proxy):
+    """Workflow types registered with `tool=True` by live workers, as tools (their published schemas)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    async def tools(self, principal: Principal) -> list[types.Tool]:
+        return [_tool(t.name, t.description, t.input_schema, t.output_schema, False)
+                for t in await service.workflow_tools(self.services.db) if may_use(principal, t.roles, False)]
+
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
+                   progress: Progress | None = None) -> dict[str, Any] | None:
+        found = {t.name: t for t in await service.workflow_tools(self.services.db)}
+        if name not in found:
+            return None
+        tool = found[name]
+        if not may_use(principal, tool.roles, False):
+            raise Forbidden(f"{principal.id} may not start workflow {name!r}")
+        runner.check(tool.input_schema, arguments, f"the input of {name}")
+        if tool.wrapped:  # a workflow taking one scalar or list input: the tool's one argument carries it
+            if "input" not in arguments:
+                raise InvalidInput(f"{name} takes its input as the argument `input`")
+            arguments = arguments["input"]
+        return await start_and_wait(self.services, principal, name, arguments, progress)
+
+
+class Proxies(Proxy):
+    """Several proxies behind one server, asked in order."""
+
+    def __init__(self, *proxies: Proxy) -> None:
+        self.proxies = proxies
+
+    async def tools(self, principal: Principal) -> list[types.Tool]:
+        out: list[types.Tool] = []
+        for proxy in self.proxies:
+            out += await proxy.tools(principal)
+        return out
+
+    async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
+                   progress: Progress | None = None) -> dict[str, Any] | None:
+        for proxy in self.proxies:
+            result = await proxy.call(name, arguments, principal, progress)
+            if result is not None:
+                return result
+        return None
