@@ -99,3 +99,16 @@ def test_guarded_tools_example_writes_the_denied_file_once_after_approval(dsn: s
     assert ".env still holds: TOKEN=s3cr3t" in out
     assert ("('tool', 'files/write_file', 'failed'), ('escalation', 'approver', 'completed'), "
             "('tool', 'files/write_file', 'completed')") in out
+
+
+def test_pipelines_example_compiles_a_run_and_calls_the_pipeline_as_a_tool(dsn: str) -> None:
+    done = run_example("pipelines.py", dsn)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert 'the run: {"first": "# alpha\\n", "index": "ideas/INDEX.txt", "lines": 3}' in out, out
+    assert "files/read_file at seq 2, 3, 4: left out length, offset, encoding (equal to the tool's defaults)" in out
+    assert "for_each: '{{ steps.list_files.entries }}'" in out, out
+    assert "verified: True []" in out, out
+    assert "index_notes is active, serving version 1" in out
+    assert 'the tool: {"first": "# bread\\n", "index": "recipes/INDEX.txt", "lines": 4}' in out, out
+    assert "index written: notes in recipes" in out
