@@ -44,6 +44,19 @@ class Settings(BaseModel):
     tool_wait_seconds: float = Field(30.0, ge=0, le=3600,
                                      description="how long a pipeline or workflow tool call waits for its run "
                                                  "before answering with the run's id")
+    # -- agents and routers (docs/agents.md) --
+    llm_provider: str = Field("anthropic", pattern="^(anthropic|scripted)$",
+                              description="the model behind agents and routers: anthropic, or scripted (offline)")
+    llm_model: str = Field("claude-sonnet-4-5", min_length=1, description="the model name sent to the API")
+    anthropic_api_key: str | None = Field(None, repr=False, description="the Anthropic API key (never logged)")
+    llm_base_url: str | None = Field(None, description="another Messages API address (a proxy, a running scripted "
+                                                       "server)")
+    llm_script: Path | None = Field(None, description="the script of the scripted model (docs/agents.md#scripts)")
+    llm_delay: float | None = Field(None, ge=0, le=600, description="seconds the scripted model waits per turn "
+                                                                    "(emulates model latency; else the script's)")
+    auto_compile: str = Field("off", pattern="^(off|draft|activate)$",
+                              description="what a successful routed agent run becomes: nothing, a draft "
+                                          "pipeline, or an active one (per tag: `longtail-mcp agents policy`)")
 
     @property
     def files_dir(self) -> Path:
@@ -86,6 +99,13 @@ _ENV = {
     "approver_role": "LONGTAIL_APPROVER_ROLE",
     "allow_self_approval": "LONGTAIL_ALLOW_SELF_APPROVAL",
     "tool_wait_seconds": "LONGTAIL_TOOL_WAIT_SECONDS",
+    "llm_provider": "LONGTAIL_LLM_PROVIDER",
+    "llm_model": "LONGTAIL_LLM_MODEL",
+    "anthropic_api_key": "ANTHROPIC_API_KEY",
+    "llm_base_url": "LONGTAIL_LLM_BASE_URL",
+    "llm_script": "LONGTAIL_LLM_SCRIPT",
+    "llm_delay": "LONGTAIL_LLM_DELAY",
+    "auto_compile": "LONGTAIL_AUTO_COMPILE",
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import anyio
 
+from longtail_mcp.agents.llm import LLM, Provider
 from longtail_mcp.app import wiring
 from longtail_mcp.config import Settings, load_settings
 from longtail_mcp.db.embedded import EmbeddedPostgres
@@ -40,6 +41,7 @@ class Client:
         self.embedded: EmbeddedPostgres | None = None
         self.events = EventBus(lambda: self.db)
         self._extensions: Extensions | None = None
+        self._llm: LLM | None = None
         self._stack: AsyncExitStack | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -65,6 +67,16 @@ class Client:
         """One of the family's own tools (the servers are imported on first use)."""
         invoker = self.extensions.tools
         return invoker.find(server, tool) if isinstance(invoker, FamilyInvoker) else None
+
+    def llm(self) -> LLM:
+        """The model agents and routers use (settings `llm_*`; built on first use).
+
+        Raises:
+            ConfigurationError: no model is configured (the message says what to set).
+        """
+        if self._llm is None:
+            self._llm = Provider.from_settings(self.settings).build()
+        return self._llm
 
     async def tool_catalog(self) -> Catalog:
         """Every tool a run can call now: the family's and registered servers'."""
@@ -94,6 +106,10 @@ class Client:
         return self
 
     async def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            with anyio.CancelScope(shield=True):
+                await llm.aclose()
         if self._db is not None:
             with anyio.CancelScope(shield=True):
                 await self._db.close()

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 
+from longtail_mcp.agents.loop import usage
 from longtail_mcp.app import Client
 from longtail_mcp.humans import escalations, identity, inbox, runs
 from longtail_mcp.humans.identity import SYSTEM, Principal
@@ -28,13 +29,18 @@ async def cmd_runs(args: argparse.Namespace) -> None:
                     print(f"{safe(r['id'])[:40]:40} {safe(r['name'])[:20]:20} {r['status']:10} {r['created_at']}")
         elif args.action == "show":
             info = await runs.get_run(app.db, actor, args.id)
+            model = usage((await runs.export_run(app.db, actor, args.id)).steps)
             if args.json:
-                print(as_json(info))
+                print(as_json({**info.to_json(), "llm": model}))
             else:
                 for key in ("id", "name", "status", "waiting_for", "created_at", "completed_at", "input", "result",
                             "error"):
                     value = json.dumps(info[key]) if key in ("input", "result", "error") else safe(info[key])
                     print(f"{key:13} {value}")
+                if model:
+                    models = ", ".join(map(safe, model["models"]))
+                    print(f"{'llm':13} {model['llm_calls']} calls, {model['tokens_in']} tokens in, "
+                          f"{model['tokens_out']} out, {model['model_ms']:.0f} ms ({models})")
         else:
             print(as_json(await runs.export_run(app.db, actor, args.id)))
     finally:

@@ -279,6 +279,9 @@ class _RunCompiler:
         if found is not None:
             return Ref("inputs", found.name)
         if isinstance(value, str):
+            as_json = self._json_text(value, before, arg)
+            if as_json is not None:
+                return as_json
             parts = self._input_text(value)
             if parts is not None:
                 return Text(parts)
@@ -290,18 +293,22 @@ class _RunCompiler:
             return {k: self._value(v, before, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self._value(v, before, arg) for v in value]
-        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                return value
-            # The JSON text of an earlier result (a file's content, say) is that result `| tojson`.
-            if isinstance(parsed, dict | list) and parsed:
-                ref = self._find_input(parsed, arg)
-                whole = Ref("inputs", ref.name) if ref is not None else self._wire(parsed, before)
-                if whole is not None:
-                    return Ref(whole.root, whole.key, whole.path, "tojson")
         return value
+
+    def _json_text(self, value: str, before: int, arg: str) -> Ref | None:
+        """The JSON text of an input or an earlier result (a file's content, say) is that value `| tojson` —
+        found before any input's text inside it, which would otherwise make it a template of constants."""
+        if value.lstrip()[:1] not in ("{", "["):
+            return None
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return None
+        if not isinstance(parsed, dict | list) or not parsed:
+            return None
+        ref = self._find_input(parsed, arg)
+        whole = Ref("inputs", ref.name) if ref is not None else self._wire(parsed, before)
+        return Ref(whole.root, whole.key, whole.path, "tojson") if whole is not None else None
 
     def _wire(self, value: Any, before: int) -> Ref | None:
         if not wireable(value):
@@ -403,7 +410,8 @@ class _RunCompiler:
         try:
             pipeline = Pipeline(
                 name=safe_id(name or f"{run_name}_pipeline", "pipeline"),
-                description=(description or f"Compiled from run {self.run.get('id')}: {sequence}")[:4000],
+                description=(description or (f"{template[:1].upper()}{template[1:]}. " if template else "")
+                             + f"Compiled from run {self.run.get('id')}: {sequence}")[:4000],
                 tags=list(dict.fromkeys(t.partition("/")[0] for t in tools))[:50],
                 input_schema={"type": "object", "required": [i.name for i in inputs],
                               "properties": {i.name: {**json_type(i.value), "examples": [i.value]} for i in inputs}},

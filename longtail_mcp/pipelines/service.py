@@ -4,6 +4,7 @@ The same functions back the compiler MCP server, the CLI and the Python API.
 """
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -30,23 +31,47 @@ async def compile_run(db: Database, actor: Principal, workflow_id: str, *, tools
                       description: str | None = None,
                       request: str | None = None) -> tuple[PipelineInfo, str, list[str]]:
     """Compile a run the caller may see into a draft pipeline (deterministic: no LLM). Returns the draft,
-    its YAML, and the compiler's notes.
+    its YAML, and the compiler's notes. An `agent` run's request is its input's `request` unless given.
 
     Raises:
         NotFound: no such run (or not visible).  InvalidInput: nothing to compile (no completed tool call).
     """
+    return await compile_runs(db, actor, [workflow_id], tools=tools, name=name, description=description,
+                              request=request)
+
+
+async def compile_runs(db: Database, actor: Principal, workflow_ids: list[str], *, tools: Any,
+                       name: str | Callable[[Pipeline], str] | None = None, description: str | None = None,
+                       request: str | None = None) -> tuple[PipelineInfo, str, list[str]]:
+    """Compile the journals of several runs, one after the other, as if one run had made all their calls
+    (a routed pipeline's finished steps, then the agent's that went on from them). The last run is the
+    draft's source; its input is the run's input. `name` may be a function of the compiled draft."""
     require_write(actor)
-    export = await runs.export_run(db, actor, workflow_id)
+    exports = [await runs.export_run(db, actor, wid) for wid in workflow_ids]
     asked: dict[str, dict[str, Any]] = {}
-    for step in export.steps:
-        if step.kind == "escalation" and isinstance(step.input, dict) and step.input.get("escalation_id"):
-            # The run's own escalations: visible with the run (which the caller may see), so read as the system.
-            found = await esc.get_escalation(db, SYSTEM, step.input["escalation_id"])
-            asked[found.id] = {"message": found.message, "data": found.data, "form_schema": found.form_schema}
-    compiled = compiler.compile_run(export.to_json(), tools=tools, name=name, description=description,
-                                    request=request, escalations=asked)
-    text = to_yaml(compiled.pipeline)
-    info = await store.save(db, actor, text, tools=tools, source_run=workflow_id)
+    for export in exports:
+        for step in export.steps:
+            if step.kind == "escalation" and isinstance(step.input, dict) and step.input.get("escalation_id"):
+                # The run's own escalations: visible with the run (which the caller may see), so read as the system.
+                found = await esc.get_escalation(db, SYSTEM, step.input["escalation_id"])
+                asked[found.id] = {"message": found.message, "data": found.data, "form_schema": found.form_schema}
+    last = exports[-1]
+    if request is None and last.run.name == "agent" and isinstance(last.run.input, dict):
+        request = last.run.input.get("request")
+    journal = last.to_json()
+    if last.run.name == "agent" and isinstance(last.run.result, dict):
+        # An agent's result is mostly bookkeeping (model, tokens, rounds): the pipeline answers with its text.
+        journal["run"]["result"] = {"answer": last.run.result.get("answer")}
+    if len(exports) > 1:
+        ordered = [s.to_json() for e in exports for s in sorted(e.steps, key=lambda s: s.seq)]
+        journal["steps"] = [{**s, "seq": n, "key": None} for n, s in enumerate(ordered, 1)]
+    compiled = compiler.compile_run(journal, tools=tools, name=name if isinstance(name, str) else None,
+                                    description=description, request=request, escalations=asked)
+    pipeline = compiled.pipeline
+    if callable(name):
+        pipeline = pipeline.model_copy(update={"name": name(pipeline)})
+    text = to_yaml(pipeline)
+    info = await store.save(db, actor, text, tools=tools, source_run=last.run.id)
     return info, text, list(compiled.notes)
 
 

@@ -19,6 +19,7 @@ class ToolInfo:
     output_schema: dict[str, Any] | None = None
     hints: dict[str, Any] = field(default_factory=dict)  # compile hints (docs/pipelines.md)
     description: str = ""
+    tags: tuple[str, ...] = ()
 
 
 class Catalog:
@@ -35,12 +36,16 @@ class Catalog:
         """Every known tool as `server/tool` (an unknown tool's error suggests the closest)."""
         return sorted({*self._family_names, *self._registered})
 
+    def all(self) -> list[tuple[str, ToolInfo]]:
+        """Every known tool with what is known of it, by `server/tool`."""
+        return [(name, info) for name in self.names() if (info := self(name)) is not None]
+
     def __call__(self, qualified: str) -> ToolInfo | None:
         server, _, tool = qualified.partition("/")
         spec = self._family(server, tool) if server and tool else None
         if spec is not None:
             return ToolInfo(spec.read_only, spec.input_schema(), spec.output_schema(), dict(spec.compile_hints),
-                            spec.description)
+                            spec.description, tuple(spec.tags))
         return self._registered.get(qualified)
 
     @classmethod
@@ -54,5 +59,5 @@ class Catalog:
                 read_only=bool((row["annotations"] or {}).get("readOnlyHint")),
                 input_schema=row["input_schema"] or {}, output_schema=row["output_schema"],
                 hints=dict(server_hints.get(row["name"], {})) if isinstance(server_hints, dict) else {},
-                description=row["description"] or "")
+                description=row["description"] or "", tags=tuple(row.get("tags") or ()))
         return cls(family, registered, family_names)

@@ -7,13 +7,15 @@ import anyio
 from mcp.server import Server
 from pydantic import BaseModel, Field
 
+from longtail_mcp.agents import router
+from longtail_mcp.agents.router import QueryResult
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.humans import runs
 from longtail_mcp.mcp_glue.server import ListChanged, PrincipalSource, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.models import Run, RunExport, RunInfo, RunStatus, RunSummary, WorkflowType
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
-from system_servers.runnables import PipelineTools, Proxies, WorkflowTools
+from system_servers.runnables import PipelineTools, Proxies, WorkflowTools, start_and_wait
 from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
 
 NAME = "workflows"
@@ -87,6 +89,23 @@ class TypesOut(BaseModel):
     workflow_types: list[WorkflowType] = Field(description="The types live workers run, with their cron schedules")
 
 
+class QueryIn(Args):
+    request: str = Field(min_length=1, max_length=20_000, description="What you want done, in plain words")
+    tags: list[str] | None = Field(None, max_length=20, description="Consider only pipelines and tools with one of "
+                                                                   "these tags")
+    escalate_to: str | None = Field(None, min_length=1, max_length=100,
+                                    description="A role to hand the work to if the agent cannot finish it")
+
+
+class QueryOut(BaseModel):
+    workflow_id: str = Field(description="The router's run (follow it with wait_for_run when done is false)")
+    status: RunStatus
+    done: bool
+    result: QueryResult | None = Field(None, description="Which path answered (template, search, agent or "
+                                                         "fallback), why, its output and its model calls")
+    error: dict[str, Any] | None = None
+
+
 def _run(run: Run) -> RunInfo:
     return RunInfo.of(run)  # what watchers see: not the run's principal, state or lease
 
@@ -136,6 +155,13 @@ async def list_runs(call: ToolCall, args: ListIn) -> ListOut:
                    next_offset=args.offset + args.limit if more else None)
 
 
+async def query(call: ToolCall, args: QueryIn) -> QueryOut:
+    out = await start_and_wait(call.client, call.principal, router.WORKFLOW, args.model_dump(exclude_none=True))
+    return QueryOut(workflow_id=out["workflow_id"], status=out["status"], done=out["done"],
+                    result=QueryResult.model_validate(out["output"]) if out.get("output") else None,
+                    error=out.get("error"))
+
+
 async def export_run(call: ToolCall, args: RunRef) -> RunExport:
     return await runs.export_run(call.client.db, call.principal, args.workflow_id)
 
@@ -162,6 +188,11 @@ TOOLS = [
     ToolSpec("list_runs", "List the runs you may see (started by you, or that asked one of your roles), newest "
              "first, optionally by status and workflow type, a page at a time.",
              ListIn, ListOut, list_runs, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("query", "Ask for something in plain words. An active pipeline whose request template fits answers "
+             "it with no model call; else the closest pipeline a model judges fit; else an agent works it out with "
+             "the tools (and, by policy, its run becomes a new pipeline). Says which path ran and why; a long run "
+             "answers done=false with its id for wait_for_run.",
+             QueryIn, QueryOut, query, tags=TAGS),
     ToolSpec("export_run", "Export a run's full history: the run, every journal entry with timings, every signal.",
              RunRef, RunExport, export_run, read_only=True, idempotent=True, tags=TAGS),
 ]

@@ -115,7 +115,8 @@ def test_a_run_compiles_to_inputs_wires_a_loop_and_an_output() -> None:
 
     assert compiled.pipeline.model_dump(exclude_defaults=True) == {
         "name": "save_rates_pipeline",
-        "description": "Compiled from run run-1: http-fetch/fetch_json → files/write_file → "
+        "description": "Save today's {base} rates to {path}. Compiled from run run-1: http-fetch/fetch_json → "
+                       "files/write_file → "
                        "files/write_file (for each)",
         "tags": ["http-fetch", "files"],
         "input_schema": {"type": "object", "required": ["base", "path"], "properties": {

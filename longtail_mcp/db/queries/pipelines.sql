@@ -80,3 +80,15 @@ SELECT p.name, p.description, p.read_only, p.access_roles, p.active_version, v.d
 FROM pipeline p JOIN pipeline_version v ON v.name = p.name AND v.version = p.active_version
 WHERE p.status = 'active'
 ORDER BY p.name
+
+-- active_templates --
+-- The prompt template, tags and input schema of the version each active pipeline serves (the router's index).
+SELECT p.name, p.active_version AS version, v.hash, p.tags, v.definition->>'prompt_template' AS template,
+       v.definition->'input_schema' AS input_schema
+FROM pipeline p JOIN pipeline_version v ON v.name = p.name AND v.version = p.active_version
+WHERE p.status = 'active'
+ORDER BY p.name
+
+-- active_stamp --
+-- Changes whenever the set of active pipelines or what they serve changes: the router's index is rebuilt then.
+SELECT count(*) AS n, max(updated_at) AS changed FROM pipeline WHERE status = 'active'

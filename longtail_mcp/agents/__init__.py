@@ -1,0 +1,1 @@
+"""Agents: LLM providers, the durable agent loop and the routers."""

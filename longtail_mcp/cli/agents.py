@@ -1,0 +1,99 @@
+"""`longtail-mcp query "<text>"` and `longtail-mcp agents policy ...`: the router and the closed-loop policy
+from the shell (the same workflows and services as the `query` tool)."""
+
+import argparse
+import contextlib
+from typing import Any
+
+import anyio
+
+from longtail_mcp.agents import closed_loop
+from longtail_mcp.agents.router import WORKFLOW, QueryInput
+from longtail_mcp.app import Client, LongTail
+from longtail_mcp.cli.people import _print, actor_for, as_json, safe
+from longtail_mcp.errors import InvalidInput, WorkflowFailed
+from longtail_mcp.humans import runs
+from longtail_mcp.runtime.handle import Handle
+
+
+async def cmd_query(args: argparse.Namespace) -> None:
+    """Start a `query` run and wait for it, running a worker in this process meanwhile (a `serve` or
+    `worker` attached to the same database may take it instead: either way it runs once)."""
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+    try:
+        request = QueryInput(request=args.request, tags=tags, escalate_to=args.escalate_to)
+    except ValueError as exc:
+        raise InvalidInput(f"the request is not valid: {exc}") from None
+    app = LongTail()
+    await app.open(attach=True)
+    try:
+        actor = await actor_for(app, args.as_account)
+        async with anyio.create_task_group() as tg:
+            await tg.start(app.worker().run)
+            wid, _ = await runs.start_run(app.db, actor, WORKFLOW, request.model_dump(exclude_none=True))
+            handle = Handle(app.db, wid)
+            with anyio.move_on_after(args.wait), contextlib.suppress(WorkflowFailed):  # shown below
+                await handle.result()
+            tg.cancel_scope.cancel()
+        run = await handle.info()
+    finally:
+        await app.close()
+    if args.json:
+        print(as_json(run))
+        return
+    result = run.result if isinstance(run.result, dict) else None
+    if result is None:
+        error = (run.error or {}).get("message", "") if isinstance(run.error, dict) else ""
+        print(f"{run.id} {run.status}" + (f": {safe(error)}" if error else
+                                            f" (still going: longtail-mcp runs show {run.id})"))
+        return
+    print(f"path     {result['path']}: {safe(result['why'])}")
+    print(f"status   {result['status']}  (run {run.id}; {result['llm_calls']} model call(s))")
+    if result.get("pipeline"):
+        print(f"pipeline {result['pipeline']} v{result['version']}")
+    if result.get("compiled"):
+        compiled = result["compiled"]
+        print("compiled " + (safe(compiled["error"]) if "error" in compiled else
+                             f"{compiled['pipeline']} v{compiled['version']} ({compiled['status']})"))
+    output = result.get("output")
+    print(output if isinstance(output, str) else as_json(output))
+
+
+async def cmd_agents(args: argparse.Namespace) -> None:
+    async with Client() as client:
+        actor = await actor_for(client, args.as_account)
+        if args.action == "list":
+            _print(await closed_loop.list_policies(client.db), args.json, ["scope", "auto_compile", "updated_by"])
+        elif args.action == "set":
+            row = await closed_loop.set_policy(client.db, actor, args.policy, router=args.router, tag=args.tag)
+            _print(row, args.json, ["scope", "auto_compile", "updated_by"])
+        else:
+            await closed_loop.clear_policy(client.db, actor, router=args.router, tag=args.tag)
+            scope = f"router:{args.router}" if args.router else f"tag:{args.tag}"
+            print(as_json({"cleared": scope}) if args.json else f"policy for {scope} cleared")
+
+
+def parsers(sub: Any) -> None:
+    query = sub.add_parser("query", help="answer a request: a matching pipeline, else the agent (mcpQuery)")
+    query.add_argument("request", help="what to do, as you would ask a person")
+    query.add_argument("--tags", help="comma-separated: only pipelines and tools with one of these tags")
+    query.add_argument("--escalate-to", metavar="ROLE", help="a role the agent hands the work to if it cannot finish")
+    query.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the answer (default 300)")
+    query.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+    query.add_argument("--json", action="store_true")
+    query.set_defaults(run=cmd_query)
+
+    policy = sub.add_parser("agents", help="the closed-loop policy: what successful agent runs become")
+    verbs = policy.add_subparsers(dest="action", required=True)
+    for verb, text in (("list", "every policy set"), ("set", "set a router's or a tag's policy"),
+                       ("clear", "clear one (the setting LONGTAIL_AUTO_COMPILE applies again)")):
+        p = verbs.add_parser(verb, help=text)
+        p.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+        p.add_argument("--json", action="store_true")
+        if verb == "set":
+            p.add_argument("policy", choices=closed_loop.POLICIES)
+        if verb != "list":
+            scope = p.add_mutually_exclusive_group(required=True)
+            scope.add_argument("--router", choices=closed_loop.ROUTERS)
+            scope.add_argument("--tag")
+    policy.set_defaults(run=cmd_agents)
