@@ -56,7 +56,7 @@ class Settings(BaseModel):
                                                                     "(emulates model latency; else the script's)")
     auto_compile: str = Field("off", pattern="^(off|draft|activate)$",
                               description="what a successful routed agent run becomes: nothing, a draft "
-                                          "pipeline, or an active one (per tag: `longtail-mcp agents policy`)")
+                                          "pipeline, or an active one (per router or tag: `longtail-mcp agents set`)")
 
     @property
     def files_dir(self) -> Path:

@@ -112,3 +112,14 @@ def test_pipelines_example_compiles_a_run_and_calls_the_pipeline_as_a_tool(dsn: 
     assert "index_notes is active, serving version 1" in out
     assert 'the tool: {"first": "# bread\\n", "index": "recipes/INDEX.txt", "lines": 4}' in out, out
     assert "index written: notes in recipes" in out
+
+
+def test_agents_example_runs_the_agent_once_then_the_compiled_pipeline_with_no_model_call(dsn: str) -> None:
+    done = run_example("agents.py", dsn)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "first: path=agent llm_calls=4 status=completed" in out, out
+    assert "compiled: save_report_open_escalations_role v1 active (verified: True)" in out, out
+    assert "second: path=template llm_calls=0 status=completed" in out, out
+    assert "answer: Saved the open escalations of role approver to reports/approver.json." in out
+    assert "reports/reviewer.json: ['check invoice 7']" in out and "reports/approver.json: ['pay invoice 7']" in out

@@ -89,7 +89,7 @@ class Router:
             return None
         template, inputs = found
         return {"pipeline": template.name, "version": template.version, "hash": template.hash, "inputs": inputs,
-                "why": f"the request reads like {template.name!r}'s prompt template {template.text!r}",
+                "why": f"the request reads like the prompt template {template.text!r} of pipeline {template.name!r}",
                 "decided_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
