@@ -86,11 +86,12 @@ def pipeline_name(request: str, inputs: list[tuple[str, Any]]) -> str:
 
 
 async def compile_agent_run(services: AgentServices, principal: Principal | None, agent_run: str, request: str,
-                            policy: Policy, *, replaces: str | None = None,
+                            policy: Policy, *, output: Any, replaces: str | None = None,
                             before: str | None = None) -> dict[str, Any]:
     """Compile into a draft; with policy `activate`, verify it and, if it passed, activate it. `before` is a
     routed pipeline run that failed, whose finished steps come first; the result is then a new version of
-    `replaces`.
+    `replaces`. `output` is what the pipeline answers, as the run had it (the agent's answer, a triage's
+    resolution): values in it that came from the request or a step become expressions.
 
     Returns what happened, for the router's result: `{pipeline, version, status, verified, notes}` or
     `{error}` when the run could not be compiled (it made no tool call, say).
@@ -104,7 +105,7 @@ async def compile_agent_run(services: AgentServices, principal: Principal | None
 
     try:
         first, _text, notes = await pipelines.compile_runs(services.db, actor, runs, tools=tools, name=named,
-                                                           request=request)
+                                                           request=request, result=output)
     except (InvalidInput, Conflict, Forbidden) as exc:
         return {"error": str(exc)}
     if policy != "activate":  # verifying runs the draft, effects and all: left to whoever activates it

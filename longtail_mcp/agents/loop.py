@@ -10,6 +10,7 @@ answers without a tool call (`completed`), after `max_rounds` or the same tool e
 
 import json
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol
 
@@ -75,6 +76,16 @@ class AgentResult(BaseModel):
     model_ms: float
     model: str | None = None
     escalation_id: str | None = None
+    decision: dict[str, Any] | None = Field(None, description="the decision tool the loop ended with: {name, input}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A tool that ends the loop instead of calling anything (triage's resolve, re-route, leave): offered
+    with `definition`; `check(input)` returns an error text the model is told (the loop goes on), or None."""
+
+    definition: dict[str, Any]
+    check: Callable[[dict[str, Any]], str | None] = lambda _input: None
 
 
 def workflow(services: Callable[[], AgentServices]) -> Callable[[Context, AgentInput], Awaitable[dict[str, Any]]]:
@@ -94,15 +105,19 @@ def result_text(value: Any) -> str:
     return text if len(text) <= RESULT_CHARS else text[:RESULT_CHARS] + f"… [cut: {len(text):,} characters]"
 
 
-async def run_loop(ctx: Context, services: AgentServices, input: AgentInput) -> AgentResult:
-    """The loop itself (also the router's and triage's)."""
+async def run_loop(ctx: Context, services: AgentServices, input: AgentInput,
+                   decisions: dict[str, Decision] | None = None) -> AgentResult:
+    """The loop itself (the `agent` workflow's, and triage's with its `decisions`)."""
+    decisions = decisions or {}
     offered = await ctx.run(StepSpec(fn=partial(toolbox.select, services, input.tags, input.tools),
                                      name="agent.tools"))
     names: dict[str, str] = dict(offered["names"])  # model-facing name -> server/tool
-    shown: list[dict[str, Any]] = list(offered["tools"])
+    shown: list[dict[str, Any]] = [*offered["tools"], *(d.definition for d in decisions.values())]
+    decision: dict[str, Any] | None = None
     system = SYSTEM + (f"\n\n{input.instructions}" if input.instructions else "")
-    opening = input.request if not input.context else (
-        f"{input.request}\n\nAlready done (do not repeat these; use their results):\n{result_text(input.context)}")
+    heading = ("Already done (do not repeat these; use their results)" if "finished_steps" in (input.context or {})
+               else "Context")
+    opening = input.request if not input.context else f"{input.request}\n\n{heading}:\n{result_text(input.context)}"
     messages: list[dict[str, Any]] = [{"role": "user", "content": opening}]
     calls: list[LLMCall] = []
     errors: set[tuple[str, str]] = set()
@@ -121,6 +136,13 @@ async def run_loop(ctx: Context, services: AgentServices, input: AgentInput) -> 
         results, repeated = [], None
         for use in uses:
             name = str(use.get("name"))
+            if name in decisions:
+                problem = decisions[name].check(dict(use.get("input") or {}))
+                if problem is None:
+                    decision = {"name": name, "input": dict(use.get("input") or {})}
+                    break
+                results.append(_result(use, problem, True))
+                continue
             if name == toolbox.FIND_TOOLS:
                 found = await ctx.run(StepSpec(fn=partial(toolbox.find, services, dict(use.get("input") or {}),
                                                           input.tags, input.tools), name="agent.find_tools"))
@@ -145,6 +167,9 @@ async def run_loop(ctx: Context, services: AgentServices, input: AgentInput) -> 
                     repeated = f"{name} failed twice with the same error: {text}"
                 errors.add((name, text))
             results.append(_result(use, text, not ok))
+        if decision is not None:
+            status, answer, reason = "completed", turn.text(), f"the model decided: {decision['name']}"
+            break
         messages.append({"role": "user", "content": results})
         if repeated:
             reason = repeated
@@ -164,7 +189,7 @@ async def run_loop(ctx: Context, services: AgentServices, input: AgentInput) -> 
         status=status, answer=answer, reason=reason, rounds=len(calls), tool_calls=tool_calls,
         llm_calls=len(calls), tokens_in=sum(c.tokens_in for c in calls), tokens_out=sum(c.tokens_out for c in calls),
         model_ms=round(sum(c.latency_ms for c in calls), 2), model=calls[-1].model if calls else None,
-        escalation_id=escalation_id)
+        escalation_id=escalation_id, decision=decision)
 
 
 def usage(steps: Iterable[Any]) -> dict[str, Any] | None:

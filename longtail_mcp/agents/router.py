@@ -104,43 +104,59 @@ def workflow(services: Callable[[], AgentServices],
     return query
 
 
-async def route(ctx: Context, services: AgentServices, router: Router, input: QueryInput) -> QueryResult:
-    chosen = await ctx.run(StepSpec(fn=partial(router.by_template, services, input.request, input.tags),
-                                    name="router.template"))
-    path: Literal["template", "search"] = "template"
-    llm_calls, why = 0, "no active pipeline's prompt template matches the request"
-    if chosen is None:
-        path = "search"
-        chosen, why, llm_calls = await _by_search(ctx, services, input)
+async def choose(ctx: Context, services: AgentServices, router: Router, request: str,
+                 tags: list[str] | None) -> tuple[dict[str, Any] | None, Literal["template", "search"], str, int]:
+    """Tiers 1 and 2 (steps): `(the pipeline and inputs or None, the tier that decided, why, model calls)`."""
+    chosen = await ctx.run(StepSpec(fn=partial(router.by_template, services, request, tags), name="router.template"))
     if chosen is not None:
-        child_id = f"{ctx.workflow_id}/pipeline"
-        try:
-            output = await ctx.child(store.WORKFLOW, store.run_input(
-                chosen["pipeline"], chosen["version"], chosen["hash"], chosen["inputs"]), workflow_id=child_id)
-        except WorkflowFailed as exc:
-            finished = await ctx.run(StepSpec(fn=partial(_finished_steps, services, child_id), name="router.finished"))
-            failure = str((exc.error or {}).get("message") or exc)
+        return chosen, "template", chosen["why"], 0
+    chosen, why, llm_calls = await _by_search(ctx, services, request, tags)
+    return chosen, "search", chosen["why"] if chosen else why, llm_calls
+
+
+async def run_chosen(ctx: Context, services: AgentServices,
+                     chosen: dict[str, Any]) -> tuple[Any, str | None, list[dict[str, Any]]]:
+    """Run the chosen pipeline as the child `<run>/pipeline`: `(output, None, [])`, or when it fails
+    `(None, its error, the tool steps it finished with their results)` — what a fallback must not redo."""
+    child_id = f"{ctx.workflow_id}/pipeline"
+    try:
+        output = await ctx.child(store.WORKFLOW, store.run_input(
+            chosen["pipeline"], chosen["version"], chosen["hash"], chosen["inputs"]), workflow_id=child_id)
+    except WorkflowFailed as exc:
+        finished = await ctx.run(StepSpec(fn=partial(_finished_steps, services, child_id), name="router.finished"))
+        return None, str((exc.error or {}).get("message") or exc), finished
+    return output, None, []
+
+
+async def route(ctx: Context, services: AgentServices, router: Router, input: QueryInput) -> QueryResult:
+    chosen, path, why, llm_calls = await choose(ctx, services, router, input.request, input.tags)
+    if chosen is not None:
+        output, failure, finished = await run_chosen(ctx, services, chosen)
+        if failure is not None:
             agent = await _agent(ctx, input, context={"pipeline": chosen["pipeline"], "failed": failure,
                                                      "finished_steps": finished})
             return await _after_agent(ctx, services, input, agent, "fallback", llm_calls, pipeline=chosen,
-                                      why=f"pipeline {chosen['pipeline']!r} failed ({failure}); the agent went on "
-                                          f"from its {len(finished)} finished step(s)")
-        return QueryResult(path=path, why=chosen["why"], status="completed", output=output,
-                           pipeline=chosen["pipeline"], version=chosen["version"], run_id=child_id,
+                                      why=fallback_why(chosen, failure, finished))
+        return QueryResult(path=path, why=why, status="completed", output=output,
+                           pipeline=chosen["pipeline"], version=chosen["version"], run_id=f"{ctx.workflow_id}/pipeline",
                            llm_calls=llm_calls)
     agent = await _agent(ctx, input)
     return await _after_agent(ctx, services, input, agent, "agent", llm_calls, why=why)
 
 
-async def _by_search(ctx: Context, services: AgentServices,
-                     input: QueryInput) -> tuple[dict[str, Any] | None, str, int]:
+def fallback_why(chosen: dict[str, Any], failure: str, finished: list[dict[str, Any]]) -> str:
+    return (f"pipeline {chosen['pipeline']!r} failed ({failure}); the agent went on from its {len(finished)} "
+            "finished step(s)")
+
+
+async def _by_search(ctx: Context, services: AgentServices, request: str,
+                     tags: list[str] | None) -> tuple[dict[str, Any] | None, str, int]:
     """Tier 2: search, judge, extract. Returns (the choice or None, why, model calls made)."""
-    candidates = await ctx.run(StepSpec(fn=partial(_candidates, services, input.request, input.tags),
-                                        name="router.search"))
+    candidates = await ctx.run(StepSpec(fn=partial(_candidates, services, request, tags), name="router.search"))
     if not candidates:
         return None, "no template matches and no active pipeline matches the request's words", 0
     judged = LLMCall.model_validate(await ctx.run(StepSpec(
-        fn=partial(_judge, services, input.request, candidates), name="llm", retry=_LLM_RETRY)))
+        fn=partial(_judge, services, request, candidates), name="llm", retry=_LLM_RETRY)))
     verdict = next(iter(judged.tool_uses()), {}).get("input") or {}
     name, confidence = str(verdict.get("name", "none")), _number(verdict.get("confidence"))
     by_name = {c["name"]: c for c in candidates}
@@ -149,7 +165,7 @@ async def _by_search(ctx: Context, services: AgentServices,
                       f"(below {CONFIDENCE}) among {sorted(by_name)}"), 1
     candidate = by_name[name]
     extracted = LLMCall.model_validate(await ctx.run(StepSpec(
-        fn=partial(_extract, services, input.request, candidate), name="llm", retry=_LLM_RETRY)))
+        fn=partial(_extract, services, request, candidate), name="llm", retry=_LLM_RETRY)))
     inputs = next(iter(extracted.tool_uses()), {}).get("input")
     try:
         if not isinstance(inputs, dict):
@@ -230,6 +246,7 @@ async def _after_agent(ctx: Context, services: AgentServices, input: QueryInput,
         if policy != "off":
             compiled = await ctx.run(StepSpec(fn=partial(
                 closed_loop.compile_agent_run, services, ctx.principal, agent_id, input.request, policy,
+                output={"answer": agent.get("answer")},
                 replaces=pipeline["pipeline"] if pipeline else None, before=f"{ctx.workflow_id}/pipeline"
                 if pipeline else None), name="router.compile", retry=RetryPolicy(retries=1)))
     return QueryResult(path=path, why=why, status=agent["status"], output=agent.get("answer"),

@@ -1,5 +1,6 @@
 """How the composition root plugs the layers into the runtime kernel's extension points."""
 
+from longtail_mcp.agents import triage
 from longtail_mcp.db.pool import Database
 from longtail_mcp.humans.certified import CertifiedInterceptor
 from longtail_mcp.humans.identity import Principal
@@ -28,7 +29,8 @@ def extensions(services: Services, db: Database) -> Extensions:
         tools=FamilyInvoker(services, family_tools),
         waits={"escalation": EscalationWait(db)},
         interceptors=[RolesInterceptor(), certified],  # the first is outermost: refused before certified
-        periodic=[("escalation deadlines", deadline_task(db)), ("certified workflow types", certified.refresh)],
+        periodic=[("escalation deadlines", deadline_task(db)), ("certified workflow types", certified.refresh),
+                  ("escalation strategies", triage.dispatch_task(db))],
         on_cancel=[cancel_listener(db)],
         principal=Principal.from_json,
     )

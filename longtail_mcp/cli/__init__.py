@@ -49,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--as", dest="as_account", metavar="ACCOUNT",
                        help="only what this account may see (default: every run, as the local operator)")
     runs.set_defaults(run=cmd_runs)
-    identity_parsers(sub)
+    doors = identity_parsers(sub)
     pipelines.parsers(sub)
-    agents.parsers(sub)
+    agents.parsers(sub, doors["escalations"])
 
     stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
     from system_servers import SERVERS

@@ -7,30 +7,27 @@ from typing import Any
 
 import anyio
 
-from longtail_mcp.agents import closed_loop
+from longtail_mcp.agents import closed_loop, triage
 from longtail_mcp.agents.router import WORKFLOW, QueryInput
 from longtail_mcp.app import Client, LongTail
 from longtail_mcp.cli.people import _print, actor_for, as_json, safe
 from longtail_mcp.errors import InvalidInput, WorkflowFailed
 from longtail_mcp.humans import runs
+from longtail_mcp.runtime import service
 from longtail_mcp.runtime.handle import Handle
 
 
-async def cmd_query(args: argparse.Namespace) -> None:
-    """Start a `query` run and wait for it, running a worker in this process meanwhile (a `serve` or
-    `worker` attached to the same database may take it instead: either way it runs once)."""
-    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
-    try:
-        request = QueryInput(request=args.request, tags=tags, escalate_to=args.escalate_to)
-    except ValueError as exc:
-        raise InvalidInput(f"the request is not valid: {exc}") from None
+async def run_here(args: argparse.Namespace, workflow: str, input: dict[str, Any]) -> dict[str, Any] | None:
+    """Start a run and wait for it, running a worker in this process meanwhile (a `serve` or `worker`
+    attached to the same database may take it instead: either way it runs once). Prints the run with
+    --json, or a line when it did not complete; returns its result for the caller to print."""
     app = LongTail()
     await app.open(attach=True)
     try:
         actor = await actor_for(app, args.as_account)
         async with anyio.create_task_group() as tg:
             await tg.start(app.worker().run)
-            wid, _ = await runs.start_run(app.db, actor, WORKFLOW, request.model_dump(exclude_none=True))
+            wid, _ = await runs.start_run(app.db, actor, workflow, input)
             handle = Handle(app.db, wid)
             with anyio.move_on_after(args.wait), contextlib.suppress(WorkflowFailed):  # shown below
                 await handle.result()
@@ -40,29 +37,65 @@ async def cmd_query(args: argparse.Namespace) -> None:
         await app.close()
     if args.json:
         print(as_json(run))
-        return
-    result = run.result if isinstance(run.result, dict) else None
-    if result is None:
-        error = (run.error or {}).get("message", "") if isinstance(run.error, dict) else ""
-        print(f"{run.id} {run.status}" + (f": {safe(error)}" if error else
-                                            f" (still going: longtail-mcp runs show {run.id})"))
-        return
-    print(f"path     {result['path']}: {safe(result['why'])}")
-    print(f"status   {result['status']}  (run {run.id}; {result['llm_calls']} model call(s))")
-    if result.get("pipeline"):
-        print(f"pipeline {result['pipeline']} v{result['version']}")
+        return None
+    if isinstance(run.result, dict):
+        return {**run.result, "run": run.id}
+    error = (run.error or {}).get("message", "") if isinstance(run.error, dict) else ""
+    print(f"{run.id} {run.status}" + (f": {safe(error)}" if error else
+                                        f" (still going: longtail-mcp runs show {run.id})"))
+    return None
+
+
+def _compiled(result: dict[str, Any]) -> None:
     if result.get("compiled"):
         compiled = result["compiled"]
         print("compiled " + (safe(compiled["error"]) if "error" in compiled else
                              f"{compiled['pipeline']} v{compiled['version']} ({compiled['status']})"))
+
+
+async def cmd_query(args: argparse.Namespace) -> None:
+    """`query`: the router, with a worker in this process while it waits."""
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+    try:
+        request = QueryInput(request=args.request, tags=tags, escalate_to=args.escalate_to)
+    except ValueError as exc:
+        raise InvalidInput(f"the request is not valid: {exc}") from None
+    result = await run_here(args, WORKFLOW, request.model_dump(exclude_none=True))
+    if result is None:
+        return
+    print(f"path     {result['path']}: {safe(result['why'])}")
+    print(f"status   {result['status']}  (run {result['run']}; {result['llm_calls']} model call(s))")
+    if result.get("pipeline"):
+        print(f"pipeline {result['pipeline']} v{result['version']}")
+    _compiled(result)
     output = result.get("output")
     print(output if isinstance(output, str) else as_json(output))
+
+
+async def cmd_triage(args: argparse.Namespace) -> None:
+    """`escalations triage ID`: the triage router on one escalation, now."""
+    result = await run_here(args, triage.WORKFLOW, {"escalation_id": args.id})
+    if result is None:
+        return
+    print(f"decision {result['decision']}" + (f" (to role {result['role']})" if result.get("role") else "")
+          + f"  (run {result['run']})")
+    print(f"path     {result['path']}: {safe(result['why'])}  ({result['llm_calls']} model call(s))")
+    for key in ("resolution", "findings"):
+        if result.get(key):
+            print(f"{key:8} {safe(result[key]) if isinstance(result[key], str) else as_json(result[key], indent=None)}")
+    _compiled(result)
 
 
 async def cmd_agents(args: argparse.Namespace) -> None:
     async with Client() as client:
         actor = await actor_for(client, args.as_account)
-        if args.action == "list":
+        if args.action == "strategies":
+            _print(await triage.list_strategies(client.db), args.json, ["role", "strategy", "updated_by"])
+        elif args.action == "strategy":
+            known = [t.name for t in await service.list_workflow_types(client.db)]
+            row = await triage.set_strategy(client.db, actor, args.role, args.strategy, known=known)
+            _print(row, args.json, ["role", "strategy", "updated_by"])
+        elif args.action == "list":
             _print(await closed_loop.list_policies(client.db), args.json, ["scope", "auto_compile", "updated_by"])
         elif args.action == "set":
             row = await closed_loop.set_policy(client.db, actor, args.policy, router=args.router, tag=args.tag)
@@ -73,7 +106,7 @@ async def cmd_agents(args: argparse.Namespace) -> None:
             print(as_json({"cleared": scope}) if args.json else f"policy for {scope} cleared")
 
 
-def parsers(sub: Any) -> None:
+def parsers(sub: Any, escalations: Any) -> None:
     query = sub.add_parser("query", help="answer a request: a matching pipeline, else the agent (mcpQuery)")
     query.add_argument("request", help="what to do, as you would ask a person")
     query.add_argument("--tags", help="comma-separated: only pipelines and tools with one of these tags")
@@ -96,4 +129,19 @@ def parsers(sub: Any) -> None:
             scope = p.add_mutually_exclusive_group(required=True)
             scope.add_argument("--router", choices=closed_loop.ROUTERS)
             scope.add_argument("--tag")
+    for verb, text in (("strategies", "every role's escalation strategy"),
+                       ("strategy", "set what a role's new escalations go to first")):
+        p = verbs.add_parser(verb, help=text)
+        p.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+        p.add_argument("--json", action="store_true")
+        if verb == "strategy":
+            p.add_argument("role")
+            p.add_argument("strategy", help="default (a person), triage, or a workflow type a running worker serves")
     policy.set_defaults(run=cmd_agents)
+
+    tri = escalations.add_parser("triage", help="triage an escalation now (a matching pipeline, else the agent)")
+    tri.add_argument("id")
+    tri.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the decision (default 300)")
+    tri.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+    tri.add_argument("--json", action="store_true")
+    tri.set_defaults(run=cmd_triage)

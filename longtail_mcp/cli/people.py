@@ -177,6 +177,15 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
                 raise SystemExit("longtail-mcp: nothing to claim")
             print(as_json(claimed) if args.json else
                   f"claimed {safe(claimed['id'])} until {claimed['assigned_until']}: {safe(claimed['message'])}")
+        elif args.action == "history":
+            entries = await escalations.history(db, actor, args.id)
+            if args.json:
+                print(as_json(entries))
+            for r in [] if args.json else entries:
+                line = f"{r['at']:%Y-%m-%d %H:%M:%S}  {safe(r['actor'] or '-'):12} {r['action']:22}"
+                detail = " ".join(x for x in (safe(r["reason"] or ""), as_json(r["data"], indent=None)
+                                              if r["data"] else "") if x)
+                print(f"{line} {detail}".rstrip())
         else:
             print(as_json(await inbox.escalation_stats(db, actor)))
 
@@ -188,7 +197,7 @@ async def cmd_audit(args: argparse.Namespace) -> None:
             print(as_json(row, indent=None))
 
 
-def identity_parsers(sub: Any) -> None:
+def identity_parsers(sub: Any) -> dict[str, Any]:
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
         p.add_argument("--json", action="store_true")
@@ -246,7 +255,7 @@ def identity_parsers(sub: Any) -> None:
     c.add_argument("--type")
     c.add_argument("--priority", type=int)
     c.add_argument("--limit", type=int, default=50)
-    for name in ("show", "claim", "release", "resolve", "cancel", "reroute"):
+    for name in ("show", "history", "claim", "release", "resolve", "cancel", "reroute"):
         c = common(esc.add_parser(name))
         c.add_argument("id")
         if name == "claim":
@@ -262,6 +271,7 @@ def identity_parsers(sub: Any) -> None:
     c.add_argument("--minutes", type=float, default=30)
     common(esc.add_parser("stats"))
     sub.choices["escalations"].set_defaults(run=cmd_escalations)
+    return {"escalations": esc}
 
     audit = sub.add_parser("audit", help="the append-only audit log").add_subparsers(dest="action", required=True)
     c = audit.add_parser("export", help="as JSON lines, oldest first")

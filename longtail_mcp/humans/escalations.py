@@ -336,6 +336,37 @@ async def reroute(db: Database, actor: Principal, escalation_id: str, role: str,
     return Escalation.of(new)
 
 
+async def annotate(db: Database, actor: Principal, escalation_id: str, metadata: dict[str, Any], *,
+                   reason: str | None = None) -> Escalation:
+    """Attach findings to a pending escalation (keys merged into its metadata), for whoever takes it.
+
+    Raises:
+        InvalidInput: not an object, or too large.  Conflict: it is no longer pending.
+    """
+    if not isinstance(metadata, dict) or not metadata:
+        raise InvalidInput("annotations are a non-empty object")
+    async with db.transaction() as conn:
+        row = await _visible(conn, actor, escalation_id)
+        _require_act(actor, row, "annotate")
+        _check_size({**(row["metadata"] or {}), **metadata}, "escalation metadata", MAX_METADATA_BYTES)
+        new = await (await conn.execute(Q["annotate_escalation"], {
+            "id": escalation_id, "metadata": dumps(metadata, what="annotations")})).fetchone()
+        if new is None:
+            raise await _conflict(conn, escalation_id, "annotate", row["role"])
+        await audit(conn, actor, "escalation.annotate", "escalation", escalation_id, before="pending",
+                    after="pending", reason=reason, data={"keys": sorted(metadata)})
+    return Escalation.of(new)
+
+
+async def history(db: Database, actor: Principal, escalation_id: str) -> list[dict[str, Any]]:
+    """What happened to an escalation, oldest first (its audit records: created, claimed, re-routed,
+    handed to a strategy, annotated, resolved ...), for anyone who may see it."""
+    async with db.connection() as conn:
+        await _visible(conn, actor, escalation_id)
+        rows = await (await conn.execute(Q["escalation_history"], {"id": escalation_id})).fetchall()
+    return [dict(r) for r in rows]
+
+
 async def use_approval(db: Database, escalation_id: str, tool: str, args: dict[str, Any], *,
                        requested_by: str | None = None) -> None:
     """Spend an approval on exactly the action it was bound to. Single use. With `requested_by`, only the

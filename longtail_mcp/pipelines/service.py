@@ -40,12 +40,17 @@ async def compile_run(db: Database, actor: Principal, workflow_id: str, *, tools
                               request=request)
 
 
+KEEP: Any = object()  # compile_runs: the run's own result
+
+
 async def compile_runs(db: Database, actor: Principal, workflow_ids: list[str], *, tools: Any,
                        name: str | Callable[[Pipeline], str] | None = None, description: str | None = None,
-                       request: str | None = None) -> tuple[PipelineInfo, str, list[str]]:
+                       request: str | None = None, result: Any = KEEP) -> tuple[PipelineInfo, str, list[str]]:
     """Compile the journals of several runs, one after the other, as if one run had made all their calls
     (a routed pipeline's finished steps, then the agent's that went on from them). The last run is the
-    draft's source; its input is the run's input. `name` may be a function of the compiled draft."""
+    draft's source; its input is the run's input. `name` may be a function of the compiled draft;
+    `result` stands for the last run's result (what the pipeline's output is compiled from): an agent's
+    result is mostly bookkeeping, so the closed loop passes what the agent answered or decided."""
     require_write(actor)
     exports = [await runs.export_run(db, actor, wid) for wid in workflow_ids]
     asked: dict[str, dict[str, Any]] = {}
@@ -59,9 +64,8 @@ async def compile_runs(db: Database, actor: Principal, workflow_ids: list[str], 
     if request is None and last.run.name == "agent" and isinstance(last.run.input, dict):
         request = last.run.input.get("request")
     journal = last.to_json()
-    if last.run.name == "agent" and isinstance(last.run.result, dict):
-        # An agent's result is mostly bookkeeping (model, tokens, rounds): the pipeline answers with its text.
-        journal["run"]["result"] = {"answer": last.run.result.get("answer")}
+    if result is not KEEP:
+        journal["run"]["result"] = result
     if len(exports) > 1:
         ordered = [s.to_json() for e in exports for s in sorted(e.steps, key=lambda s: s.seq)]
         journal["steps"] = [{**s, "seq": n, "key": None} for n, s in enumerate(ordered, 1)]

@@ -1,17 +1,23 @@
 """The human-queue server: escalate to people, and work the queue as a person or bot."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import anyio
 from mcp.server import Server
 from pydantic import BaseModel, Field
 
+from longtail_mcp.agents import triage
+from longtail_mcp.agents.triage import TriageResult
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import inbox
 from longtail_mcp.humans.models import Escalation, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
-from longtail_mcp.tools.spec import Args, Services, ToolCall, ToolSpec
+from longtail_mcp.runtime import service
+from longtail_mcp.runtime.models import RunStatus
+from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
+from system_servers.runnables import start_and_wait
 
 NAME = "human-queue"
 TAGS = ("humans", "escalations", "approvals")
@@ -83,6 +89,50 @@ class RerouteIn(Ref):
 
 class CancelIn(Ref):
     reason: str | None = Field(None, max_length=2000)
+
+
+class TriageIn(Ref):
+    instructions: str | None = Field(None, max_length=20_000, description="Added to the triage agent's prompt")
+
+
+class TriageOut(BaseModel):
+    workflow_id: str = Field(description="The triage run (follow it with wait_for_run when done is false)")
+    status: RunStatus
+    done: bool
+    result: TriageResult | None = Field(None, description="What triage decided (resolved, rerouted, left for a "
+                                                          "person, skipped), by which path, and why")
+    error: dict[str, Any] | None = None
+
+
+class HistoryEntry(BaseModel):
+    at: datetime
+    actor: str | None
+    action: str = Field(description="escalation.create, .claim, .strategy, .annotate, .reroute, .resolve, ...")
+    before_status: str | None = None
+    after_status: str | None = None
+    reason: str | None = None
+    data: Any = None
+
+
+class HistoryOut(BaseModel):
+    escalation_id: str
+    history: list[HistoryEntry]
+
+
+class StrategyIn(Args):
+    role: str = Field(min_length=1, max_length=100)
+    strategy: str = Field(min_length=1, max_length=100, description="default (wait for a person), triage (the "
+                          "triage router), or a workflow type a running worker serves (a custom handler)")
+
+
+class Strategy(BaseModel):
+    role: str
+    strategy: str
+    updated_by: str | None = None
+
+
+class StrategiesOut(BaseModel):
+    strategies: list[Strategy]
 
 
 def _outcome(row: Escalation) -> Outcome:
@@ -162,6 +212,28 @@ async def cancel_escalation(call: ToolCall, args: CancelIn) -> Escalation:
     return await esc.cancel(call.client.db, call.principal, args.escalation_id, reason=args.reason)
 
 
+async def triage_escalation(call: ToolCall, args: TriageIn) -> TriageOut:
+    out = await start_and_wait(call.client, call.principal, triage.WORKFLOW, args.model_dump(exclude_none=True))
+    return TriageOut(workflow_id=out["workflow_id"], status=out["status"], done=out["done"],
+                     result=TriageResult.model_validate(out["output"]) if out.get("output") else None,
+                     error=out.get("error"))
+
+
+async def escalation_history(call: ToolCall, args: Ref) -> HistoryOut:
+    rows = await esc.history(call.client.db, call.principal, args.escalation_id)
+    return HistoryOut(escalation_id=args.escalation_id, history=[HistoryEntry.model_validate(r) for r in rows])
+
+
+async def set_escalation_strategy(call: ToolCall, args: StrategyIn) -> Strategy:
+    known = [t.name for t in await service.list_workflow_types(call.client.db)]
+    row = await triage.set_strategy(call.client.db, call.principal, args.role, args.strategy, known=known)
+    return Strategy.model_validate(row)
+
+
+async def list_escalation_strategies(call: ToolCall, args: NoArgs) -> StrategiesOut:
+    return StrategiesOut(strategies=[Strategy.model_validate(r) for r in await triage.list_strategies(call.client.db)])
+
+
 TOOLS = [
     ToolSpec("escalate_to_human", "Ask a role's members for a decision; returns the pending escalation at once "
              "(use check_resolution to see the decision).", EscalateIn, Escalation, escalate_to_human,
@@ -189,6 +261,18 @@ TOOLS = [
              Escalation, reroute_escalation, tags=TAGS),
     ToolSpec("cancel_escalation", "Withdraw an escalation; a run waiting on it gets 'cancelled', never a decision.",
              CancelIn, Escalation, cancel_escalation, destructive=True, tags=TAGS),
+    ToolSpec("escalation_history", "What happened to an escalation, oldest first: created, claimed, handed to a "
+             "strategy, annotated with findings, re-routed, resolved — who, when and why.",
+             Ref, HistoryOut, escalation_history, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("triage_escalation", "Triage an escalation now: an active pipeline whose request template fits its "
+             "message resolves it with no model call; else an agent investigates with the tools, then resolves it, "
+             "re-routes it, or leaves it for a person with its findings. Approvals are left to people.",
+             TriageIn, TriageOut, triage_escalation, tags=TAGS),
+    ToolSpec("set_escalation_strategy", "Choose what a role's new escalations go to first: default (a person), "
+             "triage (the triage router), or a custom handler (a workflow type). Admins of the role.",
+             StrategyIn, Strategy, set_escalation_strategy, idempotent=True, tags=TAGS),
+    ToolSpec("list_escalation_strategies", "Every role's escalation strategy.", NoArgs, StrategiesOut,
+             list_escalation_strategies, read_only=True, idempotent=True, tags=TAGS),
 ]
 
 

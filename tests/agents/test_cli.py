@@ -60,3 +60,32 @@ async def test_query_runs_the_agent_then_the_compiled_pipeline_and_runs_show_cou
     assert [(p["scope"], p["auto_compile"]) for p in listed] == [("router:query", "activate")]
     cleared = await run_cli_async("agents", "clear", "--router", "query", env=env)
     assert cleared.stdout.strip() == "policy for router:query cleared"
+
+
+@pytest.mark.slow
+async def test_escalations_triage_history_and_strategies_from_the_shell(dsn: str, tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    env = {**cli_env(tmp_path / "home", database_url=dsn), "LONGTAIL_LLM_PROVIDER": "scripted",
+           "LONGTAIL_LLM_SCRIPT": str(SCRIPT), "LONGTAIL_FILES_ROOT": str(files)}
+    async with LongTail(dsn) as app:
+        for role in ("ops", "finance"):
+            await ident.create_role(app.db, SYSTEM, role)
+        item = await esc.create_escalation(app.db, SYSTEM, role="ops", message=(
+            "please save a report of open escalations for role ops to out/ops.json"))
+
+    unknown = await run_cli_async("agents", "strategy", "finance", "refund_bot", env=env)
+    assert unknown.returncode != 0 and "unknown strategy 'refund_bot'" in unknown.stderr
+    assert (await run_cli_async("agents", "strategy", "finance", "triage", env=env)).returncode == 0
+    listed = json.loads((await run_cli_async("agents", "strategies", "--json", env=env)).stdout)
+    assert {(s["role"], s["strategy"]) for s in listed} >= {("finance", "triage"), ("ops", "default")}
+
+    triaged = await run_cli_async("escalations", "triage", item.id, env=env)
+    assert triaged.returncode == 0, triaged.stderr
+    assert triaged.stdout.startswith("decision resolved") and "path     agent:" in triaged.stdout, triaged.stdout
+    assert 'resolution {"saved":"out/ops.json"}' in triaged.stdout
+    assert json.loads((files / "out" / "ops.json").read_text())["escalations"][0]["id"] == item.id
+
+    history = await run_cli_async("escalations", "history", item.id, env=env)
+    actions = [line.split()[3] for line in history.stdout.splitlines()]
+    assert actions == ["escalation.create", "escalation.resolve"], history.stdout
+    assert "triaged by run triage-" in history.stdout

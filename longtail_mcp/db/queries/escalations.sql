@@ -170,3 +170,14 @@ RETURNING *
 -- escalation_outcome --
 -- What a waiting run reads of its own escalation: only a row bound to that run and step.
 SELECT status, resolution, role FROM escalation WHERE id = %(id)s AND workflow_id = %(workflow_id)s AND seq = %(seq)s
+
+-- annotate_escalation --
+-- Add keys to a pending escalation's metadata (what an automatic handler found, for the person who takes it).
+UPDATE escalation SET metadata = metadata || %(metadata)s::jsonb, updated_at = now()
+WHERE id = %(id)s AND status = 'pending'
+RETURNING *
+
+-- escalation_history --
+-- Everything the audit log holds about one escalation, oldest first.
+SELECT id, at, actor, action, before_status, after_status, reason, data
+FROM audit WHERE object_type = 'escalation' AND object_id = %(id)s ORDER BY id
