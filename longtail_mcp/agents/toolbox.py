@@ -37,7 +37,7 @@ def definition(qualified: str, info: ToolInfo) -> dict[str, Any]:
             "input_schema": schema}
 
 
-def _matching(catalog: Catalog, tags: list[str] | None, tools: list[str] | None) -> list[tuple[str, ToolInfo]]:
+def matching(catalog: Catalog, tags: list[str] | None, tools: list[str] | None) -> list[tuple[str, ToolInfo]]:
     everything = catalog.all()
     if tools is not None:
         known = dict(everything)
@@ -57,7 +57,7 @@ def _matching(catalog: Catalog, tags: list[str] | None, tools: list[str] | None)
 
 async def select(services: HasCatalog, tags: list[str] | None, tools: list[str] | None) -> dict[str, Any]:
     """The first turn's offer: `{names: {model name: server/tool}, tools: [definitions]}`."""
-    chosen = _matching(await services.tool_catalog(), tags, tools)
+    chosen = matching(await services.tool_catalog(), tags, tools)
     if len(chosen) > MAX_SHOWN:
         chosen = [(q, i) for q, i in chosen if q == ESCALATE]
         return {"names": {model_name(q): q for q, _ in chosen},
@@ -65,7 +65,7 @@ async def select(services: HasCatalog, tags: list[str] | None, tools: list[str] 
     return {"names": {model_name(q): q for q, _ in chosen}, "tools": [definition(q, i) for q, i in chosen]}
 
 
-def _score(words: set[str], qualified: str, info: ToolInfo) -> int:
+def score(words: set[str], qualified: str, info: ToolInfo) -> int:
     text = f"{qualified} {info.description} {' '.join(info.tags)}".lower()
     haystack = set(re.findall(r"[a-z0-9]+", text))
     return sum(2 if w in haystack else 1 for w in words if w in text)
@@ -76,8 +76,8 @@ async def find(services: HasCatalog, args: dict[str, Any], tags: list[str] | Non
     """`find_tools`: the best matches among the tools the run may use, ranked by the words they share."""
     words = set(re.findall(r"[a-z0-9]+", str(args.get("query", "")).lower()))
     limit = max(1, min(10, int(args.get("limit") or 5)))
-    ranked = sorted(((_score(words, q, i), q, i) for q, i in _matching(await services.tool_catalog(), tags, tools)),
+    ranked = sorted(((score(words, q, i), q, i) for q, i in matching(await services.tool_catalog(), tags, tools)),
                     key=lambda r: (-r[0], r[1]))
-    best = [(q, i) for score, q, i in ranked if score > 0][:limit]
+    best = [(q, i) for points, q, i in ranked if points > 0][:limit]
     return {"names": {model_name(q): q for q, _ in best}, "tools": [definition(q, i) for q, i in best],
             "summary": [{"name": model_name(q), "description": i.description} for q, i in best]}

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from longtail_mcp.agents import loop, router, triage
+from longtail_mcp.agents import designer, loop, router, triage
 from longtail_mcp.app.client import Client
 from longtail_mcp.config import Settings
 from longtail_mcp.humans.identity import Principal
@@ -44,6 +44,7 @@ class LongTail(Client):
         self.registry.add_workflow(loop.workflow(lambda: self), loop.WORKFLOW)
         self.registry.add_workflow(router.workflow(lambda: self), router.WORKFLOW)
         self.registry.add_workflow(triage.workflow(lambda: self), triage.WORKFLOW)
+        self.registry.add_workflow(designer.workflow(lambda: self), designer.WORKFLOW)
 
     def workflow(self, name: str | F | None = None, *, cron: str | None = None, **options: Any) -> Any:
         """Register `async def fn(ctx, input)` as a workflow type (by default named after the function).

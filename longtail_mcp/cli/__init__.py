@@ -50,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only what this account may see (default: every run, as the local operator)")
     runs.set_defaults(run=cmd_runs)
     doors = identity_parsers(sub)
-    pipelines.parsers(sub)
-    agents.parsers(sub, doors["escalations"])
+    doors["pipelines"] = pipelines.parsers(sub)
+    agents.parsers(sub, doors)
 
     stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
     from system_servers import SERVERS

@@ -7,7 +7,8 @@ from typing import Any
 
 import anyio
 
-from longtail_mcp.agents import closed_loop, triage
+from longtail_mcp.agents import closed_loop, designer, triage
+from longtail_mcp.agents.designer import DesignInput
 from longtail_mcp.agents.router import WORKFLOW, QueryInput
 from longtail_mcp.app import Client, LongTail
 from longtail_mcp.cli.people import _print, actor_for, as_json, safe
@@ -86,6 +87,29 @@ async def cmd_triage(args: argparse.Namespace) -> None:
     _compiled(result)
 
 
+async def cmd_design(args: argparse.Namespace) -> None:
+    """`pipelines design "<text>"`: the designer, with a worker in this process while it waits."""
+    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+    try:
+        request = DesignInput(description=args.description, name=args.name, tags=tags)
+    except ValueError as exc:
+        raise InvalidInput(f"the request is not valid: {exc}") from None
+    result = await run_here(args, designer.WORKFLOW, request.model_dump(exclude_none=True))
+    if result is None:
+        return
+    if result["status"] == "drafted":
+        print(result["yaml"], end="" if str(result["yaml"]).endswith("\n") else "\n")
+        print(f"# drafted {result['pipeline']} v{result['version']} in {result['rounds']} round(s); next: "
+              f"{result['next']}")
+    elif result["status"] == "missing":
+        print(f"missing capability: {safe(result['missing'])}\nnext: {result['next']}")
+    else:
+        print(f"no valid draft after {result['rounds']} round(s):")
+        for problem in result["problems"]:
+            print(f"  {safe(problem)}")
+        raise SystemExit(1)
+
+
 async def cmd_agents(args: argparse.Namespace) -> None:
     async with Client() as client:
         actor = await actor_for(client, args.as_account)
@@ -106,7 +130,8 @@ async def cmd_agents(args: argparse.Namespace) -> None:
             print(as_json({"cleared": scope}) if args.json else f"policy for {scope} cleared")
 
 
-def parsers(sub: Any, escalations: Any) -> None:
+def parsers(sub: Any, verbs_of: dict[str, Any]) -> None:
+    """`query`, `agents ...`, and the verbs that need a model: `escalations triage`, `pipelines design`."""
     query = sub.add_parser("query", help="answer a request: a matching pipeline, else the agent (mcpQuery)")
     query.add_argument("request", help="what to do, as you would ask a person")
     query.add_argument("--tags", help="comma-separated: only pipelines and tools with one of these tags")
@@ -139,9 +164,18 @@ def parsers(sub: Any, escalations: Any) -> None:
             p.add_argument("strategy", help="default (a person), triage, or a workflow type a running worker serves")
     policy.set_defaults(run=cmd_agents)
 
-    tri = escalations.add_parser("triage", help="triage an escalation now (a matching pipeline, else the agent)")
+    tri = verbs_of["escalations"].add_parser("triage", help="triage an escalation now (a pipeline, else the agent)")
     tri.add_argument("id")
     tri.add_argument("--wait", type=float, default=300.0, help="seconds to wait for the decision (default 300)")
     tri.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
     tri.add_argument("--json", action="store_true")
     tri.set_defaults(run=cmd_triage)
+
+    des = verbs_of["pipelines"].add_parser("design", help="a model drafts a pipeline from a description")
+    des.add_argument("description", help="what the pipeline should do")
+    des.add_argument("--name", help="the pipeline's name")
+    des.add_argument("--tags", help="comma-separated: offer only tools of these servers or tags")
+    des.add_argument("--wait", type=float, default=300.0, help="seconds to wait (default 300)")
+    des.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+    des.add_argument("--json", action="store_true")
+    des.set_defaults(run=cmd_design)

@@ -104,7 +104,7 @@ def _load_function(target: str) -> Any:
     return fn
 
 
-def parsers(sub: Any) -> None:
+def parsers(sub: Any) -> Any:
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
         p.add_argument("--json", action="store_true")
@@ -141,3 +141,4 @@ def parsers(sub: Any) -> None:
     c.add_argument("--version", type=int)
     c.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the result (default 60)")
     sub.choices["pipelines"].set_defaults(run=cmd_pipelines)
+    return verbs

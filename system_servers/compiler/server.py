@@ -6,12 +6,16 @@ from typing import Any
 from mcp.server import Server
 from pydantic import BaseModel, Field
 
+from longtail_mcp.agents import designer
+from longtail_mcp.agents.designer import DesignResult
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.pipelines import service as pipelines
 from longtail_mcp.pipelines import store
 from longtail_mcp.pipelines.model import NAME_PATTERN
 from longtail_mcp.pipelines.records import PipelineInfo, PipelineStatus, PipelineVersion
+from longtail_mcp.runtime.models import RunStatus
 from longtail_mcp.tools.spec import Args, Services, ToolCall, ToolSpec
+from system_servers.runnables import start_and_wait
 
 NAME = "compiler"
 TAGS = ("pipelines", "compiler", "automation")
@@ -123,6 +127,29 @@ async def list_pipeline_versions(call: ToolCall, args: NameIn) -> VersionsOut:
     return VersionsOut(versions=await store.versions(call.client.db, args.name))
 
 
+class DesignIn(Args):
+    description: str = Field(min_length=1, max_length=20_000, description="What the pipeline should do, in plain "
+                             "words")
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="The pipeline's name (default: the model's)")
+    tags: list[str] | None = Field(None, max_length=20, description="Offer only tools of these servers or tags")
+
+
+class DesignOut(BaseModel):
+    workflow_id: str = Field(description="The design run (follow it with wait_for_run when done is false)")
+    status: RunStatus
+    done: bool
+    result: DesignResult | None = Field(None, description="The draft saved (verify it before activating), the "
+                                                          "capability no tool offers, or the last draft's problems")
+    error: dict[str, Any] | None = None
+
+
+async def design_pipeline(call: ToolCall, args: DesignIn) -> DesignOut:
+    out = await start_and_wait(call.client, call.principal, designer.WORKFLOW, args.model_dump(exclude_none=True))
+    return DesignOut(workflow_id=out["workflow_id"], status=out["status"], done=out["done"],
+                     result=DesignResult.model_validate(out["output"]) if out.get("output") else None,
+                     error=out.get("error"))
+
+
 TOOLS = [
     ToolSpec("compile_run", "Compile a finished run's tool calls into a draft pipeline, deterministically: values "
              "from the run's input become inputs, values found in earlier results become wires, the rest "
@@ -151,6 +178,10 @@ TOOLS = [
              restore_pipeline, tags=TAGS),
     ToolSpec("delete_pipeline", "Delete a draft or archived pipeline and all its versions (superadmins).", NameIn,
              Deleted, delete_pipeline, destructive=True, tags=TAGS),
+    ToolSpec("design_pipeline", "Describe what you need: a model drafts a pipeline over the registered tools, the "
+             "parser's problems go back to it (at most 3 drafts), and a valid draft is saved, to verify and activate "
+             "like any other. When no tool can do a part of the job, it says which capability is missing.",
+             DesignIn, DesignOut, design_pipeline, tags=TAGS),
     ToolSpec("list_pipeline_versions", "A pipeline's versions, newest first.", NameIn, VersionsOut,
              list_pipeline_versions, read_only=True, idempotent=True, tags=TAGS),
 ]

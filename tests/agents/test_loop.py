@@ -235,3 +235,35 @@ async def test_too_many_matching_tools_are_searched_with_find_tools(app: LongTai
     assert first == {"find_tools", "human-queue__escalate_and_wait"}, "the model searches instead of a long list"
     assert "files__write_file" in second and len(second) <= 2 + 3
     assert result["status"] == "completed" and (Path(app.settings.files_dir) / "found.txt").read_text() == "found it"
+
+
+async def test_a_call_a_safety_policy_refuses_waits_for_an_approver_then_goes_through(app: LongTail,
+                                                                                     tmp_path: Path) -> None:
+    guarded = """\
+        model: scripted
+        turns:
+          - name: write
+            when: {last_tool: none}
+            reply:
+              - tool: files__write_file
+                input: {path: .env, content: "TOKEN=new"}
+          - name: told
+            when: {last_tool: files__write_file}
+            reply:
+              - text: "result: ${last_result}"
+        """
+    with ScriptedServer(script(tmp_path, guarded)) as model:
+        async with running(app):
+            await ident.create_account(app.db, SYSTEM, "olga")
+            await ident.set_membership(app.db, SYSTEM, "approver", "olga")
+            olga = await ident.get_principal(app.db, "olga")
+            app.settings.llm_base_url = model.url
+            handle = await app.start("agent", {"request": "rotate the token", "tags": ["files"]})
+            (asked,) = await eventually(partial(inbox.find_escalations, app.db, olga, role="approver"), 30)
+            assert asked["type"] == "approval" and asked["data"]["arguments"]["path"] == ".env"
+            assert (await handle.info())["status"] == "waiting" and len(model.requests) == 1
+            await esc.resolve(app.db, olga, asked["id"], {"approved": True, "reason": "planned rotation"})
+            result = await handle.result(timeout=30)
+    assert result["status"] == "completed" and '"path":".env"' in result["answer"], result
+    assert (Path(app.settings.files_dir) / ".env").read_text() == "TOKEN=new"
+    assert [r["_rule"] for r in model.requests] == ["write", "told"], "the model was asked once more, after"
