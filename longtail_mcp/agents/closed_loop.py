@@ -88,7 +88,8 @@ def pipeline_name(request: str, inputs: list[tuple[str, Any]]) -> str:
 async def compile_agent_run(services: AgentServices, principal: Principal | None, agent_run: str, request: str,
                             policy: Policy, *, output: Any, replaces: str | None = None,
                             before: str | None = None) -> dict[str, Any]:
-    """Compile into a draft; with policy `activate`, verify it and, if it passed, activate it. `before` is a
+    """Compile into a draft and verify it (under policy `draft` only when it is read-only: verifying runs
+    it); with policy `activate`, activate it if verification passed. `before` is a
     routed pipeline run that failed, whose finished steps come first; the result is then a new version of
     `replaces`. `output` is what the pipeline answers, as the run had it (the agent's answer, a triage's
     resolution): values in it that came from the request or a step become expressions.
@@ -108,13 +109,14 @@ async def compile_agent_run(services: AgentServices, principal: Principal | None
                                                            request=request, result=output)
     except (InvalidInput, Conflict, Forbidden) as exc:
         return {"error": str(exc)}
-    if policy != "activate":  # verifying runs the draft, effects and all: left to whoever activates it
+    if policy != "activate" and not first.read_only:
+        # Verifying runs the draft, effects and all: a draft with effects is verified by whoever activates it.
         return {"pipeline": first.name, "version": first.version, "status": first.status, "verified": None,
                 "problems": [], "notes": notes}
     verified = await pipelines.verify(services.db, actor, first.name, tools=tools)
     passed = bool((verified.verification or {}).get("passed"))
     info = verified
-    if passed:
+    if passed and policy == "activate":
         if info.status == "draft":
             info = await store.deploy(services.db, SYSTEM, first.name)
         info = await store.activate(services.db, SYSTEM, first.name)

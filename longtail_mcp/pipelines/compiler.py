@@ -37,6 +37,7 @@ from longtail_mcp.pipelines.provenance import (
 from longtail_mcp.pipelines.spelling import Renderer, describe, json_type, prompt_template, safe_id, unique_id
 
 LOOP_MIN = 3  # fewer consecutive calls stay separate steps: two calls are not yet a pattern
+EMBEDDED_MIN = 16  # shorter JSON quoted in a text is too likely a coincidence to wire
 
 
 @dataclass(frozen=True)
@@ -282,6 +283,9 @@ class _RunCompiler:
             as_json = self._json_text(value, before, arg)
             if as_json is not None:
                 return as_json
+            embedded = self._embedded(value, before)
+            if embedded is not None:
+                return embedded
             parts = self._input_text(value)
             if parts is not None:
                 return Text(parts)
@@ -309,6 +313,26 @@ class _RunCompiler:
         ref = self._find_input(parsed, arg)
         whole = Ref("inputs", ref.name) if ref is not None else self._wire(parsed, before)
         return Ref(whole.root, whole.key, whole.path, "tojson") if whole is not None else None
+
+    def _embedded(self, text: str, before: int) -> Text | None:
+        """Text quoting an earlier result's JSON (an agent's answer showing what a tool returned): that part
+        becomes the result `| tojson`, the rest literal text and inputs — never a snapshot of old data."""
+        for idx in reversed(range(before)):
+            output = self.nodes[idx].output
+            if not isinstance(output, dict | list) or not output:
+                continue
+            blob = json.dumps(output, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+            at = text.find(blob) if len(blob) >= EMBEDDED_MIN else -1
+            if at < 0:
+                continue
+            parts: list[str | Ref] = []
+            for piece, ref in ((text[:at], Ref("steps", idx, (), "tojson")), (text[at + len(blob):], None)):
+                if piece:
+                    parts += list(self._input_text(piece) or (piece,))
+                if ref is not None:
+                    parts.append(ref)
+            return Text(tuple(parts))
+        return None
 
     def _wire(self, value: Any, before: int) -> Ref | None:
         if not wireable(value):

@@ -138,3 +138,34 @@ steps:
         compiled = result["compiled"]
         assert (compiled["pipeline"], compiled["version"], compiled["status"]) == ("reviewer_report", 2, "active")
         assert (await store.get(app.db, "reviewer_report")).active_version == 1, "the new version waits for review"
+
+
+async def test_a_tags_policy_wins_over_its_routers_and_a_read_only_draft_is_verified_at_once(
+        app: LongTail, tmp_path: Path) -> None:
+    counting = tmp_path / "counting.yaml"
+    counting.write_text("""\
+model: scripted
+turns:
+  - name: look
+    when: {request: "open escalations of role (?P<role>\\\\w+)", last_tool: none}
+    reply:
+      - tool: db-query__find_escalations
+        input: {role: "${role}", status: pending}
+  - name: answer
+    when: {last_tool: db-query__find_escalations}
+    reply:
+      - text: "Here they are: ${last_result}"
+""")
+    with ScriptedServer(counting) as other:
+        app.settings.llm_base_url = other.url
+        async with running(app):
+            await escalations(app)
+            await closed_loop.set_policy(app.db, SYSTEM, "activate", router="query")
+            await closed_loop.set_policy(app.db, SYSTEM, "draft", tag="db-query")
+            handle = await app.start("query", {"request": "list the open escalations of role reviewer",
+                                               "tags": ["db-query"]})
+            result = await handle.result(timeout=60)
+            assert "pipeline" in (result["compiled"] or {}), result
+            info = await store.get(app.db, result["compiled"]["pipeline"])
+    assert result["path"] == "agent" and result["compiled"]["verified"] is True, result
+    assert info.status == "draft" and info.read_only and info.verified_version == 1, "verified, not published"

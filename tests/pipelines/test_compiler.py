@@ -340,6 +340,18 @@ def test_the_json_text_of_an_earlier_result_is_that_result_as_json() -> None:
     assert steps(compiled)[1]["args"]["content"] == "{{ steps.run_sql.rows | tojson }}"
 
 
+def test_text_quoting_a_results_json_reads_the_result_and_the_json_text_of_an_input_wins_over_its_parts() -> None:
+    rows = {"role": "reviewer", "rows": [{"message": "check invoice 7", "role": "reviewer"}]}
+    quoted = json.dumps(rows, sort_keys=True, separators=(",", ":"))
+    compiled = compile_(export(
+        tool(1, "db-query/run_sql", {"sql": "SELECT 1", "role": "reviewer"}, rows),
+        tool(2, "files/write_file", {"path": "out.json", "content": quoted}, {"path": "out.json"}),
+        input={"role": "reviewer"}, result={"answer": f"Role reviewer has: {quoted}."}))
+
+    assert steps(compiled)[1]["args"]["content"] == "{{ steps.run_sql | tojson }}", "not a snapshot with inputs"
+    assert compiled.pipeline.output == {"answer": "Role {{ inputs.role }} has: {{ steps.run_sql | tojson }}."}
+
+
 # -- loops
 
 
