@@ -15,9 +15,7 @@ P with a receipt":
   db-query/find_escalations(role R, pending) -> files/write_file(P, that result)
   -> files/read_file(P, length = the size the write returned) -> files/write_file(P.receipt.tmp, what was read)
   -> files/move_file(P.receipt.tmp -> P.receipt.json)
-Each read-only call feeds a later one (else the compiler drops it) through a value of an earlier result (else
-the compiled pipeline may run it before the write it reads: the compiler orders read-only steps by their data
-only, so a files/file_info(P) after the write would race it; docs/performance.md).
+Each read-only call feeds a later one (else the compiler drops it as a dead end).
 
 Phase 1, agent loop vs pipeline (one in-process worker, poll 0.1 s):
   compile   closed-loop policy `activate` for router `query`; one `query` request takes path "agent" (no
@@ -50,6 +48,7 @@ import string
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +117,19 @@ otherwise:
 """
 
 
-def seconds_between(start: str, end: str) -> float:
-    from datetime import datetime
-
+def seconds_between(start: str | None, end: str | None) -> float:
+    """Seconds between two of a run's timestamps (ISO 8601, the server's clock)."""
+    if start is None or end is None:
+        raise RuntimeError("the run has not ended")
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+
+
+def quantile(values: list[float], q: float) -> float:
+    """bench/runtime.py's nearest-rank percentile of values that were measured."""
+    found = pct(values, q)
+    if found is None:
+        raise RuntimeError("nothing was measured")
+    return found
 
 
 # -- phase 1: the agent loop against the pipeline compiled from it ----------------------------------------
@@ -161,7 +169,7 @@ async def loop_vs_pipeline(dsn: str, schema: str, root: Path, args: argparse.Nam
             child = (await app.export(first["agent_run_id"])).run
             parent = (await app.export(first_id)).run
             pipeline = await store.version(app.db, compiled["pipeline"], compiled["version"])
-            steps = [s["tool"] for s in pipeline.definition["steps"]]
+            steps = [s["tool"] for s in (pipeline.definition or {}).get("steps", [])]
             if len(steps) != TOOLS:
                 raise RuntimeError(f"the compiled pipeline has {len(steps)} steps, not {TOOLS}: {steps}")
             out.update(pipeline=compiled["pipeline"], pipeline_steps=steps, compile_llm_calls=first["llm_calls"],
@@ -297,10 +305,10 @@ def index_only(rows: list[dict[str, Any]], requests: list[tuple[str, str]]) -> d
     linear = time_matches(lambda r: linear_match(templates, r), sample)
     return {
         "templates": index.size, "index_build_ms": round(built * 1000, 1), "index_requests": len(requests),
-        "index_p50_ms": round(pct(indexed, 50) * 1000, 3), "index_p95_ms": round(pct(indexed, 95) * 1000, 3),
-        "linear_requests": len(sample), "linear_p50_ms": round(pct(linear, 50) * 1000, 2),
-        "linear_p95_ms": round(pct(linear, 95) * 1000, 2),
-        "index_speedup": round(pct(linear, 50) / pct(indexed, 50), 1),
+        "index_p50_ms": round(quantile(indexed, 50) * 1000, 3), "index_p95_ms": round(quantile(indexed, 95) * 1000, 3),
+        "linear_requests": len(sample), "linear_p50_ms": round(quantile(linear, 50) * 1000, 2),
+        "linear_p95_ms": round(quantile(linear, 95) * 1000, 2),
+        "index_speedup": round(quantile(linear, 50) / quantile(indexed, 50), 1),
     }
 
 
@@ -350,7 +358,7 @@ async def stored(dsn: str, schema: str, root: Path, rows: list[dict[str, Any]], 
     async with app:
         log(f"stored: saving, deploying and activating {len(rows):,} pipelines (budget {args.store_budget:.0f} s)")
         count, took = await store_active(app, rows, args.store_budget)
-        out: dict[str, Any] = {"stored_pipelines": count, "store_s": round(took, 1),
+        out: dict[str, Any] = {"stored_pipelines": count, "store_wanted": len(rows), "store_s": round(took, 1),
                                "stored_per_s": round(count / took, 1)}
         if count < len(rows):
             log(f"stored: only {count:,} of {len(rows):,} within the budget; measuring the router over those")
@@ -372,9 +380,9 @@ async def stored(dsn: str, schema: str, root: Path, rows: list[dict[str, Any]], 
         for _ in range(50):
             await store.active_stamp(app.db)
         out.update({
-            "router_requests": len(asked), "router_decided_p50_ms": round(pct(decided, 50), 3),
-            "router_decided_p95_ms": round(pct(decided, 95), 3),
-            "router_call_p50_ms": round(pct(walls, 50) * 1000, 3),
+            "router_requests": len(asked), "router_decided_p50_ms": round(quantile(decided, 50), 3),
+            "router_decided_p95_ms": round(quantile(decided, 95), 3),
+            "router_call_p50_ms": round(quantile(walls, 50) * 1000, 3),
             "active_stamp_ms": round((time.perf_counter() - began) * 1000 / 50, 3),
         })
     return out
@@ -430,7 +438,9 @@ def summary(r: dict[str, Any]) -> str:
     if "stored_pipelines" in r:
         lines += [
             f"stored         {r['stored_pipelines']:,} pipelines saved + deployed + activated in "
-            f"{fmt(r['store_s'], ' s')} ({fmt(r['stored_per_s'])}/s, 8 at a time)",
+            f"{fmt(r['store_s'], ' s')} ({fmt(r['stored_per_s'])}/s, 8 at a time)"
+            + (f"; only these of {r['store_wanted']:,}: the --store-budget ran out"
+               if r["stored_pipelines"] < r["store_wanted"] else ""),
             f"router tier 1  first decision {fmt(r['router_first_decision_ms'], ' ms')} (index read and built); "
             f"decided_ms p50 {fmt(r['router_decided_p50_ms'], ' ms')}, p95 {fmt(r['router_decided_p95_ms'], ' ms')}"
             f" over {r['router_requests']:,} requests (active_stamp query alone {fmt(r['active_stamp_ms'], ' ms')})",

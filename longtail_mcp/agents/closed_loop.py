@@ -106,7 +106,7 @@ async def compile_agent_run(services: AgentServices, principal: Principal | None
 
     try:
         first, _text, notes = await pipelines.compile_runs(services.db, actor, runs, tools=tools, name=named,
-                                                           request=request, result=output)
+                                                           request=request, result=output, run_input={})
     except (InvalidInput, Conflict, Forbidden) as exc:
         return {"error": str(exc)}
     if policy != "activate" and not first.read_only:

@@ -334,6 +334,12 @@ class _RunCompiler:
             return Text(tuple(parts))
         return None
 
+    @staticmethod
+    def _touches(node: Node) -> frozenset[str]:
+        """The distinctive argument values a step was called with (strings of 3 or more characters)."""
+        return frozenset(canon(v) for call in node.calls for _, v in leaves(call.args, "")
+                         if isinstance(v, str) and len(v) >= 3)
+
     def _wire(self, value: Any, before: int) -> Ref | None:
         if not wireable(value):
             return None
@@ -392,7 +398,8 @@ class _RunCompiler:
             base = "review" if node.kind == "human" else ("each_" if node.kind == "loop" else "") + tool
             ids[idx] = unique_id(safe_id(base, "step"), used)
         needs = effect_needs([Ordered(ids[idx], self.nodes[idx].kind == "human" or not self.nodes[idx].read_only,
-                                      frozenset(ids[r] for r in self.nodes[idx].refs()), idx) for idx in alive])
+                                      frozenset(ids[r] for r in self.nodes[idx].refs()), idx,
+                                      self._touches(self.nodes[idx])) for idx in alive])
         render = Renderer(ids)
         steps: list[Step] = []
         for idx in alive:

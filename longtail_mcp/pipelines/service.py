@@ -45,12 +45,16 @@ KEEP: Any = object()  # compile_runs: the run's own result
 
 async def compile_runs(db: Database, actor: Principal, workflow_ids: list[str], *, tools: Any,
                        name: str | Callable[[Pipeline], str] | None = None, description: str | None = None,
-                       request: str | None = None, result: Any = KEEP) -> tuple[PipelineInfo, str, list[str]]:
+                       request: str | None = None, result: Any = KEEP,
+                       run_input: Any = KEEP) -> tuple[PipelineInfo, str, list[str]]:
     """Compile the journals of several runs, one after the other, as if one run had made all their calls
     (a routed pipeline's finished steps, then the agent's that went on from them). The last run is the
     draft's source; its input is the run's input. `name` may be a function of the compiled draft;
     `result` stands for the last run's result (what the pipeline's output is compiled from): an agent's
-    result is mostly bookkeeping, so the closed loop passes what the agent answered or decided."""
+    result is mostly bookkeeping, so the closed loop passes what the agent answered or decided; and
+    `run_input` for the last run's input (values found in it become inputs): an agent's input holds its
+    own settings and context, which no later request supplies, so the closed loop passes `{}` and the
+    inputs come from the request text alone."""
     require_write(actor)
     exports = [await runs.export_run(db, actor, wid) for wid in workflow_ids]
     asked: dict[str, dict[str, Any]] = {}
@@ -66,6 +70,8 @@ async def compile_runs(db: Database, actor: Principal, workflow_ids: list[str], 
     journal = last.to_json()
     if result is not KEEP:
         journal["run"]["result"] = result
+    if run_input is not KEEP:
+        journal["run"]["input"] = run_input
     if len(exports) > 1:
         ordered = [s.to_json() for e in exports for s in sorted(e.steps, key=lambda s: s.seq)]
         journal["steps"] = [{**s, "seq": n, "key": None} for n, s in enumerate(ordered, 1)]

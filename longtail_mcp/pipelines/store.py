@@ -290,20 +290,21 @@ async def active_tools(db: Database) -> list[Served]:
                    _definition_of(json.dumps(r["definition"], sort_keys=True)), r["hash"]) for r in rows]
 
 
-async def active_templates(db: Database) -> tuple[tuple[Any, Any], list[dict[str, Any]]]:
+async def active_templates(db: Database) -> tuple[int, list[dict[str, Any]]]:
     """What the router's template index is built from: a stamp that changes with any activation, archive or
-    edit of an active pipeline, and each active pipeline's served `{name, version, hash, tags, template,
-    input_schema}`. `active_stamp` alone is one cheap query: rebuild only when it changed."""
+    edit of a pipeline, and each active pipeline's served `{name, version, hash, tags, template,
+    input_schema}`. `active_stamp` alone reads one row: rebuild only when it changed. The stamp is read
+    first, so a change committed in between makes the next check rebuild again, never miss it."""
     async with db.connection() as conn:
         stamp = await (await conn.execute(Q["active_stamp"])).fetchone()
         rows = await (await conn.execute(Q["active_templates"])).fetchall()
-    return ((stamp or {}).get("n"), (stamp or {}).get("changed")), list(rows)
+    return int((stamp or {}).get("changes") or 0), list(rows)
 
 
-async def active_stamp(db: Database) -> tuple[Any, Any]:
+async def active_stamp(db: Database) -> int:
     async with db.connection() as conn:
         row = await (await conn.execute(Q["active_stamp"])).fetchone()
-    return (row or {}).get("n"), (row or {}).get("changed")
+    return int((row or {}).get("changes") or 0)
 
 
 def yaml_of(pipeline: Pipeline) -> str:

@@ -138,6 +138,8 @@ steps:
         compiled = result["compiled"]
         assert (compiled["pipeline"], compiled["version"], compiled["status"]) == ("reviewer_report", 2, "active")
         assert (await store.get(app.db, "reviewer_report")).active_version == 1, "the new version waits for review"
+        second = await store.definition(app.db, "reviewer_report", 2)
+        assert set(second.input_schema["required"]) == {"role", "path"}, "inputs come from the request alone"
 
 
 async def test_a_tags_policy_wins_over_its_routers_and_a_read_only_draft_is_verified_at_once(

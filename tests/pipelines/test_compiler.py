@@ -540,6 +540,18 @@ def test_steps_with_effects_keep_their_order_through_needs() -> None:
     ]
 
 
+def test_a_read_only_step_waits_for_the_earlier_write_it_shares_an_argument_with() -> None:
+    compiled = compile_(export(
+        tool(1, "files/write_file", {"path": "out/a.txt", "content": "x"}, {"path": "out/a.txt", "bytes": 1}),
+        tool(2, "files/write_file", {"path": "out/b.txt", "content": "y"}, {"path": "out/b.txt", "bytes": 1}),
+        tool(3, "files/read_file", {"path": "out/a.txt", "length": 5}, {"content": "hello"}),
+        tool(4, "http-fetch/fetch_json", {"url": "https://example.org/x"}, {"data": {"n": 22}}),
+        input={"path": "out/a.txt"}, result={"a": "hello", "n": 22}))
+
+    assert {s["id"]: s.get("needs", []) for s in steps(compiled)} == {
+        "write_file": [], "write_file_2": ["write_file"], "read_file": ["write_file"], "fetch_json": []}
+
+
 def test_an_unknown_tool_is_treated_as_having_effects() -> None:
     compiled = compile_(export(
         tool(1, "acme/lookup", {"q": "widgets"}, {"hits": 3}),

@@ -171,3 +171,20 @@ async def test_bad_yaml_is_refused_with_positions_and_stores_nothing(app: LongTa
             assert refused.value.problems, what
             assert all(p.line >= 1 for p in refused.value.problems), what
         assert await count(app, "pipeline") == 0 and await count(app, "pipeline_version") == 0
+
+
+async def test_the_routers_stamp_moves_with_what_active_pipelines_serve_and_not_with_a_verification(
+        app: LongTail) -> None:
+    async with app:
+        stamps = [await store.active_stamp(app.db)]
+        info = await save(app, V1)
+        stamps.append(await store.active_stamp(app.db))
+        await store.record_verification(app.db, info.name, 1, {"passed": True, "version": 1, "problems": []})
+        stamps.append(await store.active_stamp(app.db))
+        await store.deploy(app.db, SYSTEM, info.name)
+        await store.activate(app.db, SYSTEM, info.name, force=True)
+        stamps.append(await store.active_stamp(app.db))
+        await store.archive(app.db, SYSTEM, info.name)
+        stamps.append(await store.active_stamp(app.db))
+    assert stamps[1] > stamps[0] and stamps[2] == stamps[1], "a verification does not rebuild the router's index"
+    assert stamps[4] > stamps[3] > stamps[2]

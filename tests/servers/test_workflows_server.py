@@ -47,7 +47,7 @@ async def test_every_workflows_tool_works_over_every_transport(app: LongTail, tr
         names = {t.name for t in (await c.list_tools()).tools}
         assert names >= {t.name for t in workflows.TOOLS}
         types = await call(c, "list_workflow_types", {})
-        built_in = {"pipeline", "agent", "query"}
+        built_in = {"pipeline", "agent", "query", "triage", "design"}
         assert {t["name"] for t in types["workflow_types"]} == {"greet", "gate"} | built_in
 
         started = await call(c, "start_workflow", {"name": "greet", "input": "ada", "workflow_id": "g1"})
