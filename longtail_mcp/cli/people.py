@@ -271,7 +271,6 @@ def identity_parsers(sub: Any) -> dict[str, Any]:
     c.add_argument("--minutes", type=float, default=30)
     common(esc.add_parser("stats"))
     sub.choices["escalations"].set_defaults(run=cmd_escalations)
-    return {"escalations": esc}
 
     audit = sub.add_parser("audit", help="the append-only audit log").add_subparsers(dest="action", required=True)
     c = audit.add_parser("export", help="as JSON lines, oldest first")
@@ -279,5 +278,6 @@ def identity_parsers(sub: Any) -> dict[str, Any]:
     c.add_argument("--limit", type=int, default=1_000_000)
     c.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
     sub.choices["audit"].set_defaults(run=cmd_audit)
+    return {"escalations": esc}
 
 
