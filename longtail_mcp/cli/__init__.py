@@ -6,7 +6,7 @@ import sys
 
 import anyio
 
-from longtail_mcp.cli import agents, pipelines
+from longtail_mcp.cli import agents, demo, pipelines
 from longtail_mcp.cli.people import cmd_runs, identity_parsers
 from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_stdio, cmd_worker
 from longtail_mcp.errors import LongtailError
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     doors = identity_parsers(sub)
     doors["pipelines"] = pipelines.parsers(sub)
     agents.parsers(sub, doors)
+    demo.parsers(sub)
 
     stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
     from system_servers import SERVERS

@@ -89,3 +89,22 @@ async def test_escalations_triage_history_and_strategies_from_the_shell(dsn: str
     actions = [line.split()[3] for line in history.stdout.splitlines()]
     assert actions == ["escalation.create", "escalation.resolve"], history.stdout
     assert "triaged by run triage-" in history.stdout
+
+
+@pytest.mark.slow
+async def test_demo_runs_the_closed_loop_offline_and_the_routed_request_makes_no_model_call(
+        dsn: str, tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "home", database_url=dsn)
+    done = await run_cli_async("demo", "--turn-delay", "0.2", env=env)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "1. the agent:" in out and "tool  db-query/find_escalations ->" in out and "tool  files/write_file ->" in out
+    assert "agent: 4 LLM calls" in out and "reports/reviewer.json holds ['check invoice 7', 'check invoice 9']" in out
+    assert "2. compiled save_report_open_escalations_role v1: verified True, active" in out
+    assert "content: '{{ steps.find_escalations | tojson }}'" in out
+    assert "3. the new MCP tool save_report_open_escalations_role (workflows server, tools/list): inputs role, path" \
+        in out
+    assert "template: pipeline save_report_open_escalations_role v1, 0 LLM calls" in out
+    assert "reports/approver.json holds ['pay invoice 7']" in out
+    assert "x faster (" in out and "4 LLM calls vs 0" in out
+    assert "WARNING" not in done.stderr and "Traceback" not in done.stderr
