@@ -109,12 +109,24 @@ _ENV = {
 }
 
 
+def _llm(value: str) -> dict[str, object]:
+    """`LONGTAIL_LLM` (design.md §9), the short form of the model settings: `anthropic`, or
+    `scripted:<script.yaml>`. The LONGTAIL_LLM_* variables win over it."""
+    kind, _, script = value.strip().partition(":")
+    if not kind:
+        return {}
+    if kind not in ("anthropic", "scripted") or (kind == "scripted") != bool(script):
+        raise ValueError(f"LONGTAIL_LLM={value!r}: use 'anthropic' or 'scripted:<script.yaml>'")
+    return {"llm_provider": kind, **({"llm_script": script} if script else {})}
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build Settings from the environment; keyword overrides win over it."""
     values: dict[str, object] = {}
     url = os.environ.get("LONGTAIL_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         values["database_url"] = url
+    values.update(_llm(os.environ.get("LONGTAIL_LLM", "")))
     for field, var in _ENV.items():
         if os.environ.get(var):
             values[field] = os.environ[var]

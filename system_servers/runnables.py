@@ -8,10 +8,11 @@ with `tool=True` is published the same way.
 """
 
 import contextlib
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 import mcp.types as types
+from pydantic import BaseModel, Field
 
 from longtail_mcp.errors import Forbidden, InvalidInput, WorkflowFailed
 from longtail_mcp.humans import runs
@@ -21,10 +22,11 @@ from longtail_mcp.pipelines import runner, store
 from longtail_mcp.pipelines.model import Pipeline
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.models import RunStatus
-from longtail_mcp.tools.spec import Services
+from longtail_mcp.tools.spec import Services, ToolCall
 
 PROGRESS_SECONDS = 2.0  # how often a waiting call tells its caller where the run stands
 TERMINAL: tuple[RunStatus, ...] = ("completed", "failed", "cancelled")
+R = TypeVar("R", bound=BaseModel)
 
 
 def output_schema(inner: dict[str, Any] | None) -> dict[str, Any]:
@@ -68,6 +70,25 @@ async def start_and_wait(services: Services, principal: Principal, workflow: str
     elif run.error is not None:
         out["error"] = {"code": run.error.get("code"), "message": run.error.get("message")}
     return out
+
+
+class Started(BaseModel, Generic[R]):
+    """A run a tool started and waited for (the `query`, `triage_escalation` and `design_pipeline` tools):
+    where it stands, and its result once it completed."""
+
+    workflow_id: str = Field(description="The run (follow it with wait_for_run when done is false)")
+    status: RunStatus
+    done: bool = Field(description="False when the run was still going after the wait")
+    result: R | None = Field(None, description="The run's result, once it completed")
+    error: dict[str, Any] | None = None
+
+
+async def start_for(call: ToolCall, workflow: str, args: BaseModel, result: type[R]) -> Started[R]:
+    """Start `workflow` with the tool's arguments as the caller, wait (start_and_wait), and say where it stands."""
+    out = await start_and_wait(call.client, call.principal, workflow, args.model_dump(exclude_none=True))
+    return Started[result](  # type: ignore[valid-type]
+        workflow_id=out["workflow_id"], status=out["status"], done=out["done"], error=out.get("error"),
+        result=result.model_validate(out["output"]) if out.get("output") else None)
 
 
 def _tool(name: str, description: str, input_schema: dict[str, Any], inner: dict[str, Any] | None,

@@ -34,6 +34,7 @@ from longtail_mcp.runtime.registry import RetryPolicy, StepSpec
 WORKFLOW = "triage"
 BUILT_IN = ("default", "triage")
 DISPATCH_BATCH = 50
+MAX_ROUNDS = 10  # a triage agent's model turns (design.md §8; the query agent's default is 15)
 Q = load("agents")
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,99}$")
 INSTRUCTIONS = """You triage an escalation: a request that was waiting for a person. Investigate with the tools, \
@@ -113,7 +114,7 @@ async def run_triage(ctx: Context, services: AgentServices, router: Router, inpu
     else:
         routed, path = {}, "agent"
     agent = await run_loop(ctx, services, AgentInput(
-        request=item["message"], context=context, instructions=INSTRUCTIONS + (
+        request=item["message"], context=context, max_rounds=MAX_ROUNDS, instructions=INSTRUCTIONS + (
             f"\n\n{input.instructions}" if input.instructions else "")), decisions=_decisions(item))
     decision = agent.decision or {"name": "leave_for_person", "input": {"findings": agent.answer or agent.reason}}
     applied = await _apply(ctx, services, actor, item, decision, f"the triage agent ({agent.reason})")

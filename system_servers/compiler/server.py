@@ -13,9 +13,8 @@ from longtail_mcp.pipelines import service as pipelines
 from longtail_mcp.pipelines import store
 from longtail_mcp.pipelines.model import NAME_PATTERN
 from longtail_mcp.pipelines.records import PipelineInfo, PipelineStatus, PipelineVersion
-from longtail_mcp.runtime.models import RunStatus
 from longtail_mcp.tools.spec import Args, Services, ToolCall, ToolSpec
-from system_servers.runnables import start_and_wait
+from system_servers.runnables import Started, start_for
 
 NAME = "compiler"
 TAGS = ("pipelines", "compiler", "automation")
@@ -134,20 +133,11 @@ class DesignIn(Args):
     tags: list[str] | None = Field(None, max_length=20, description="Offer only tools of these servers or tags")
 
 
-class DesignOut(BaseModel):
-    workflow_id: str = Field(description="The design run (follow it with wait_for_run when done is false)")
-    status: RunStatus
-    done: bool
-    result: DesignResult | None = Field(None, description="The draft saved (verify it before activating), the "
-                                                          "capability no tool offers, or the last draft's problems")
-    error: dict[str, Any] | None = None
+DesignOut = Started[DesignResult]
 
 
 async def design_pipeline(call: ToolCall, args: DesignIn) -> DesignOut:
-    out = await start_and_wait(call.client, call.principal, designer.WORKFLOW, args.model_dump(exclude_none=True))
-    return DesignOut(workflow_id=out["workflow_id"], status=out["status"], done=out["done"],
-                     result=DesignResult.model_validate(out["output"]) if out.get("output") else None,
-                     error=out.get("error"))
+    return await start_for(call, designer.WORKFLOW, args, DesignResult)
 
 
 TOOLS = [

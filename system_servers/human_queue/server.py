@@ -15,9 +15,8 @@ from longtail_mcp.humans import inbox
 from longtail_mcp.humans.models import Escalation, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime import service
-from longtail_mcp.runtime.models import RunStatus
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
-from system_servers.runnables import start_and_wait
+from system_servers.runnables import Started, start_for
 
 NAME = "human-queue"
 TAGS = ("humans", "escalations", "approvals")
@@ -95,13 +94,7 @@ class TriageIn(Ref):
     instructions: str | None = Field(None, max_length=20_000, description="Added to the triage agent's prompt")
 
 
-class TriageOut(BaseModel):
-    workflow_id: str = Field(description="The triage run (follow it with wait_for_run when done is false)")
-    status: RunStatus
-    done: bool
-    result: TriageResult | None = Field(None, description="What triage decided (resolved, rerouted, left for a "
-                                                          "person, skipped), by which path, and why")
-    error: dict[str, Any] | None = None
+TriageOut = Started[TriageResult]
 
 
 class HistoryEntry(BaseModel):
@@ -213,10 +206,7 @@ async def cancel_escalation(call: ToolCall, args: CancelIn) -> Escalation:
 
 
 async def triage_escalation(call: ToolCall, args: TriageIn) -> TriageOut:
-    out = await start_and_wait(call.client, call.principal, triage.WORKFLOW, args.model_dump(exclude_none=True))
-    return TriageOut(workflow_id=out["workflow_id"], status=out["status"], done=out["done"],
-                     result=TriageResult.model_validate(out["output"]) if out.get("output") else None,
-                     error=out.get("error"))
+    return await start_for(call, triage.WORKFLOW, args, TriageResult)
 
 
 async def escalation_history(call: ToolCall, args: Ref) -> HistoryOut:

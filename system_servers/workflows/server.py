@@ -15,7 +15,7 @@ from longtail_mcp.mcp_glue.server import ListChanged, PrincipalSource, build_ser
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.models import Run, RunExport, RunInfo, RunStatus, RunSummary, WorkflowType
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
-from system_servers.runnables import PipelineTools, Proxies, WorkflowTools, start_and_wait
+from system_servers.runnables import PipelineTools, Proxies, Started, WorkflowTools, start_for
 from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
 
 NAME = "workflows"
@@ -97,13 +97,7 @@ class QueryIn(Args):
                                     description="A role to hand the work to if the agent cannot finish it")
 
 
-class QueryOut(BaseModel):
-    workflow_id: str = Field(description="The router's run (follow it with wait_for_run when done is false)")
-    status: RunStatus
-    done: bool
-    result: QueryResult | None = Field(None, description="Which path answered (template, search, agent or "
-                                                         "fallback), why, its output and its model calls")
-    error: dict[str, Any] | None = None
+QueryOut = Started[QueryResult]
 
 
 def _run(run: Run) -> RunInfo:
@@ -156,10 +150,7 @@ async def list_runs(call: ToolCall, args: ListIn) -> ListOut:
 
 
 async def query(call: ToolCall, args: QueryIn) -> QueryOut:
-    out = await start_and_wait(call.client, call.principal, router.WORKFLOW, args.model_dump(exclude_none=True))
-    return QueryOut(workflow_id=out["workflow_id"], status=out["status"], done=out["done"],
-                    result=QueryResult.model_validate(out["output"]) if out.get("output") else None,
-                    error=out.get("error"))
+    return await start_for(call, router.WORKFLOW, args, QueryResult)
 
 
 async def export_run(call: ToolCall, args: RunRef) -> RunExport:
