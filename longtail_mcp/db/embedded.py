@@ -9,12 +9,10 @@ with a symlink from the home, so nobody's home permissions are loosened.
 
 import contextlib
 import ctypes
-import grp
 import hashlib
 import importlib.util
 import logging
 import os
-import pwd
 import secrets
 import shutil
 import signal
@@ -26,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import psycopg
 
@@ -39,6 +37,23 @@ SYSTEM_DIR = Path("/var/lib/longtail-mcp")
 SERVICE_USER = "longtail-pg"
 
 
+PLATFORMS = {
+    "linux": "supported and tested (x86_64, arm64), as a user or as root (Postgres then runs as a system user)",
+    "darwin": "runs as the current user (not as root); not tested in CI",
+}
+
+
+def supported() -> None:
+    """The embedded Postgres runs on Linux and macOS (PLATFORMS). Elsewhere — Windows — use DATABASE_URL.
+
+    Raises:
+        ConfigurationError: this platform has no embedded Postgres.
+    """
+    if not any(sys.platform.startswith(p) for p in PLATFORMS):
+        raise ConfigurationError(f"the embedded Postgres does not run on {sys.platform}: set DATABASE_URL to a "
+                                 "PostgreSQL server (docs/deploy.md)")
+
+
 @dataclass(frozen=True)
 class RunAs:
     """The OS identity the Postgres processes run under."""
@@ -49,6 +64,9 @@ class RunAs:
 
     @classmethod
     def current(cls) -> "RunAs":
+        supported()
+        import pwd  # POSIX only: imported where used, so `import longtail_mcp` works everywhere
+
         entry = pwd.getpwuid(os.geteuid())
         return cls(entry.pw_name, entry.pw_uid, entry.pw_gid)
 
@@ -92,12 +110,16 @@ def can_traverse(path: Path, who: RunAs) -> bool:
     return True
 
 
-def _groups_of(user: str) -> list[grp.struct_group]:
+def _groups_of(user: str) -> list[Any]:
+    import grp
+
     return [g for g in grp.getgrall() if user in g.gr_mem]
 
 
 def service_user(name: str | None) -> RunAs:
     """As root: the named user, else our system user (created once with useradd), else `nobody`."""
+    import pwd
+
     candidates = [name] if name else [SERVICE_USER]
     for candidate in candidates:
         try:

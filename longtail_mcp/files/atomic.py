@@ -7,6 +7,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import Any
 
 TEMP_PREFIX = ".lt-tmp-"
 
@@ -25,11 +26,21 @@ def temp_file(dfd: int) -> Iterator[tuple[int, str]]:
 
 
 _RENAME_NOREPLACE = 1
-_libc = ctypes.CDLL(None, use_errno=True)
-_renameat2 = getattr(_libc, "renameat2", None)
-if _renameat2 is not None:
-    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    _renameat2.restype = ctypes.c_int
+
+
+def _find_renameat2() -> Any:
+    """libc's renameat2, where there is one (Linux); None elsewhere (the fallbacks below apply)."""
+    try:
+        found = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    except (OSError, TypeError):  # no C library to open this way (Windows)
+        return None
+    if found is not None:
+        found.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+        found.restype = ctypes.c_int
+    return found
+
+
+_renameat2 = _find_renameat2()
 
 
 def rename_noreplace(src_dfd: int, src: str, dst_dfd: int, dst: str) -> None:
