@@ -106,7 +106,8 @@ class Provider(BaseModel):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Provider":
-        return cls(kind=settings.llm_provider, model=settings.llm_model, api_key=settings.anthropic_api_key,
+        key = settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None
+        return cls(kind=settings.llm_provider, model=settings.llm_model, api_key=key,
                    base_url=settings.llm_base_url, script=settings.llm_script, delay=settings.llm_delay)
 
     def build(self) -> LLM:

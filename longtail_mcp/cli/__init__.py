@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 
 import anyio
@@ -9,12 +10,15 @@ import anyio
 from longtail_mcp.cli import agents, demo, pipelines
 from longtail_mcp.cli.people import cmd_runs, identity_parsers
 from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_stdio, cmd_worker
+from longtail_mcp.config import SettingsInvalid
 from longtail_mcp.errors import LongtailError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtail-mcp", description="Durable workflows for agents and humans.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--config", metavar="FILE", help="a longtail.yaml of settings (else LONGTAIL_CONFIG, else "
+                                                         "./longtail.yaml if present); the environment wins over it")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run workers and the HTTP server (embedded Postgres unless DATABASE_URL)")
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.config:
+        os.environ["LONGTAIL_CONFIG"] = args.config  # read wherever settings are loaded, subprocesses included
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command in ("serve", "worker"):
@@ -83,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             anyio.run(args.run, args)
     except LongtailError as exc:
         raise SystemExit(f"longtail-mcp: {exc.message}") from None
+    except SettingsInvalid as exc:
+        raise SystemExit(f"longtail-mcp: {exc}") from None
     except KeyboardInterrupt:
         pass
 

@@ -90,7 +90,8 @@ async def cmd_serve(args: argparse.Namespace) -> None:
     await app.open()
     sock = None
     try:
-        first_key = await identity.ensure_admin(app.db, app.settings.admin_key)
+        given = app.settings.admin_key
+        first_key = await identity.ensure_admin(app.db, given.get_secret_value() if given else None)
         if app.serve_mcp:
             from system_servers import publish_manifests
 
