@@ -128,3 +128,40 @@ async def test_serve_registers_the_admin_key_given_in_the_environment(dsn: str) 
     assert not [line for line in out if token in line], "a key from the environment is never printed"
     async with LongTail(dsn) as app:
         assert (await authenticate(app.db, token)).id == "admin"
+
+
+def test_cli_conventions_version_json_full_ids_and_exit_codes_by_error_family(dsn: str, tmp_path: Path) -> None:
+    version = cli(dsn, "--version")
+    assert version.stdout.startswith("longtail-mcp ") and version.stdout.split()[1][0].isdigit()
+
+    created = json.loads(cli(dsn, "roles", "create", "desk", "--json").stdout)
+    assert created["name"] == "desk"
+    cli(dsn, "users", "create", "rita")
+    member = json.loads(cli(dsn, "roles", "add-member", "desk", "rita", "--json").stdout)
+    assert member == {"role": "desk", "account": "rita", "type": "member"}
+    key = json.loads(cli(dsn, "keys", "create", "rita", "--json").stdout)
+    assert json.loads(cli(dsn, "keys", "revoke", key["id"], "--json").stdout) == {"id": key["id"], "revoked": True}
+
+    opened = subprocess.run(
+        [sys.executable, "-c", "import anyio\nfrom longtail_mcp import LongTail\nfrom longtail_mcp.humans import "
+         "escalations\nfrom longtail_mcp.humans.identity import SYSTEM\nasync def main():\n    async with "
+         "LongTail() as app:\n        row = await escalations.create_escalation(app.db, SYSTEM, role='desk', "
+         "message='check')\n        print(row.id)\nanyio.run(main)"],
+        cwd=ROOT, env={**{k: v for k, v in os.environ.items() if not k.startswith("LONGTAIL_")}, "DATABASE_URL": dsn},
+        capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    listed = cli(dsn, "escalations", "list").stdout
+    assert opened in listed.split(), "an id copied from the list can be pasted into claim"
+    claimed = json.loads(cli(dsn, "escalations", "claim", opened, "--json").stdout)
+    assert claimed["assigned_to"] == "system" and claimed["id"] == opened
+
+    missing = cli(dsn, "escalations", "resolve", opened, "--data", f"@{tmp_path}/missing.json", ok=False)
+    assert missing.returncode == 3 and missing.stderr.strip().startswith("longtail-mcp: cannot read --data @")
+    assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert cli(dsn, "runs", "show", "nope", ok=False).returncode == 4
+    assert cli(dsn, "roles", "create", "desk", ok=False).returncode == 5
+    cli(dsn, "users", "create", "vic")
+    assert cli(dsn, "roles", "create", "x", "--as", "vic", ok=False).returncode == 6
+    assert cli(dsn, "runs", "bogus", ok=False).returncode == 2
+
+    alone = cli(dsn, "runs")
+    assert alone.stdout.splitlines()[0].split() == ["ID", "NAME", "STATUS", "CREATED_AT"]

@@ -75,7 +75,7 @@ def test_a_bad_value_is_named_with_its_variable_and_the_cli_says_it_in_one_line(
         load_settings()
     done = subprocess.run([sys.executable, "-m", "longtail_mcp", "runs", "list"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, check=False)
-    assert done.returncode == 1 and done.stderr.strip().startswith(
+    assert done.returncode == 7 and done.stderr.strip().startswith(
         "longtail-mcp: invalid settings: port (LONGTAIL_PORT)") and "Traceback" not in done.stderr
 
 

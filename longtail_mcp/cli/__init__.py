@@ -1,6 +1,7 @@
 """`longtail-mcp`: the command line. The one place that calls anyio.run."""
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
@@ -11,12 +12,23 @@ from longtail_mcp.cli import agents, demo, pipelines
 from longtail_mcp.cli.people import cmd_runs, identity_parsers
 from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_stdio, cmd_worker
 from longtail_mcp.config import SettingsInvalid
-from longtail_mcp.errors import LongtailError
+from longtail_mcp.errors import (
+    ConfigurationError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LongtailError,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+    WorkflowFailed,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longtail-mcp", description="Durable workflows for agents and humans.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version", version=f"longtail-mcp {_version()}")
     parser.add_argument("--config", metavar="FILE", help="a longtail.yaml of settings (else LONGTAIL_CONFIG, else "
                                                          "./longtail.yaml if present); the environment wins over it")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply pending database migrations")
     mig.set_defaults(run=cmd_migrate)
 
-    runs = sub.add_parser("runs", help="list, show or export runs")
-    runs_sub = runs.add_subparsers(dest="action", required=True)
+    runs = sub.add_parser("runs", help="list, show or export runs (`runs` alone lists the latest)")
+    runs.set_defaults(action="list", status=None, name=None, limit=50, json=False, as_account=None)
+    runs_sub = runs.add_subparsers(dest="action")
     ls = runs_sub.add_parser("list")
     ls.add_argument("--status")
     ls.add_argument("--name")
@@ -74,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Exit codes by error family (README: "Exit codes"); 2 is argparse's usage error.
+EXIT_CODES: tuple[tuple[type[LongtailError], int], ...] = (
+    (InvalidInput, 3), (NotFound, 4), (Conflict, 5), (Unauthenticated, 6), (Forbidden, 6),
+    (ConfigurationError, 7), (Unavailable, 8), (WorkflowFailed, 9),
+)
+
+
+def exit_code(exc: LongtailError) -> int:
+    """The exit code of an expected failure: its family's, else 1."""
+    return next((code for family, code in EXIT_CODES if isinstance(exc, family)), 1)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("longtail-mcp")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.config:
@@ -88,9 +120,11 @@ def main(argv: list[str] | None = None) -> None:
         else:
             anyio.run(args.run, args)
     except LongtailError as exc:
-        raise SystemExit(f"longtail-mcp: {exc.message}") from None
+        print(f"longtail-mcp: {exc.message}", file=sys.stderr)
+        raise SystemExit(exit_code(exc)) from None
     except SettingsInvalid as exc:
-        raise SystemExit(f"longtail-mcp: {exc}") from None
+        print(f"longtail-mcp: {exc}", file=sys.stderr)
+        raise SystemExit(7) from None
     except KeyboardInterrupt:
         pass
 

@@ -9,12 +9,14 @@ import anyio
 
 from longtail_mcp.agents.loop import usage
 from longtail_mcp.app import Client
+from longtail_mcp.errors import InvalidInput, NotFound
 from longtail_mcp.humans import escalations, identity, inbox, runs
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.records import Record
 
 
 async def cmd_runs(args: argparse.Namespace) -> None:
+    args.action = args.action or "list"  # `runs` alone lists the latest
     app = Client()
     await app.open()
     try:
@@ -24,9 +26,7 @@ async def cmd_runs(args: argparse.Namespace) -> None:
             if args.json:
                 print(as_json(rows))
             else:
-                print(f"{'ID':40} {'NAME':20} {'STATUS':10} CREATED")
-                for r in rows:
-                    print(f"{safe(r['id'])[:40]:40} {safe(r['name'])[:20]:20} {r['status']:10} {r['created_at']}")
+                _print([r.to_json() for r in rows], False, ["id", "name", "status", "created_at"])
         elif args.action == "show":
             info = await runs.get_run(app.db, actor, args.id)
             model = usage((await runs.export_run(app.db, actor, args.id)).steps)
@@ -62,14 +62,30 @@ def safe(value: Any) -> str:
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in str(value))
 
 
+CUT = {"message": 60, "description": 60, "tools": 60}  # long text columns are cut; ids and names never are
+
+
 def _print(rows: Any, json_out: bool, columns: list[str]) -> None:
+    """A table (columns as wide as their widest value; only free-text columns are cut), or JSON."""
     if json_out:
         print(as_json(rows))
         return
     rows = rows if isinstance(rows, list) else [rows]
-    print("  ".join(f"{c.upper():18}" for c in columns))
-    for r in rows:
-        print("  ".join(f"{safe(r.get(c, '') if r.get(c) is not None else '')[:18]:18}" for c in columns))
+    cells = [[_cell(r.get(c), CUT.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any, limit: int | None) -> str:
+    text = "" if value is None else safe(", ".join(map(str, value)) if isinstance(value, list) else value)
+    return text if limit is None or len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _done(args: argparse.Namespace, data: Any, text: str) -> None:
+    """What a verb that changes something prints: its result as JSON with --json, else one line."""
+    print(as_json(data) if getattr(args, "json", False) else text)
 
 
 async def actor_for(client: Client, account: str | None) -> Principal:
@@ -92,24 +108,27 @@ async def cmd_roles(args: argparse.Namespace) -> None:
         actor = await actor_for(client, args.as_account)
         db = client.db
         if args.action == "create":
-            await identity.create_role(db, actor, args.name, args.description)
-            print(f"role {args.name} created")
+            row = await identity.create_role(db, actor, args.name, args.description)
+            _done(args, row, f"role {args.name} created")
         elif args.action == "add-member":
             await identity.set_membership(db, actor, args.role, args.account, args.type)
-            print(f"{args.account} is {args.type} of {args.role}")
+            _done(args, {"role": args.role, "account": args.account, "type": args.type},
+                  f"{args.account} is {args.type} of {args.role}")
         elif args.action == "remove-member":
             await identity.remove_membership(db, actor, args.role, args.account)
-            print(f"{args.account} removed from {args.role}")
+            _done(args, {"role": args.role, "account": args.account, "removed": True},
+                  f"{args.account} removed from {args.role}")
         elif args.action == "set-form":
             try:
                 schema = json.loads(await anyio.Path(args.schema_file).read_text())
             except (OSError, ValueError) as exc:
-                raise SystemExit(f"longtail-mcp: cannot read a JSON Schema from {args.schema_file}: {exc}") from None
+                raise InvalidInput(f"cannot read a JSON Schema from {args.schema_file}: {exc}") from None
             version = await identity.add_form(db, actor, args.role, schema)
-            print(f"role {args.role} form version {version}")
+            _done(args, {"role": args.role, "form_version": version}, f"role {args.role} form version {version}")
         elif args.action == "set-chain":
             await identity.set_chain(db, actor, args.role, args.stage_seconds, args.next)
-            print(f"{args.role}: {args.stage_seconds}s, then {args.next or 'expire'}")
+            _done(args, {"role": args.role, "stage_seconds": args.stage_seconds, "next_role": args.next},
+                  f"{args.role}: {args.stage_seconds}s, then {args.next or 'expire'}")
         else:
             _print(await identity.list_roles(db), args.json,
                    ["name", "members", "next_role", "stage_seconds", "form_version"])
@@ -128,7 +147,7 @@ async def cmd_keys(args: argparse.Namespace) -> None:
                 print(key["key"])
         elif args.action == "revoke":
             await identity.revoke_key(client.db, actor, args.key_id)
-            print(f"key {args.key_id} revoked")
+            _done(args, {"id": args.key_id, "revoked": True}, f"key {args.key_id} revoked")
         else:
             rows = await identity.list_keys(client.db, actor, args.account)
             _print(rows, args.json, ["id", "account_id", "name", "scope", "expires_at", "revoked_at"])
@@ -149,32 +168,35 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
                                                           priority=args.priority, limit=args.limit)
             _print(rows, args.json, columns)
         elif args.action == "show":
-            print(as_json(await escalations.get_escalation(db, actor, args.id)))
+            print(as_json(await escalations.get_escalation(db, actor, args.id)))  # always JSON
         elif args.action == "claim":
             row = await escalations.claim(db, actor, args.id, seconds=args.minutes * 60)
-            print(f"claimed {safe(row['id'])} until {row['assigned_until']}")
+            _done(args, row, f"claimed {safe(row['id'])} until {row['assigned_until']}")
         elif args.action == "resolve":
-            text = await anyio.Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
+            try:
+                text = await anyio.Path(args.data[1:]).read_text() if args.data.startswith("@") else args.data
+            except OSError as exc:
+                raise InvalidInput(f"cannot read --data {args.data}: {exc.strerror}") from None
             try:
                 payload = json.loads(text)
             except ValueError as exc:
-                raise SystemExit(f"longtail-mcp: --data is not JSON: {exc}") from None
+                raise InvalidInput(f"--data is not JSON: {exc}") from None
             row = await escalations.resolve(db, actor, args.id, payload, reason=args.reason,
                                             allow_self_approval=client.settings.allow_self_approval)
-            print(f"resolved {safe(row['id'])}")
+            _done(args, row, f"resolved {safe(row['id'])}")
         elif args.action == "cancel":
             row = await escalations.cancel(db, actor, args.id, reason=args.reason)
-            print(f"cancelled {safe(row['id'])}")
+            _done(args, row, f"cancelled {safe(row['id'])}")
         elif args.action == "release":
             row = await escalations.release(db, actor, args.id)
-            print(f"released {safe(row['id'])}")
+            _done(args, row, f"released {safe(row['id'])}")
         elif args.action == "reroute":
             row = await escalations.reroute(db, actor, args.id, args.role, reason=args.reason)
-            print(f"{safe(row['id'])} is now with role {row['role']}")
+            _done(args, row, f"{safe(row['id'])} is now with role {row['role']}")
         elif args.action == "claim-next":
             claimed = await escalations.claim_next(db, actor, role=args.role, seconds=args.minutes * 60)
             if claimed is None:
-                raise SystemExit("longtail-mcp: nothing to claim")
+                raise NotFound("nothing to claim")
             print(as_json(claimed) if args.json else
                   f"claimed {safe(claimed['id'])} until {claimed['assigned_until']}: {safe(claimed['message'])}")
         elif args.action == "history":

@@ -21,6 +21,7 @@ from longtail_mcp.app import Client, LongTail
 from longtail_mcp.cli.people import actor_for
 from longtail_mcp.config import LOOPBACK, load_settings
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
+from longtail_mcp.errors import ConfigurationError, InvalidInput, Unavailable
 from longtail_mcp.humans import identity
 from longtail_mcp.pipelines.shipped import load_shipped
 
@@ -35,10 +36,10 @@ def load_app(specs: list[str], **overrides: Any) -> LongTail:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise SystemExit(f"longtail-mcp: cannot import {module_name!r} (from --app {spec}): {exc}") from None
+            raise ConfigurationError(f"cannot import {module_name!r} (from --app {spec}): {exc}") from None
         other = getattr(module, attr or "app", None)
         if not isinstance(other, LongTail):
-            raise SystemExit(f"longtail-mcp: {spec} is not a LongTail app object")
+            raise ConfigurationError(f"{spec} is not a LongTail app object")
         for wf in other.registry.workflows.values():
             if wf.name not in app.registry.workflows:  # every app has the built-in `pipeline` type
                 app.registry.add_workflow(wf.fn, wf.name, **wf.options)
@@ -53,8 +54,7 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SystemExit(f"longtail-mcp: cannot listen on {host}:{port}: {exc.strerror}; "
-                         "choose another --port") from None
+        raise Unavailable(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from None
     sock.listen(512)
     sock.set_inheritable(True)
     return sock
@@ -100,7 +100,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
         sock = _bind(app.settings.host, app.settings.port)
         host, port = sock.getsockname()[:2]
         if args.dev and app.settings.host not in LOOPBACK:
-            raise SystemExit("longtail-mcp: --dev (no API keys) is only allowed on a loopback address")
+            raise InvalidInput("--dev (no API keys) is only allowed on a loopback address")
         worker = app.worker()
         web = build_app(app, worker, mcp=app.serve_mcp, dev=args.dev, host=app.settings.host)
         server = uvicorn.Server(uvicorn.Config(web, log_level="warning", lifespan="on"))
