@@ -276,3 +276,17 @@ def test_stdio_without_a_running_database_says_to_start_serve(home: Path) -> Non
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert done.returncode != 0
     assert "start `longtail-mcp serve` first" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_stdio_server_names_the_cli_offers_are_the_familys() -> None:
+    from longtail_mcp.cli import SERVER_NAMES
+    from system_servers import SERVERS
+
+    assert sorted(SERVERS) == SERVER_NAMES
+
+
+def test_the_command_line_loads_without_the_model_sdk_or_the_mcp_stack() -> None:
+    loaded = subprocess.run([sys.executable, "-c", "import sys, longtail_mcp.cli\n"
+                             "print(sorted(m for m in ('anthropic', 'mcp', 'system_servers') if m in sys.modules))"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    assert loaded == "[]", "`--help` should not pay for the SDKs (about 1.4 s for anthropic, 0.9 s for mcp)"

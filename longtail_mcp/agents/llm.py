@@ -4,13 +4,15 @@ records the model, the tokens both ways and the latency: what the agent loop jou
 
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import anthropic
 from pydantic import BaseModel, Field
 
 from longtail_mcp.config import Settings
 from longtail_mcp.errors import ConfigurationError, NonRetryableError, Unavailable
+
+if TYPE_CHECKING:
+    import anthropic  # imported where used: the SDK costs over a second, which `--help` should not pay
 
 
 class LLMCall(BaseModel):
@@ -48,6 +50,8 @@ class AnthropicLLM:
                  timeout: float = 600.0) -> None:
         self.model = model
         self.base_url = base_url
+        import anthropic
+
         self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=max_retries,
                                                 timeout=timeout)
 
@@ -60,6 +64,8 @@ class AnthropicLLM:
             extra["tools"] = tools
         if tool_choice:
             extra["tool_choice"] = tool_choice
+        import anthropic
+
         started = time.perf_counter()
         try:
             reply = await self._client.messages.create(model=self.model, system=system, messages=messages,  # type: ignore[arg-type]
@@ -84,7 +90,7 @@ class AnthropicLLM:
         await self._client.close()
 
 
-def _message(exc: anthropic.APIStatusError) -> str:
+def _message(exc: "anthropic.APIStatusError") -> str:
     body = exc.body
     if isinstance(body, dict):
         error = body.get("error")
