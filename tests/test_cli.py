@@ -278,6 +278,16 @@ def test_stdio_without_a_running_database_says_to_start_serve(home: Path) -> Non
     assert "start `longtail-mcp serve` first" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_read_only_commands_never_start_a_database_they_say_none_is_running(home: Path) -> None:
+    env = cli_env(home)
+    for verb in (["runs"], ["runs", "list"], ["escalations", "list"], ["pipelines", "list"], ["audit", "export"]):
+        done = run_cli(*verb, env=env)
+        assert done.returncode == 7, (verb, done.stderr)
+        assert done.stderr.startswith("longtail-mcp: no longtail-mcp database is running") and "Traceback" not in \
+            done.stderr, done.stderr
+    assert not list(home.rglob("PG_VERSION")) and not list(Path(home / "pgdata").resolve().glob("*")), "no initdb"
+
+
 def test_the_stdio_server_names_the_cli_offers_are_the_familys() -> None:
     from longtail_mcp.cli import SERVER_NAMES
     from system_servers import SERVERS

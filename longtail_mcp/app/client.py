@@ -33,7 +33,7 @@ class Client:
     (registered before entering: from the first event; registered later: from a moment later).
     """
 
-    attach_embedded = True
+    attach_embedded: bool | str = True  # "only": attach to a running embedded server, never start one
 
     def __init__(self, database_url: str | None = None, *, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings or load_settings(database_url=database_url, **overrides)

@@ -10,8 +10,8 @@ import anyio
 from longtail_mcp.agents import closed_loop, designer, triage
 from longtail_mcp.agents.designer import DesignInput
 from longtail_mcp.agents.router import WORKFLOW, QueryInput
-from longtail_mcp.app import Client, LongTail
-from longtail_mcp.cli.people import _print, actor_for, as_json, safe
+from longtail_mcp.app import LongTail
+from longtail_mcp.cli.people import _print, actor_for, as_json, client_for, safe
 from longtail_mcp.errors import InvalidInput, WorkflowFailed
 from longtail_mcp.humans import runs
 from longtail_mcp.runtime import service
@@ -111,7 +111,7 @@ async def cmd_design(args: argparse.Namespace) -> None:
 
 
 async def cmd_agents(args: argparse.Namespace) -> None:
-    async with Client() as client:
+    async with client_for(args) as client:
         actor = await actor_for(client, args.as_account)
         if args.action == "strategies":
             _print(await triage.list_strategies(client.db), args.json, ["role", "strategy", "updated_by"])

@@ -17,7 +17,7 @@ from longtail_mcp.records import Record
 
 async def cmd_runs(args: argparse.Namespace) -> None:
     args.action = args.action or "list"  # `runs` alone lists the latest
-    app = Client()
+    app = client_for(args)
     await app.open()
     try:
         actor = None if args.as_account is None else await identity.get_principal(app.db, args.as_account)
@@ -88,13 +88,24 @@ def _done(args: argparse.Namespace, data: Any, text: str) -> None:
     print(as_json(data) if getattr(args, "json", False) else text)
 
 
+READ_ONLY = {"list", "show", "export", "history", "stats", "versions", "strategies"}
+
+
+def client_for(args: argparse.Namespace) -> Client:
+    """The client of a verb: one that only reads never starts a database (it says none is running)."""
+    client = Client()
+    if getattr(args, "action", None) in READ_ONLY or getattr(args, "action", None) is None:
+        client.attach_embedded = "only"
+    return client
+
+
 async def actor_for(client: Client, account: str | None) -> Principal:
     """The acting principal: `--as ACCOUNT`, else the local operator (`system`, full rights)."""
     return SYSTEM if account is None else await identity.get_principal(client.db, account)
 
 
 async def cmd_users(args: argparse.Namespace) -> None:
-    async with Client() as client:
+    async with client_for(args) as client:
         actor = await actor_for(client, args.as_account)
         if args.action == "create":
             row = await identity.create_account(client.db, actor, args.id, args.name, kind=args.kind, email=args.email)
@@ -104,7 +115,7 @@ async def cmd_users(args: argparse.Namespace) -> None:
 
 
 async def cmd_roles(args: argparse.Namespace) -> None:
-    async with Client() as client:
+    async with client_for(args) as client:
         actor = await actor_for(client, args.as_account)
         db = client.db
         if args.action == "create":
@@ -135,7 +146,7 @@ async def cmd_roles(args: argparse.Namespace) -> None:
 
 
 async def cmd_keys(args: argparse.Namespace) -> None:
-    async with Client() as client:
+    async with client_for(args) as client:
         actor = await actor_for(client, args.as_account)
         if args.action == "create":
             key = await identity.create_key(client.db, actor, args.account, name=args.name, scope=args.scope,
@@ -154,7 +165,7 @@ async def cmd_keys(args: argparse.Namespace) -> None:
 
 
 async def cmd_escalations(args: argparse.Namespace) -> None:
-    async with Client() as client:
+    async with client_for(args) as client:
         actor = await actor_for(client, args.as_account)
         db = client.db
         columns = ["id", "role", "status", "priority", "assigned_to", "message"]
@@ -213,7 +224,7 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
 
 
 async def cmd_audit(args: argparse.Namespace) -> None:
-    async with Client() as client:
+    async with client_for(args) as client:
         actor = await actor_for(client, args.as_account)
         for row in await identity.export_audit(client.db, actor, after=args.after, limit=args.limit):
             print(as_json(row, indent=None))

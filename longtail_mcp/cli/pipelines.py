@@ -8,8 +8,7 @@ from typing import Any
 
 import anyio
 
-from longtail_mcp.app import Client
-from longtail_mcp.cli.people import _print, actor_for, as_json, safe
+from longtail_mcp.cli.people import _print, actor_for, as_json, client_for, safe
 from longtail_mcp.errors import InvalidInput, WorkflowFailed
 from longtail_mcp.pipelines import service, store
 from longtail_mcp.pipelines.source import compile_source
@@ -18,7 +17,7 @@ COLUMNS = ["name", "status", "version", "active_version", "verified_version", "t
 
 
 async def cmd_pipelines(args: argparse.Namespace) -> None:
-    async with Client() as client:
+    async with client_for(args) as client:
         actor = await actor_for(client, args.as_account)
         db, verb = client.db, args.action
         if verb == "create":
