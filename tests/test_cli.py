@@ -142,7 +142,8 @@ class Serve:
 
 
 def test_serve_on_a_fresh_home_is_healthy_and_stops_its_postgres_on_sigint(home: Path) -> None:
-    with Serve(cli_env(home)) as serve:
+    env = cli_env(home)
+    with Serve(env) as serve:
         url, data = serve.ready()
         assert data == str(home / "pgdata")
         status, health = get_json(f"{url}/health")
@@ -155,12 +156,19 @@ def test_serve_on_a_fresh_home_is_healthy_and_stops_its_postgres_on_sigint(home:
         postmaster = home / "pgdata" / "postmaster.pid"
         pg_pid = int(postmaster.read_text().splitlines()[0])
         assert pid_alive(pg_pid)
+        status = json.loads(run_cli("status", "--json", env=env).stdout)
+        assert status["database"]["running"] and status["database"]["pid"] == pg_pid
+        assert status["serve"]["url"] == url and len(status["workers"]) >= 1
+        text = run_cli("status", env=env).stdout
+        assert f"serve     {url} (pid " in text and "embedded Postgres, running (pid" in text
 
         assert serve.interrupt() == 0, serve.stderr
     assert [line for line in serve.stdout if line.startswith("longtail-mcp ready:")] == [serve.stdout[0]]
     assert serve.stdout[-1] == "longtail-mcp stopped"
     assert not postmaster.exists()
     assert not pid_alive(pg_pid)
+    after = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert after["database"]["running"] is False and after["serve"] is None and after["workers"] == []
 
 
 def test_a_second_serve_on_the_same_home_is_refused_while_the_first_runs(home: Path) -> None:

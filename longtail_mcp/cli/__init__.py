@@ -10,7 +10,7 @@ import anyio
 
 from longtail_mcp.cli import agents, demo, pipelines
 from longtail_mcp.cli.people import cmd_runs, identity_parsers
-from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_stdio, cmd_worker
+from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_status, cmd_stdio, cmd_worker
 from longtail_mcp.config import SettingsInvalid
 from longtail_mcp.errors import (
     ConfigurationError,
@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR")
     worker.add_argument("--concurrency", type=int, default=None)
     worker.set_defaults(run=cmd_worker)
+
+    status = sub.add_parser("status", help="what is running: the database, a serve of this home, live workers")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=cmd_status)
 
     mig = sub.add_parser("migrate", help="apply pending database migrations")
     mig.set_defaults(run=cmd_migrate)

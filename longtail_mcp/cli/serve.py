@@ -9,21 +9,28 @@ import contextlib
 import importlib
 import json
 import logging
+import os
+import re
 import signal
 import socket
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
+import psycopg
 
 from longtail_mcp.app import Client, LongTail
 from longtail_mcp.cli.people import actor_for
-from longtail_mcp.config import LOOPBACK, load_settings
+from longtail_mcp.config import LOOPBACK, Settings, load_settings
+from longtail_mcp.db.embedded import EmbeddedPostgres
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
-from longtail_mcp.errors import ConfigurationError, InvalidInput, Unavailable
+from longtail_mcp.errors import ConfigurationError, InvalidInput, LongtailError, Unavailable
 from longtail_mcp.humans import identity
 from longtail_mcp.pipelines.shipped import load_shipped
+from longtail_mcp.runtime import service
 
 logger = logging.getLogger("longtail_mcp")
 
@@ -81,6 +88,79 @@ def _describe_data(app: LongTail) -> str:
     return str(app.embedded.data_dir)
 
 
+def _serve_file(settings: Settings) -> Path:
+    return settings.home / "serve.json"
+
+
+def _announce(app: LongTail, url: str) -> None:
+    """Where this `serve` listens, for `status` (removed when it stops)."""
+    path = _serve_file(app.settings)
+    path.write_text(json.dumps({"pid": os.getpid(), "url": url, "data": _describe_data(app),
+                                "started_at": datetime.now(UTC).isoformat()}))
+
+
+async def cmd_status(args: argparse.Namespace) -> None:
+    """What is running: the database (embedded or DATABASE_URL), a `serve` of this home, live workers."""
+    settings = load_settings()
+    report: dict[str, Any] = {"home": str(settings.home)}
+    if settings.database_url is None:
+        server = EmbeddedPostgres.for_settings(settings)
+        pid = server.running_pid()
+        report["database"] = {"kind": "embedded", "data_dir": str(server.data_dir), "port": settings.pg_port,
+                              "running": pid is not None, "pid": pid}
+    else:
+        report["database"] = {"kind": "DATABASE_URL", "url": _no_password(settings.database_url)}
+    serve: dict[str, Any] | None = None
+    with contextlib.suppress(OSError, ValueError):
+        serve = json.loads(_serve_file(settings).read_text())
+    report["serve"] = serve if serve and _alive(int(serve.get("pid", 0))) else None
+    report["workers"] = []
+    if settings.database_url is not None or report["database"]["running"]:
+        client = Client(settings=settings)
+        client.attach_embedded = "only"
+        try:
+            async with client:
+                report["workers"] = await service.live_workers(client.db, stale_seconds=settings.lease_seconds * 2)
+            report["database"]["reachable"] = True
+        except (LongtailError, OSError, psycopg.Error) as exc:
+            report["database"]["reachable"] = False
+            report["database"]["error"] = str(exc).splitlines()[0]
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    db = report["database"]
+    if db["kind"] == "embedded":
+        state = f"running (pid {db['pid']}, port {db['port']})" if db["running"] else "not running"
+        print(f"database  embedded Postgres, {state}: {db['data_dir']}")
+    else:
+        state = "reachable" if db.get("reachable") else f"NOT reachable ({db.get('error', '')})"
+        print(f"database  DATABASE_URL {db['url']}, {state}")
+    running = report["serve"]
+    print(f"serve     {running['url']} (pid {running['pid']}, since {running['started_at']})" if running
+          else "serve     not running for this home")
+    print(f"workers   {len(report['workers'])} alive")
+    for w in report["workers"]:
+        print(f"  {w['id']}  {w['host']} pid {w['pid']}, {w['workflow_types']} workflow types, "
+              f"concurrency {w['concurrency']}, last beat {w['heartbeat_at']:%H:%M:%S}")
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _no_password(url: str) -> str:
+    """A DSN fit to print: its password replaced (`postgresql://u:***@h/db`, `password=***`)."""
+    return re.sub(r"(password=)\S+", r"\1***", re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url))
+
+
 async def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -122,11 +202,14 @@ async def cmd_serve(args: argparse.Namespace) -> None:
             data = _describe_data(app)
             display = f"[{host}]" if ":" in host else host
             print(f"longtail-mcp ready: http://{display}:{port}  data: {data}", flush=True)
+            _announce(app, f"http://{display}:{port}")
             if first_key is not None and app.settings.admin_key is None:  # never echo a key we were given
                 print(f"first admin API key (shown once, store it now): {first_key['key']}", flush=True)
     finally:
         if sock is not None:
             sock.close()
+        with contextlib.suppress(OSError):
+            _serve_file(app.settings).unlink()
         await app.close()
         print("longtail-mcp stopped", flush=True)
 

@@ -287,6 +287,13 @@ async def list_workflow_types(db: Database, *, stale_seconds: float = 60.0) -> l
     return [WorkflowType(name=r["name"], workers=r["workers"], cron=crons.get(r["name"])) for r in rows]
 
 
+async def live_workers(db: Database, *, stale_seconds: float = 60.0) -> list[dict[str, Any]]:
+    """Worker processes alive now (heartbeat within `stale_seconds`): id, host, pid, how many workflow
+    types they run, concurrency, when they started and last beat."""
+    async with db.connection() as conn:
+        return [dict(r) for r in await (await conn.execute(Q["live_workers"], {"stale": stale_seconds})).fetchall()]
+
+
 async def health(db: Database, *, stale_seconds: float) -> dict[str, int]:
     """`{migration, workers_alive}`: the applied schema version and the workers that heartbeat within
     `stale_seconds` (for /health).

@@ -241,3 +241,10 @@ SELECT t.name, t.description, t.input_schema, t.output_schema, t.wrapped, t.role
 WHERE EXISTS (SELECT 1 FROM worker w WHERE t.name = ANY(w.workflows) AND w.stopped_at IS NULL
               AND w.heartbeat_at > now() - make_interval(secs => %(stale)s))
 ORDER BY t.name
+
+-- live_workers --
+-- Worker processes that heartbeat within %(stale)s seconds and have not stopped (for `longtail-mcp status`).
+SELECT id, host, pid, cardinality(workflows) AS workflow_types, concurrency, started_at, heartbeat_at
+FROM worker
+WHERE stopped_at IS NULL AND heartbeat_at > now() - make_interval(secs => %(stale)s)
+ORDER BY started_at
