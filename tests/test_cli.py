@@ -308,3 +308,28 @@ def test_the_command_line_loads_without_the_model_sdk_or_the_mcp_stack() -> None
                              "print(sorted(m for m in ('anthropic', 'mcp', 'system_servers') if m in sys.modules))"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     assert loaded == "[]", "`--help` should not pay for the SDKs (about 1.4 s for anthropic, 0.9 s for mcp)"
+
+
+def test_every_option_has_help_and_every_command_an_example() -> None:
+    import argparse
+
+    from longtail_mcp.cli import build_parser
+
+    missing, commands = [], {}
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if not path:
+                        commands[name] = sub
+                    walk(sub, [*path, name])
+            elif not action.help:
+                missing.append(f"{' '.join(path)} {action.dest}")
+
+    walk(build_parser(), [])
+    assert missing == []
+    assert [n for n, sub in commands.items() if not (sub.epilog or "").startswith("example:")] == []
+    help_text = subprocess.run([*CLI, "pipelines", "--help"], cwd=ROOT, capture_output=True, text=True,
+                               timeout=60, check=True).stdout
+    assert "example:\n  longtail-mcp pipelines create note.yaml" in help_text

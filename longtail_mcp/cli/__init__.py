@@ -8,7 +8,7 @@ import sys
 
 import anyio
 
-from longtail_mcp.cli import agents, demo, pipelines
+from longtail_mcp.cli import agents, demo, helptext, pipelines
 from longtail_mcp.cli.people import cmd_runs, identity_parsers
 from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_status, cmd_stdio, cmd_worker
 from longtail_mcp.config import SettingsInvalid
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     claude.add_argument("--database-url", help="DATABASE_URL for the servers (default: the embedded Postgres)")
     claude.add_argument("--home", help="LONGTAIL_HOME for the servers")
     claude.set_defaults(run=cmd_config, sync=True)
-    return parser
+    return helptext.apply(parser)
 
 
 # The family's servers (system_servers.SERVERS, whose import pulls in the MCP SDK: named here so `--help`
