@@ -8,9 +8,9 @@ import sys
 
 import anyio
 
-from longtail_mcp.cli import agents, demo, helptext, pipelines
+from longtail_mcp.cli import agents, clients, demo, helptext, pipelines
 from longtail_mcp.cli.people import cmd_runs, identity_parsers
-from longtail_mcp.cli.serve import cmd_config, cmd_migrate, cmd_serve, cmd_status, cmd_stdio, cmd_worker
+from longtail_mcp.cli.serve import cmd_migrate, cmd_serve, cmd_status, cmd_stdio, cmd_worker
 from longtail_mcp.config import SettingsInvalid
 from longtail_mcp.errors import (
     ConfigurationError,
@@ -76,16 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.parsers(sub)
 
     stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
-    stdio.add_argument("server", choices=SERVER_NAMES)
+    stdio.add_argument("server", choices=["gateway", *SERVER_NAMES])
     stdio.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
     stdio.set_defaults(run=cmd_stdio)
 
-    config = sub.add_parser("config", help="print client configuration").add_subparsers(dest="client", required=True)
-    claude = config.add_parser("claude", help="a Claude Desktop mcpServers block (stdio)")
-    claude.add_argument("--as", dest="as_account", metavar="ACCOUNT")
-    claude.add_argument("--database-url", help="DATABASE_URL for the servers (default: the embedded Postgres)")
-    claude.add_argument("--home", help="LONGTAIL_HOME for the servers")
-    claude.set_defaults(run=cmd_config, sync=True)
+    config = sub.add_parser("config", help="configuration for MCP clients: Claude Desktop, Claude Code, VS Code")
+    clients.parsers(config.add_subparsers(dest="client", required=True))
     return helptext.apply(parser)
 
 

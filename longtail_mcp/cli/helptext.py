@@ -46,7 +46,7 @@ HELP: dict[tuple[str, str] | str, str] = {
     ("pipelines run", "version"): "run this version (default: the active one)",
     ("agents set", "policy"): "off, draft or activate",
     ("agents strategy", "role"): "the role whose new escalations this applies to",
-    ("stdio", "server"): "the server to run",
+    ("stdio", "server"): "the server to run; gateway: every tool of the family in one server",
     ("config claude", "as_account"): "the account the servers act as (default: system)",
     ("pipelines", "name"): "the pipeline's name",
 }
@@ -69,7 +69,9 @@ EXAMPLES = {
     "agents": "longtail-mcp agents set activate --router query\n  longtail-mcp agents strategy support triage",
     "demo": "longtail-mcp demo --turn-delay 0.5",
     "stdio": "longtail-mcp stdio files --as rita",
-    "config": "longtail-mcp config claude > claude_desktop_config.json",
+    "config": "longtail-mcp config claude --install      # merge into Claude Desktop's config (backup first)\n"
+              "  longtail-mcp config claude-code              # the `claude mcp add` line\n"
+              "  longtail-mcp config vscode                   # merge into .vscode/mcp.json",
 }
 
 

@@ -13,7 +13,6 @@ import os
 import re
 import signal
 import socket
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -244,16 +243,16 @@ async def cmd_stdio(args: argparse.Namespace) -> None:
     from mcp.server.stdio import stdio_server
 
     from longtail_mcp.mcp_glue.server import ListChanged, fixed_principal
-    from system_servers import SERVERS, builder
+    from system_servers import SERVERS, builder, gateway
 
-    build = builder(args.server)
+    build = gateway if args.server == "gateway" else builder(args.server)
     client = Client()
     # A stdio server never owns the embedded database: the process that started it would take it
     # down on exit while sibling servers still use it. It shares the one a `serve` runs.
     await client.open(attach="only")
     async with client:
         actor = await actor_for(client, args.as_account)
-        if getattr(SERVERS[args.server], "DYNAMIC", False):  # its tools come and go: tell the client
+        if args.server == "gateway" or getattr(SERVERS[args.server], "DYNAMIC", False):  # tools come and go
             list_changed = ListChanged()
             server = build(client, fixed_principal(actor), list_changed)
         else:
@@ -263,23 +262,5 @@ async def cmd_stdio(args: argparse.Namespace) -> None:
                 tg.start_soon(list_changed.watch, client.events)
             await server.run(read, write, server.create_initialization_options())
             tg.cancel_scope.cancel()
-
-
-def cmd_config(args: argparse.Namespace) -> None:
-    """Print a Claude Desktop `mcpServers` block: one stdio entry per server of the family."""
-    from system_servers import SERVERS
-
-    env = {k: v for k, v in {"DATABASE_URL": args.database_url, "LONGTAIL_HOME": args.home}.items() if v}
-    block = {
-        "mcpServers": {
-            f"longtail-{name}": {
-                "command": sys.executable,
-                "args": ["-m", "longtail_mcp", "stdio", name, *(["--as", args.as_account] if args.as_account else [])],
-                **({"env": env} if env else {}),
-            }
-            for name in sorted(SERVERS)
-        }
-    }
-    print(json.dumps(block, indent=2))
 
 

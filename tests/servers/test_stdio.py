@@ -56,11 +56,71 @@ async def test_the_human_queue_server_over_stdio_acts_as_the_configured_account(
         assert claimed.structured_content["assigned_to"] == "rita"
 
 
-def test_config_claude_prints_one_stdio_entry_per_server() -> None:
-    out = subprocess.run([sys.executable, "-m", "longtail_mcp", "config", "claude", "--as", "rita"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    servers = json.loads(out)["mcpServers"]
-    assert set(servers) == {"longtail-workflows", "longtail-human-queue", "longtail-compiler", "longtail-db-query",
-                            "longtail-files", "longtail-http-fetch"}
-    assert servers["longtail-workflows"]["args"] == ["-m", "longtail_mcp", "stdio", "workflows", "--as", "rita"]
-    assert servers["longtail-workflows"]["command"] == sys.executable
+def config(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
+    return subprocess.run([sys.executable, "-m", "longtail_mcp", "config", *args], cwd=cwd, capture_output=True,
+                          text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}).stdout
+
+
+def test_config_claude_prints_the_gateway_and_with_split_one_entry_per_server() -> None:
+    servers = json.loads(config("claude", "--as", "rita"))["mcpServers"]
+    assert servers == {"longtail": {"command": sys.executable,
+                                    "args": ["-m", "longtail_mcp", "stdio", "gateway", "--as", "rita"]}}
+    split = json.loads(config("claude", "--split", "--database-url", "postgresql://db/x"))["mcpServers"]
+    assert set(split) == {"longtail-workflows", "longtail-human-queue", "longtail-compiler", "longtail-db-query",
+                          "longtail-files", "longtail-http-fetch"}
+    assert split["longtail-files"]["args"] == ["-m", "longtail_mcp", "stdio", "files"]
+    assert split["longtail-files"]["env"] == {"DATABASE_URL": "postgresql://db/x"}
+    http = json.loads(config("claude", "--http", "--key", "ltk_abc"))["mcpServers"]["longtail"]
+    assert http == {"type": "http", "url": "http://127.0.0.1:8420/mcp",
+                    "headers": {"Authorization": "Bearer ltk_abc"}}
+
+
+def test_config_install_merges_into_claude_desktops_file_keeping_other_servers(tmp_path: Path) -> None:
+    home = tmp_path / "user"
+    existing = home / ".config" / "Claude" / "claude_desktop_config.json"
+    existing.parent.mkdir(parents=True)
+    existing.write_text(json.dumps({"mcpServers": {"filesystem": {"command": "npx", "args": ["fs"]}},
+                                    "theme": "dark"}))
+    out = config("claude", "--install", env={"HOME": str(home), "XDG_CONFIG_HOME": ""})
+    merged = json.loads(existing.read_text())
+    assert set(merged["mcpServers"]) == {"filesystem", "longtail"} and merged["theme"] == "dark"
+    backups = list(existing.parent.glob("claude_desktop_config.json.*.bak"))
+    assert len(backups) == 1 and json.loads(backups[0].read_text())["mcpServers"] == {
+        "filesystem": {"command": "npx", "args": ["fs"]}}
+    assert f"wrote longtail into {existing}" in out
+    existing.write_text("{not json")
+    broken = subprocess.run([sys.executable, "-m", "longtail_mcp", "config", "claude", "--install"], cwd=ROOT,
+                            capture_output=True, text=True, env={**os.environ, "HOME": str(home),
+                                                                 "XDG_CONFIG_HOME": "", "PYTHONPATH": str(ROOT)})
+    assert broken.returncode == 3 and "is not JSON" in broken.stderr and existing.read_text() == "{not json"
+
+
+def test_config_claude_code_and_vscode(tmp_path: Path) -> None:
+    line = config("claude-code", "--as", "rita").strip()
+    assert line == f"claude mcp add longtail -- {sys.executable} -m longtail_mcp stdio gateway --as rita"
+    http = config("claude-code", "--http", "https://lt.example/", "--key", "ltk_1").strip()
+    assert http == ("claude mcp add --transport http longtail https://lt.example/mcp "
+                    "--header 'Authorization: Bearer ltk_1'")
+    config("claude-code", "--write", cwd=tmp_path)
+    assert json.loads((tmp_path / ".mcp.json").read_text())["mcpServers"]["longtail"]["args"][-1] == "gateway"
+    (tmp_path / ".vscode").mkdir()
+    (tmp_path / ".vscode" / "mcp.json").write_text(json.dumps({"servers": {"other": {"type": "http", "url": "x"}}}))
+    config("vscode", cwd=tmp_path)
+    servers = json.loads((tmp_path / ".vscode" / "mcp.json").read_text())["servers"]
+    assert set(servers) == {"other", "longtail"} and servers["longtail"]["type"] == "stdio"
+    assert json.loads(config("vscode", "--print", "--http"))["servers"]["longtail"]["type"] == "http"
+
+
+async def test_the_gateway_over_stdio_serves_every_servers_tools(app: LongTail, dsn: str) -> None:
+    @app.workflow()
+    async def double(ctx, n):
+        return 2 * n
+
+    async with running(app), McpClient(params(dsn, "gateway")) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert {"start_workflow", "claim_escalation", "compile_run", "read_file", "run_sql", "fetch_text",
+                "query"} <= names
+        started = await c.call_tool("start_workflow", {"name": "double", "input": 21})
+        done = await c.call_tool("wait_for_run", {"workflow_id": started.structured_content["workflow_id"],
+                                                  "timeout_seconds": 20})
+    assert done.structured_content["run"]["result"] == 42
