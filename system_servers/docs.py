@@ -87,6 +87,8 @@ def _type(prop: dict[str, Any]) -> str:
         return " \\| ".join(json.dumps(v) for v in prop["enum"])
     if "const" in prop:
         return json.dumps(prop["const"])
+    if "$ref" in prop:  # a nested model: its fields are in the argument's description
+        return "object"
     kind = prop.get("type", "any")
     if kind == "array":
         return f"array of {_type(prop.get('items', {}))}"

@@ -1,24 +1,28 @@
-"""HTML to readable text: the title and the main text, without scripts, styles and navigation."""
+"""HTML to Markdown for reading: the title and the main content, without scripts, styles and navigation.
+
+`markdownify` does the rendering (headings, lists with their numbers, code blocks, tables, links);
+this module decides what is worth rendering and turns the body's bytes into text.
+"""
 
 import codecs
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from urllib.parse import urljoin
+
+from bs4 import BeautifulSoup, Tag
+from markdownify import ATX, MarkdownConverter
 
 # Never text a reader wants: dropped with everything inside them.
 SKIPPED = frozenset({"script", "style", "noscript", "template", "svg", "math", "canvas", "iframe", "object",
-                     "head", "nav", "aside", "footer", "form", "button", "select", "dialog"})
-VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
-                  "wbr"})
-BLOCKS = frozenset({"address", "article", "blockquote", "body", "dd", "details", "div", "dl", "dt", "figcaption",
-                    "figure", "header", "hr", "li", "main", "ol", "p", "pre", "section", "summary", "table", "tr",
-                    "ul", "h1", "h2", "h3", "h4", "h5", "h6", "br", "caption"})
-MAIN = frozenset({"main", "article"})
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
-_MANY_NEWLINES = re.compile(r"\n{3,}")
+                     "embed", "head", "nav", "aside", "footer", "form", "button", "select", "dialog"})
+MAIN = ("main", "article")
 MAIN_MIN_CHARS = 200  # a <main> or <article> shorter than this is probably a teaser: use the whole body
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_MANY_NEWLINES = re.compile(r"\n{3,}")
+_INNER_SPACES = re.compile(r"(?<=\S)  +(?=\S)")
+_DISPLAY_NONE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_LANGUAGE = re.compile(r"^(?:language|lang)-([\w+#.-]+)$")
+_LINKED = ("http://", "https://", "mailto:")
 
 
 @dataclass(frozen=True)
@@ -41,118 +45,99 @@ def decode(body: bytes, charset: str | None, *, html: bool = False) -> str:
     return body.decode("utf-8", errors="replace")
 
 
-class _Reader(HTMLParser):
+def _hidden(tag: Tag) -> bool:
+    return (tag.has_attr("hidden") or tag.get("aria-hidden") == "true"
+            or bool(_DISPLAY_NONE.search(str(tag.get("style") or ""))))
+
+
+def _code_language(pre: Tag) -> str | None:
+    """The language a <pre> (or its <code>) names in a `language-*` class, for the code fence."""
+    code = pre.find("code")
+    for tag in (pre, code if isinstance(code, Tag) else None):
+        for name in tag.get_attribute_list("class") if tag is not None else []:
+            if name and (found := _LANGUAGE.match(name)):
+                return found.group(1)
+    return None
+
+
+class _Converter(MarkdownConverter):
+    """markdownify with our choices: ATX headings, '-' bullets, no escaping of `_` and `*` (the reader is
+    usually a model), links made absolute or reduced to their text."""
+
     def __init__(self, base_url: str | None, links: bool) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__(heading_style=ATX, bullets="-", escape_underscores=False, escape_asterisks=False,
+                         code_language_callback=_code_language)
         self.base_url = base_url
         self.links = links
-        self.skip: list[str] = []  # open dropped elements, innermost last
-        self.main_depth = 0
-        self.pre_depth = 0
-        self.title: str | None = None
-        self.in_title = False
-        self.title_parts: list[str] = []
-        self.h1_parts: list[str] | None = None  # the first <h1>, while it is open
-        self.h1: str | None = None
-        self.all: list[str] = []
-        self.main: list[str] = []
-        self.href: list[str | None] = []
-        self.pending = 0  # line breaks owed before the next text: blocks never stack blank lines
 
-    def brk(self, lines: int) -> None:
-        self.pending = max(self.pending, lines)
+    def _absolute(self, url: str) -> str | None:
+        url = url.strip()
+        absolute = urljoin(self.base_url, url) if self.base_url else url
+        return absolute if absolute.lower().startswith(_LINKED) else None  # no javascript:, data:, #fragment
 
-    def emit(self, text: str) -> None:
-        if self.pending:
-            if not text.strip():
-                return
-            text = "\n" * self.pending + text
-            self.pending = 0
-        self.all.append(text)
-        if self.main_depth:
-            self.main.append(text)
+    def convert_a(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        href = self._absolute(str(el.get("href") or "")) if self.links else None
+        inner = text.strip()
+        if href is None or not inner or "_noformat" in parent_tags:  # _noformat: inside code
+            return text
+        lead, trail = text[:len(text) - len(text.lstrip())], text[len(text.rstrip()):]
+        return f"{lead}[{inner}]({href}){trail}"
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "title" and self.title is None and self.skip in ([], ["head"]):  # not an <svg> <title>
-            self.in_title = True
-            return
-        if tag in VOID:
-            if tag in ("br", "hr") and not self.skip:
-                self.brk(1)
-            return
-        hidden = any(k == "hidden" or (k == "aria-hidden" and v == "true") for k, v in attrs)
-        if self.skip or tag in SKIPPED or hidden:
-            self.skip.append(tag)
-            return
-        if tag in MAIN:
-            self.main_depth += 1
-        if tag == "pre":
-            self.pre_depth += 1
-        if tag in BLOCKS:
-            self.brk(2 if tag in ("p", "pre", "blockquote", "table") or tag[0] == "h" else 1)
-        if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
-            self.emit("#" * int(tag[1]) + " ")
-            if tag == "h1" and self.h1 is None:
-                self.h1_parts = []
-        elif tag == "li":
-            self.emit("- ")
-        elif tag in ("td", "th"):
-            self.emit(" | ")
-        elif tag == "a":
-            href = dict(attrs).get("href")
-            self.href.append(href if self.links and href and not href.startswith(("javascript:", "#")) else None)
-            if self.href[-1]:
-                self.emit("[")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title" and self.in_title:
-            self.in_title = False
-            self.title = " ".join("".join(self.title_parts).split()) or None
-            return
-        if self.skip:
-            if tag in self.skip:  # close up to the matching element (browsers tolerate missing end tags)
-                while self.skip and self.skip.pop() != tag:
-                    pass
-            return
-        if tag in MAIN and self.main_depth:
-            self.main_depth -= 1
-        if tag == "pre" and self.pre_depth:
-            self.pre_depth -= 1
-        if tag == "a" and self.href:
-            href = self.href.pop()
-            if href:
-                self.emit(f"]({urljoin(self.base_url, href) if self.base_url else href})")
-        if tag == "h1" and self.h1_parts is not None:
-            self.h1 = " ".join("".join(self.h1_parts).split())
-            self.h1_parts = None
-        if tag in BLOCKS:
-            self.brk(2 if tag in ("p", "pre", "blockquote", "table") or tag[0] == "h" else 1)
-
-    def handle_data(self, data: str) -> None:
-        if self.in_title:
-            self.title_parts.append(data)
-            return
-        if self.skip:
-            return
-        if self.h1_parts is not None:
-            self.h1_parts.append(data)
-        self.emit(data if self.pre_depth else _SPACES.sub(" ", data.replace("\n", " ")))
+    def convert_img(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        alt = " ".join(str(el.get("alt") or "").split())
+        src = self._absolute(str(el.get("src") or "")) if self.links else None
+        return f"![{alt}]({src})" if src is not None else alt
 
 
-def _tidy(parts: list[str]) -> str:
-    lines = [line.strip() if not line.startswith("    ") else line.rstrip() for line in "".join(parts).split("\n")]
+def _drop_unread(soup: BeautifulSoup) -> None:
+    """Remove what a reader never wants (SKIPPED elements, hidden ones) with everything inside them."""
+    for tag in soup.find_all(True):
+        if isinstance(tag, Tag) and not tag.decomposed and (tag.name in SKIPPED or _hidden(tag)):
+            tag.decompose()
+
+
+def _tidy(markdown: str) -> str:
+    """Trailing spaces gone, runs of spaces inside a line made one (not in code blocks), at most one blank line."""
+    lines, fenced = [], False
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            line = _INNER_SPACES.sub(" ", line)
+        lines.append(line.rstrip())
     return _MANY_NEWLINES.sub("\n\n", "\n".join(lines)).strip()
 
 
-def html_to_text(html: str, *, base_url: str | None = None, links: bool = False) -> Page:
-    """The page's title (its <title>, else its first <h1>) and readable text.
+def _render(converter: _Converter, node: Tag) -> str:
+    try:
+        return _tidy(converter.convert_soup(node))
+    except RecursionError:  # nested deeper than the converter can recurse: the words, without structure
+        return _tidy(node.get_text("\n"))
 
-    The text of <main> (or <article>) when it has some substance, else of the whole body; headings
-    become `#` lines, list items `- `; with `links=True` links read `[text](absolute url)`.
+
+def _title(soup: BeautifulSoup) -> str | None:
+    title = soup.find("title")
+    for candidate in (title if isinstance(title, Tag) and not title.find_parent("svg") else None, soup.find("h1")):
+        if isinstance(candidate, Tag) and (text := " ".join(candidate.get_text().split())):
+            return text
+    return None
+
+
+def html_to_markdown(html: str, *, base_url: str | None = None, links: bool = False) -> Page:
+    """The page's title (its <title>, else its first <h1>) and its content as Markdown.
+
+    The content of <main> (or <article>) when it has some substance, else of the whole body:
+    headings as `#` lines, lists with `-` or their numbers, code blocks fenced, tables as pipe
+    tables; scripts, styles, navigation, forms and hidden elements dropped. With `links=True`
+    links read `[text](absolute url)` and images `![alt](absolute url)`; else only their text.
     """
-    reader = _Reader(base_url, links)
-    reader.feed(html)
-    reader.close()
-    main = _tidy(reader.main)
-    text = main if len(main) >= MAIN_MIN_CHARS else _tidy(reader.all)
-    return Page(title=reader.title or reader.h1 or None, text=text)
+    soup = BeautifulSoup(html, "html.parser")
+    title = _title(soup)
+    _drop_unread(soup)
+    converter = _Converter(base_url, links)
+    mains = [tag for tag in soup.find_all(MAIN) if isinstance(tag, Tag) and not tag.find_parent(MAIN)]
+    main = "\n\n".join(part for tag in mains if (part := _render(converter, tag)))
+    if len(main) >= MAIN_MIN_CHARS:
+        return Page(title=title, text=main)
+    body = soup.find("body")
+    return Page(title=title, text=_render(converter, body if isinstance(body, Tag) else soup))

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from longtail_mcp.errors import Conflict
+
 TEMP_PREFIX = ".lt-tmp-"
 
 
@@ -23,6 +25,35 @@ def temp_file(dfd: int) -> Iterator[tuple[int, str]]:
         os.close(fd)
         with suppress(FileNotFoundError):
             os.unlink(name, dir_fd=dfd)
+
+
+def write_atomically(dfd: int, name: str, content: bytes, *, mode: int | None = None, create_only: bool = False,
+                     shown: str | None = None) -> None:
+    """Put `content` at `name` in the directory `dfd`: a temporary file, fsync'd, given `mode`, then renamed
+    into place (`os.replace`, or never replacing anything when `create_only`); the directory is fsync'd.
+
+    A reader sees the old or the new file, never a mix. The rename replaces the directory entry: a hard
+    link or symbolic link at `name` is replaced, never written through.
+
+    Raises:
+        Conflict: `create_only` and something was created at `name` first (nothing written).
+    """
+    with temp_file(dfd) as (fd, temp):
+        if mode is not None:
+            os.fchmod(fd, mode)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        if create_only:
+            try:
+                rename_noreplace(dfd, temp, dfd, name)
+            except FileExistsError:
+                raise Conflict(f"{shown or name!r} was created by someone else first; nothing was written") \
+                    from None
+        else:
+            os.replace(temp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    os.fsync(dfd)
 
 
 _RENAME_NOREPLACE = 1

@@ -1,4 +1,4 @@
-"""Listing files under the root by glob (`*.txt`, `docs/**/*.md`), paged, never leaving the root.
+"""Walking the tree under the root, and listing it by glob (`*.txt`, `docs/**/*.md`), paged, never leaving it.
 
 The walk opens each directory with `O_NOFOLLOW` relative to its parent's descriptor and never
 descends into a symbolic link; denied entries and links that resolve outside the root are left out.
@@ -7,8 +7,8 @@ descends into a symbolic link; denied entries and links that resolve outside the
 import os
 import re
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
 from longtail_mcp.errors import InvalidInput
@@ -95,51 +95,97 @@ async def list_files(root: FileRoot, pattern: str = "*", *, offset: int = 0, lim
     regex = glob_regex("/".join(parts))
     depth = None if "**" in parts else len(parts) - fixed
 
-    def walk() -> Listing:
+    def scan() -> Listing:
         base = locate(root, "/".join(parts[:fixed]) or ".", approved=approved, what="pattern", allow_root=True)
-        found: list[Entry] = []
-        scanned = 0
-        with _open_dir(base, approved) as top:
-            stack: list[tuple[int, str, int]] = [(os.dup(top), base.path if not base.is_root else "", 1)]
-            try:
-                while stack:
-                    fd, rel, level = stack.pop()
-                    try:
-                        for entry in sorted(os.scandir(fd), key=lambda e: e.name):
-                            scanned += 1
-                            if scanned > MAX_SCANNED:
-                                break
-                            path = f"{rel}/{entry.name}" if rel else entry.name
-                            if entry.name.startswith(TEMP_PREFIX) or (
-                                    not approved and root.denied(tuple(path.split("/")))):
-                                continue
-                            try:
-                                st = entry.stat(follow_symlinks=False)
-                            except FileNotFoundError:
-                                continue
-                            if stat.S_ISLNK(st.st_mode) and not _link_inside(
-                                    fd, entry.name, os.path.join(base.anchor, *path.split("/")[:-1]), base.anchor):
-                                continue
-                            if regex.fullmatch(path):
-                                found.append(Entry(name=entry.name, path=path, type=file_type(st.st_mode),
-                                                   size=st.st_size, modified=modified_at(st)))
-                            if stat.S_ISDIR(st.st_mode) and (depth is None or level < depth):
-                                try:
-                                    stack.append((os.open(entry.name, _DIR_FLAGS, dir_fd=fd), path, level + 1))
-                                except OSError:
-                                    continue  # replaced or unreadable meanwhile: skipped, never followed
-                    finally:
-                        os.close(fd)
-            finally:
-                for fd, _, _ in stack:
-                    os.close(fd)
+        walk = Walk(root, base, approved, depth)
+        with closing(walk.entries()) as seen:
+            found = [Entry(name=item.name, path=item.path, type=file_type(item.stat.st_mode), size=item.stat.st_size,
+                           modified=modified_at(item.stat)) for item in seen if regex.fullmatch(item.path)]
         found.sort(key=lambda e: e.path)
         page = found[offset:offset + limit]
         more = offset + limit < len(found)
         return Listing(entries=page, total=len(found), next_offset=offset + limit if more else None,
-                       truncated=scanned > MAX_SCANNED)
+                       truncated=walk.truncated)
 
-    return await run(walk)
+    return await run(scan)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """An entry met by a `Walk`: its directory's descriptor (valid while the walk is at it), name, path, lstat."""
+
+    dfd: int
+    name: str
+    path: str
+    stat: os.stat_result
+
+
+class Walk:
+    """The entries under `base`, depth first in name order, never leaving the root.
+
+    Each directory is opened with `O_NOFOLLOW` relative to its parent's descriptor and a symbolic link is
+    never descended into; temporary files, denied entries (unless approved) and links that resolve outside
+    the root are left out. Stops after `MAX_SCANNED` entries (`truncated`). Iterate `entries()` inside
+    `contextlib.closing` when you may stop early, so its descriptors are closed.
+    """
+
+    def __init__(self, root: FileRoot, base: Target, approved: bool, depth: int | None = None) -> None:
+        self.root, self.base, self.approved, self.depth = root, base, approved, depth
+        self.scanned = 0
+        self.truncated = False
+
+    def entries(self) -> Generator[Seen, None, None]:
+        base = self.base
+        with _open_dir(base, self.approved) as top:
+            first = os.dup(top)
+            stack: list[tuple[int, str, int, Iterator[os.DirEntry[str]]]] = []
+            try:
+                stack.append((first, base.path if not base.is_root else "", 1, _entries(first)))
+            except BaseException:
+                os.close(first)
+                raise
+            try:
+                while stack:
+                    fd, rel, level, entries = stack[-1]
+                    entry = next(entries, None)
+                    if entry is None:
+                        os.close(fd)
+                        stack.pop()
+                        continue
+                    self.scanned += 1
+                    if self.scanned > MAX_SCANNED:
+                        self.truncated = True
+                        return
+                    path = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.name.startswith(TEMP_PREFIX) or (
+                            not self.approved and self.root.denied(tuple(path.split("/")))):
+                        continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISLNK(st.st_mode) and not _link_inside(
+                            fd, entry.name, os.path.join(base.anchor, *path.split("/")[:-1]), base.anchor):
+                        continue
+                    yield Seen(fd, entry.name, path, st)
+                    if stat.S_ISDIR(st.st_mode) and (self.depth is None or level < self.depth):
+                        try:
+                            child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
+                        except OSError:
+                            continue  # replaced or unreadable meanwhile: skipped, never followed
+                        try:
+                            children = _entries(child)
+                        except OSError:
+                            os.close(child)
+                            continue
+                        stack.append((child, path, level + 1, children))
+            finally:
+                for fd, _, _, _ in stack:
+                    os.close(fd)
+
+
+def _entries(fd: int) -> Iterator[os.DirEntry[str]]:
+    return iter(sorted(os.scandir(fd), key=lambda e: e.name))
 
 
 def _link_inside(dfd: int, name: str, here: str, root: str) -> bool:

@@ -23,7 +23,7 @@ import anyio
 from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, LongtailError, NotFound, Unavailable
 from longtail_mcp.events import Event, emit
-from longtail_mcp.files.atomic import rename_noreplace, temp_file
+from longtail_mcp.files.atomic import rename_noreplace, write_atomically
 from longtail_mcp.files.guard import FileRoot, Target, check_leaf, locate, open_parent, refuse
 
 FileType = Literal["file", "dir", "symlink", "other"]
@@ -144,31 +144,15 @@ async def read_file(root: FileRoot, path: str, *, offset: int = 0, length: int |
             refuse("too_large", f"length {length} is over the {root.max_bytes}-byte read limit "
                                 "(LONGTAIL_FILES_MAX_BYTES); read in smaller pieces", approved)
         with open_parent(target, approved=approved) as dfd:
+            fd, st = open_regular(dfd, target, approved)
             try:
-                fd = os.open(target.name, _READ_FLAGS | (0 if approved else os.O_NOFOLLOW), dir_fd=dfd)
-            except FileNotFoundError:
-                raise _no_file(target) from None
-            except OSError as exc:
-                if exc.errno != errno.ELOOP:
-                    raise
-                check_leaf(stat.S_IFLNK, target, approved)
-                raise
-            try:
-                st = os.fstat(fd)
-                if stat.S_ISDIR(st.st_mode):
-                    raise InvalidInput(f"{target.path!r} is a directory; use list_files to see what it holds")
-                if not stat.S_ISREG(st.st_mode):
-                    raise InvalidInput(f"{target.path!r} is not a regular file")
-                if st.st_nlink > 1:
-                    refuse("hard_link", f"{target.path!r} has {st.st_nlink} hard links, so it may be a file from "
-                                        "outside the files root; copy it in instead", approved)
                 want = st.st_size - offset if length is None else length
                 want = max(0, min(want, st.st_size - offset))
                 if want > root.max_bytes:
                     refuse("too_large", f"{target.path!r} has {want} bytes to read from offset {offset}, over the "
                                         f"{root.max_bytes}-byte limit (LONGTAIL_FILES_MAX_BYTES); read it in pieces "
                                         f"with offset and length", approved)
-                data = _pread_all(fd, want, offset)
+                data = pread_all(fd, want, offset)
             finally:
                 os.close(fd)
         text = None
@@ -186,7 +170,39 @@ async def read_file(root: FileRoot, path: str, *, offset: int = 0, length: int |
     return await run(read)
 
 
-def _pread_all(fd: int, size: int, offset: int) -> bytes:
+def open_regular(dfd: int, target: Target, approved: bool) -> tuple[int, os.stat_result]:
+    """Open the regular file `target` names in `dfd` for reading, without following a link (unless approved),
+    and refuse one with other hard links (it may be a file from outside the root). The caller closes it.
+
+    Raises:
+        NotFound, InvalidInput (a directory, a FIFO, a device...), PolicyDenied (`symlink`, `hard_link`).
+    """
+    try:
+        fd = os.open(target.name, _READ_FLAGS | (0 if approved else os.O_NOFOLLOW), dir_fd=dfd)
+    except FileNotFoundError:
+        raise _no_file(target) from None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        check_leaf(stat.S_IFLNK, target, approved)
+        raise
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise InvalidInput(f"{target.path!r} is a directory; use list_files to see what it holds")
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidInput(f"{target.path!r} is not a regular file")
+        if st.st_nlink > 1:
+            refuse("hard_link", f"{target.path!r} has {st.st_nlink} hard links, so it may be a file from "
+                                "outside the files root; copy it in instead", approved)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def pread_all(fd: int, size: int, offset: int) -> bytes:
+    """Up to `size` bytes of `fd` from `offset` (fewer at the end of the file)."""
     chunks = []
     while size > 0:
         chunk = os.pread(fd, min(size, 1 << 20), offset)
@@ -239,24 +255,8 @@ async def write_file(root: FileRoot, path: str, content: bytes, *, create_only: 
                     raise Conflict(f"{target.path!r} is a directory; choose a file name")
                 if create_only:
                     raise Conflict(f"{target.path!r} already exists and create_only is set; nothing was written")
-            with temp_file(dfd) as (fd, temp):
-                if before is not None and stat.S_ISREG(before.st_mode):
-                    os.fchmod(fd, stat.S_IMODE(before.st_mode))
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-                if create_only:
-                    try:
-                        rename_noreplace(dfd, temp, dfd, target.name)
-                    except FileExistsError:
-                        raise Conflict(f"{target.path!r} was created by someone else first; nothing was written")\
-                            from None
-                else:
-                    # os.replace swaps the directory entry: a hard link or symlink at the name is replaced,
-                    # never written through.
-                    os.replace(temp, target.name, src_dir_fd=dfd, dst_dir_fd=dfd)
-            os.fsync(dfd)
+            mode = stat.S_IMODE(before.st_mode) if before is not None and stat.S_ISREG(before.st_mode) else None
+            write_atomically(dfd, target.name, content, mode=mode, create_only=create_only, shown=target.path)
         return Written(path=target.path, size=len(content), created=before is None)
 
     return await run(write)

@@ -106,6 +106,16 @@ def error_result(exc: LongtailError) -> types.CallToolResult:
                                 is_error=True, _meta={ERROR_META: details})
 
 
+def result_content(spec: ToolSpec | None, structured: dict[str, Any]) -> list[types.ContentBlock]:
+    """What a client shows of a result: the structured result as JSON text, then the images the tool
+    finds in it (`ToolSpec.images`, e.g. a picture read by files/read_file) as image content."""
+    content: list[types.ContentBlock] = [types.TextContent(type="text", text=json.dumps(structured, indent=2))]
+    if spec is not None and spec.images is not None:
+        content += [types.ImageContent(type="image", data=image.data, mime_type=image.mime)
+                    for image in spec.images(structured)]
+    return content
+
+
 class Proxy:
     """Tools of other servers shown through this one (the gateway): listed and called on demand."""
 
@@ -160,14 +170,12 @@ def build_server(name: str, specs: list[ToolSpec], services: Services, principal
                 if not spec.read_only and principal.scope != "full":
                     raise Forbidden(f"{params.name} changes data; the calling key has read scope only")
                 structured = await invoke(spec, name, services, principal, arguments)
+            content = result_content(spec, structured)
         except LongtailError as exc:
             return error_result(exc)
         except Exception:
             return error_result(internal_error(f"tool {params.name}"))
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(structured, indent=2))],
-            structured_content=structured,
-        )
+        return types.CallToolResult(content=content, structured_content=structured)
 
     def input_schema(tool: str) -> dict[str, Any] | None:
         # The SDK asks for a tool's input schema on each call; without this it would run a whole

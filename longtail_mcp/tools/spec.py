@@ -79,6 +79,18 @@ Handler = Callable[[ToolCall, Any], Awaitable[BaseModel | dict[str, Any]]]
 
 
 @dataclass(frozen=True)
+class Image:
+    """An image a result carries, for clients that show images: base64 `data` and its MIME type."""
+
+    data: str
+    mime: str
+
+
+# The images in a tool's validated structured result (often none).
+ImagesOf = Callable[[dict[str, Any]], list[Image]]
+
+
+@dataclass(frozen=True)
 class ToolSpec:
     """One tool, defined once."""
 
@@ -93,6 +105,8 @@ class ToolSpec:
     open_world: bool = False
     tags: tuple[str, ...] = ()
     compile_hints: dict[str, Any] = field(default_factory=dict)
+    # Images to show besides the result (MCP image content); the structured result stays as it is.
+    images: ImagesOf | None = None
 
     def input_schema(self) -> dict[str, Any]:
         return flat_schema(self.input)

@@ -1,5 +1,7 @@
-"""The files server: read, write, list, move and delete files under one root, safely."""
+"""The files server: read, write, edit, list, search, move and delete files under one root, safely."""
 
+import base64
+import binascii
 from typing import Any, Literal
 
 from mcp.server import Server
@@ -8,8 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from longtail_mcp import files
 from longtail_mcp.events import Event
 from longtail_mcp.files import FileRoot
+from longtail_mcp.files.edits import MAX_EDITS
+from longtail_mcp.files.search import DEFAULT_FILE_BYTES, MAX_PATTERN_CHARS, MAX_RESULTS
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
-from longtail_mcp.tools.spec import Approvable, Args, Services, ToolCall, ToolSpec
+from longtail_mcp.tools.spec import Approvable, Args, Image, Services, ToolCall, ToolSpec
 
 NAME = "files"
 TAGS = ("storage", "files", "io")
@@ -57,6 +61,31 @@ class WriteOut(BaseModel):
     created: bool = Field(description="True for a new file, false when an existing one was replaced")
 
 
+class ReplacementIn(Args):
+    old_text: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS,
+                          description="Exact text to replace (whitespace and line breaks included); it must occur "
+                                      "exactly once in the file as the edits before it left it")
+    new_text: str = Field(max_length=MAX_CONTENT_CHARS, description="The text to put in its place")
+
+
+class EditIn(PathArgs):
+    edits: list[ReplacementIn] = Field(min_length=1, max_length=MAX_EDITS,
+                                       description="Replacements {old_text, new_text} made in order, each on the "
+                                                   "result of the ones before; if one fails, nothing is written")
+    dry_run: bool = Field(False, description="Only return the diff; write nothing")
+
+
+class EditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    path: str
+    diff: str = Field(description="Unified diff of the edit (empty when it changes nothing)")
+    replacements: int
+    size: int = Field(description="Size of the edited file in bytes")
+    written: bool = Field(description="The file was replaced on disk: false for a dry run or an edit that "
+                                      "changes nothing")
+
+
 class ListIn(Args, Approvable):
     pattern: str = Field("*", min_length=1, max_length=4096,
                          description="Glob relative to the root: '*' top level, 'docs/*.md', '**/*.txt' at any depth")
@@ -81,6 +110,43 @@ class ListOut(BaseModel):
     total: int = Field(description="Matches in all pages")
     next_offset: int | None = Field(description="Offset of the next page, or null on the last one")
     truncated: bool = Field(description="The walk stopped early (too many entries); narrow the pattern")
+
+
+class SearchIn(Args, Approvable):
+    path: str = Field(".", min_length=1, max_length=4096, description="Folder to search under, relative to the "
+                      "root ('.' is the root)")
+    name: str | None = Field(None, min_length=1, max_length=4096,
+                             description="Glob on file names ('*.py', 'README*'), or with '/' on paths under the "
+                                         "folder ('src/**/*.md')")
+    content: str | None = Field(None, min_length=1, max_length=MAX_PATTERN_CHARS,
+                                description="Text to find within lines (a substring, or a regular expression "
+                                            "with regex=true)")
+    regex: bool = Field(False, description="content is a Python regular expression (run with a time limit)")
+    ignore_case: bool = Field(False, description="Match name and content without regard to case")
+    max_results: int = Field(100, ge=1, le=MAX_RESULTS, description="Stop after this many matches")
+    max_file_bytes: int = Field(DEFAULT_FILE_BYTES, ge=1, description="Search only the first bytes of each file "
+                                "(capped by the server's LONGTAIL_FILES_MAX_BYTES)")
+
+
+class MatchOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    path: str
+    type: Literal["file", "dir"]
+    line: int | None = Field(None, description="Line number (from 1), for a content match")
+    column: int | None = Field(None, description="Character of the line where the match starts (from 1)")
+    text: str | None = Field(None, description="The line, from a little before the match, cut at 300 characters")
+
+
+class SearchOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    matches: list[MatchOut]
+    files_searched: int = Field(description="Files whose content was searched")
+    files_skipped: int = Field(description="Files not searched: binary, with other hard links, or unreadable")
+    files_cut: int = Field(description="Files longer than max_file_bytes: only their start was searched")
+    truncated: bool = Field(description="The search stopped early (max_results reached, or too many entries or "
+                                        "bytes); there may be more: narrow it")
 
 
 class DeleteIn(PathArgs):
@@ -143,6 +209,21 @@ async def write_file(call: ToolCall, args: WriteIn) -> WriteOut:
     return WriteOut.model_validate(written)
 
 
+async def edit_file(call: ToolCall, args: EditIn) -> EditOut:
+    edited = await files.edit_file(_root(call), args.path, [files.Replacement(e.old_text, e.new_text)
+                                                            for e in args.edits],
+                                   dry_run=args.dry_run, approved=call.approved)
+    if edited.written:
+        await files.announce(call.client.db, [Event("file.written", id=edited.path)])
+    return EditOut.model_validate(edited)
+
+
+async def search_files(call: ToolCall, args: SearchIn) -> SearchOut:
+    return SearchOut.model_validate(await files.search_files(
+        _root(call), args.path, name=args.name, content=args.content, regex=args.regex, ignore_case=args.ignore_case,
+        max_results=args.max_results, max_file_bytes=args.max_file_bytes, approved=call.approved))
+
+
 async def list_files(call: ToolCall, args: ListIn) -> ListOut:
     return ListOut.model_validate(await files.list_files(_root(call), args.pattern, offset=args.offset,
                                                          limit=args.limit, approved=call.approved))
@@ -167,15 +248,45 @@ async def file_info(call: ToolCall, args: InfoIn) -> InfoOut:
                                                         approved=call.approved))
 
 
+# Formats a client can show, each with the bytes it starts with.
+IMAGE_SIGNATURES = {"image/png": (b"\x89PNG\r\n\x1a\n",), "image/jpeg": (b"\xff\xd8\xff",),
+                    "image/gif": (b"GIF87a", b"GIF89a"), "image/webp": (b"RIFF",)}
+
+
+def read_images(result: dict[str, Any]) -> list[Image]:
+    """A whole png, jpeg, gif or webp file read by read_file, as an image (its bytes must match its name)."""
+    mime = result.get("mime")
+    if mime not in IMAGE_SIGNATURES or result.get("offset") != 0 or result.get("more"):
+        return []
+    content = str(result.get("content", ""))
+    try:
+        data = base64.b64decode(content, validate=True) if result.get("encoding") == "base64" else content.encode()
+    except (binascii.Error, ValueError):
+        return []
+    if not data.startswith(IMAGE_SIGNATURES[mime]) or (mime == "image/webp" and data[8:12] != b"WEBP"):
+        return []
+    return [Image(data=base64.b64encode(data).decode("ascii"), mime=mime)]
+
+
 REFUSALS = ("Paths outside the root, on the deny list (LONGTAIL_FILES_DENY) or through symbolic links are "
             "refused; with request_approval=true an approver can allow one refused call.")
 TOOLS = [
-    ToolSpec("read_file", "Read a file under the files root: UTF-8 text, or base64 for binary data. Large files: "
-             "read in pieces with offset/length while 'more' is true. " + REFUSALS,
-             ReadIn, ReadOut, read_file, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("read_file", "Read a file under the files root: UTF-8 text, or base64 for binary data; a whole png, "
+             "jpeg, gif or webp image also comes as image content. Large files: read in pieces with offset/length "
+             "while 'more' is true. " + REFUSALS,
+             ReadIn, ReadOut, read_file, read_only=True, idempotent=True, tags=TAGS, images=read_images),
     ToolSpec("write_file", "Write a whole file atomically (text or base64), replacing it unless create_only. "
              "Parent directories must exist unless make_dirs. " + REFUSALS,
              WriteIn, WriteOut, write_file, destructive=True, idempotent=True, tags=TAGS),
+    ToolSpec("edit_file", "Edit a text file with exact-text replacements [{old_text, new_text}], made in order; each "
+             "old_text must occur exactly once, else nothing is written. Returns a unified diff; dry_run=true "
+             "only shows it. The file is replaced atomically. " + REFUSALS,
+             EditIn, EditOut, edit_file, destructive=True, tags=TAGS),
+    ToolSpec("search_files", "Search under a folder for files whose name matches a glob and/or lines containing "
+             "text (or a regular expression with regex=true); returns paths with line numbers and lines, at most "
+             "max_results. Binary files are skipped and only the start of large files is read. Denied entries "
+             "and links are never searched or shown. " + REFUSALS,
+             SearchIn, SearchOut, search_files, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("list_files", "List files and directories matching a glob relative to the root ('**/*.txt'), sorted "
              "by path, a page at a time (next_offset). Denied entries and links leading outside are never shown.",
              ListIn, ListOut, list_files, read_only=True, idempotent=True, tags=TAGS),

@@ -47,7 +47,11 @@ class RequestIn(Args):
 
 
 class TextIn(Args):
-    links: bool = Field(False, description="Keep links in the text as [text](absolute url)")
+    links: bool = Field(False, description="Keep links as [text](absolute url) and images as ![alt](absolute url)")
+    max_length: int = Field(reading.DEFAULT_PAGE_CHARS, ge=1, le=reading.MAX_PAGE_CHARS,
+                            description="Most characters of text to return in this page")
+    start_index: int = Field(0, ge=0, description="First character to return: 0, then next_start from the "
+                                                  "previous page")
 
 
 class Redirect(BaseModel):
@@ -74,11 +78,15 @@ class JsonOut(BaseModel):
 
 class TextOut(BaseModel):
     title: str | None
-    text: str
+    text: str = Field(description="This page of the content: Markdown for HTML, else the text as it is")
     content_type: str
     status: int
     final_url: str
-    truncated: bool
+    truncated: bool = Field(description="More text follows this page: call again with start_index=next_start")
+    next_start: int | None = Field(description="The start_index of the next page, or null on the last one")
+    total_length: int = Field(description="Characters in the whole text (every page)")
+    body_truncated: bool = Field(description="The response was longer than max_bytes and was cut there, so the "
+                                             "text ends early; raise max_bytes to read further")
 
 
 def _policy(call: ToolCall, args: Args) -> Policy:
@@ -110,9 +118,11 @@ async def fetch_json(call: ToolCall, args: Args) -> JsonOut:
 async def fetch_text(call: ToolCall, args: TextIn) -> TextOut:
     response = await fetch(_policy(call, args), "GET", args.url, approved=call.approved,
                            headers=reading.with_default(args.headers, "Accept", reading.TEXT_ACCEPT))
-    title, text = reading.as_text(response, links=args.links)
-    return TextOut(title=title, text=text, content_type=response.content_type, status=response.status,
-                   final_url=response.final_url, truncated=response.truncated)
+    title, text = await reading.as_text(response, links=args.links)
+    page = reading.page_of(text, args.start_index, args.max_length)
+    return TextOut(title=title, text=page.text, content_type=response.content_type, status=response.status,
+                   final_url=response.final_url, truncated=page.next_start is not None, next_start=page.next_start,
+                   total_length=page.total, body_truncated=response.truncated)
 
 
 _REFUSALS = (" Internal addresses (loopback, private, link-local, cloud metadata, ...) are refused, in every "
@@ -124,8 +134,10 @@ TOOLS = [
              + _REFUSALS, RequestIn, RequestOut, http_request, destructive=True, open_world=True, tags=TAGS),
     ToolSpec("fetch_json", "GET a URL and return its JSON body parsed (an error if the body is not JSON)."
              + _REFUSALS, Args, JsonOut, fetch_json, read_only=True, idempotent=True, open_world=True, tags=TAGS),
-    ToolSpec("fetch_text", "GET a page and return its title and readable text (scripts, styles and navigation "
-             "dropped; plain text passes through)." + _REFUSALS, TextIn, TextOut, fetch_text,
+    ToolSpec("fetch_text", "GET a page and return its title and its content as Markdown (headings, lists, code "
+             "blocks and tables kept; scripts, styles and navigation dropped; plain text passes through), "
+             "max_length characters at a time (default 5000): while truncated is true, call again with "
+             "start_index=next_start." + _REFUSALS, TextIn, TextOut, fetch_text,
              read_only=True, idempotent=True, open_world=True, tags=TAGS),
 ]
 

@@ -108,6 +108,7 @@ DENY = ("[denied]", "deny pattern")
 RO = ("[denied]", "read-only")
 BAD = ("[invalid_input]",)
 TO_OUTSIDE_DIR = link("ldir", lambda w: w.outside)
+STEAL = [{"old_text": "TOP", "new_text": "PWNED"}]
 TO_OUTSIDE_FILE = link("lfile", lambda w: w.outside / "secret.txt")
 
 ATTACKS: dict[str, Attack] = {
@@ -255,6 +256,76 @@ ATTACKS: dict[str, Attack] = {
                               settings={"files_max_bytes": 10}),
     "size_limit_read_length": Attack("read_file", {"path": "big.txt", "length": 11}, ("[denied]", "10-byte"),
                                      put("big.txt", SECRET * 3), settings={"files_max_bytes": 10}),
+    # -- edit_file: every path rule of a write, and of a read (the diff shows the file) --
+    "edit_dotdot": Attack("edit_file", {"path": "../outside/secret.txt", "edits": STEAL}, DOTDOT),
+    "edit_dotdot_after_a_directory": Attack("edit_file", {"path": "a/../../outside/secret.txt", "edits": STEAL},
+                                            DOTDOT),
+    "edit_dotdot_dry_run": Attack("edit_file", {"path": "../outside/secret.txt", "edits": STEAL, "dry_run": True},
+                                  DOTDOT),
+    "edit_absolute_outside": Attack("edit_file", lambda w: {"path": outside_secret(w), "edits": STEAL}, OUT),
+    "edit_absolute_etc_passwd": Attack("edit_file", {"path": "/etc/passwd", "edits": [
+        {"old_text": "root:", "new_text": "toor:"}], "dry_run": True}, OUT),
+    "edit_prefix_sibling": Attack("edit_file", lambda w: {"path": str(w.sibling / "loot.txt"), "edits": STEAL}, OUT),
+    "edit_symlink_file": Attack("edit_file", {"path": "lfile", "edits": STEAL}, LINK, TO_OUTSIDE_FILE),
+    "edit_symlink_file_dry_run": Attack("edit_file", {"path": "lfile", "edits": STEAL, "dry_run": True}, LINK,
+                                        TO_OUTSIDE_FILE),
+    "edit_symlink_dir": Attack("edit_file", {"path": "ldir/secret.txt", "edits": STEAL}, OUT, TO_OUTSIDE_DIR),
+    "edit_symlink_chain": Attack("edit_file", {"path": "a/secret.txt", "edits": STEAL}, OUT, link_chain),
+    "edit_symlink_inside_to_inside": Attack("edit_file", {"path": "alias", "edits": [
+        {"old_text": "inside", "new_text": "x"}]}, LINK, link("alias", lambda w: "inside.txt")),
+    "edit_hard_link": Attack("edit_file", {"path": "hard.txt", "edits": STEAL, "dry_run": True},
+                             ("[denied]", "hard links"), hard_link),
+    "edit_deny_env": Attack("edit_file", {"path": ".env", "edits": STEAL}, DENY, put(".env", SECRET)),
+    "edit_deny_env_dry_run": Attack("edit_file", {"path": ".env", "edits": STEAL, "dry_run": True}, DENY,
+                                    put(".env", SECRET)),
+    "edit_deny_git_hook": Attack("edit_file", {"path": ".git/hooks/pre-commit", "edits": [
+        {"old_text": "TOP", "new_text": "rm -rf ~"}]}, DENY, put(".git/hooks/pre-commit", SECRET)),
+    "edit_deny_pem_case": Attack("edit_file", {"path": "certs/KEY.PEM", "edits": STEAL}, DENY,
+                                 put("certs/KEY.PEM", SECRET)),
+    "edit_nul_byte": Attack("edit_file", {"path": "inside.txt\x00.png", "edits": STEAL}, (*BAD, "NUL")),
+    "edit_backslash": Attack("edit_file", {"path": "..\\outside\\secret.txt", "edits": STEAL}, (*BAD, "backslash")),
+    "edit_root_itself": Attack("edit_file", {"path": ".", "edits": STEAL}, (*BAD, "root itself")),
+    "edit_directory": Attack("edit_file", {"path": "d", "edits": STEAL}, (*BAD, "is a directory"),
+                             put("d/keep.txt")),
+    "edit_fifo_does_not_hang": Attack("edit_file", {"path": "pipe", "edits": STEAL},
+                                      (*BAD, "not a regular file"), lambda w: os.mkfifo(w.root / "pipe")),
+    "edit_missing_old_text": Attack("edit_file", {"path": "inside.txt", "edits": [
+        {"old_text": "inside", "new_text": "changed"}, {"old_text": "absent", "new_text": "x"}]},
+        (*BAD, "edit 2", "Nothing was written")),
+    "edit_read_only": Attack("edit_file", {"path": "inside.txt", "edits": [{"old_text": "inside", "new_text": "x"}]},
+                             RO, settings={"files_read_only": True}),
+    "edit_size_limit": Attack("edit_file", {"path": "inside.txt", "edits": [
+        {"old_text": "inside", "new_text": "x" * 20}]}, ("[denied]", "10-byte"), settings={"files_max_bytes": 10}),
+    "edit_file_over_size_limit": Attack("edit_file", {"path": "big.txt", "edits": [
+        {"old_text": "TOP", "new_text": "x"}], "dry_run": True}, ("[denied]", "10-byte"), put("big.txt", SECRET * 3),
+        settings={"files_max_bytes": 10}),
+    "edit_unknown_argument": Attack("edit_file", {"path": "inside.txt", "edits": STEAL, "follow_symlinks": True},
+                                    BAD),
+    # -- search_files: the folder and the name glob follow the same rules --
+    "search_dotdot": Attack("search_files", {"path": "..", "content": "TOP"}, DOTDOT),
+    "search_dotdot_outside": Attack("search_files", {"path": "../outside", "content": "TOP"}, DOTDOT),
+    "search_dotdot_deep": Attack("search_files", {"path": "../../../../../../etc", "name": "passwd"}, DOTDOT),
+    "search_absolute_outside": Attack("search_files", lambda w: {"path": str(w.outside), "content": "TOP"}, OUT),
+    "search_absolute_etc": Attack("search_files", {"path": "/etc", "name": "passwd"}, OUT),
+    "search_absolute_filesystem_root": Attack("search_files", {"path": "/", "content": "root:"}, OUT),
+    "search_prefix_sibling": Attack("search_files", lambda w: {"path": str(w.sibling), "content": "TOP"}, OUT),
+    "search_symlink_dir": Attack("search_files", {"path": "ldir", "content": "TOP"}, LINK, TO_OUTSIDE_DIR),
+    "search_symlink_dir_below": Attack("search_files", {"path": "ldir/sub", "name": "*"}, OUT, TO_OUTSIDE_DIR),
+    "search_symlink_relative": Attack("search_files", {"path": "rel", "content": "TOP"}, LINK,
+                                      link("rel", lambda w: "../outside")),
+    "search_symlink_to_root": Attack("search_files", {"path": "self", "name": "*"}, LINK,
+                                     link("self", lambda w: w.root)),
+    "search_deny_git": Attack("search_files", {"path": ".git", "content": "TOP"}, DENY, put(".git/config", SECRET)),
+    "search_deny_ssh_case": Attack("search_files", {"path": ".SSH", "name": "*"}, DENY,
+                                   put(".SSH/authorized_keys", SECRET)),
+    "search_name_dotdot": Attack("search_files", {"name": "../outside/*"}, (*BAD, "'..'")),
+    "search_name_deep_dotdot": Attack("search_files", {"name": "**/../../*"}, (*BAD, "'..'")),
+    "search_name_absolute": Attack("search_files", {"name": "/etc/*"}, (*BAD, "'/'")),
+    "search_name_backslash": Attack("search_files", {"name": "..\\*"}, (*BAD, "backslash")),
+    "search_path_nul": Attack("search_files", {"path": "a\x00/..", "name": "*"}, (*BAD, "NUL")),
+    "search_path_unc": Attack("search_files", {"path": "//server/share", "name": "*"}, (*BAD, "UNC")),
+    "search_bad_regex": Attack("search_files", {"content": "(?P<x>", "regex": True}, (*BAD, "regular expression")),
+    "search_unknown_argument": Attack("search_files", {"name": "*", "follow_symlinks": True}, BAD),
 }
 
 
@@ -300,7 +371,9 @@ async def test_a_symlink_swapped_in_between_check_and_use_never_leads_outside(wo
         thread.start()
         try:
             with anyio.fail_after(120):
-                for i in range(250):
+                for i in range(200):
+                    toggle = {"old_text": "inside", "new_text": "INSIDE"} if i % 2 else {"old_text": "INSIDE",
+                                                                                          "new_text": "inside"}
                     calls: list[tuple[str, dict[str, Any]]] = [
                         ("write_file", {"path": f"flip/w{i}.txt", "content": "pwned"}),
                         ("read_file", {"path": "flip/secret.txt"}),
@@ -309,6 +382,10 @@ async def test_a_symlink_swapped_in_between_check_and_use_never_leads_outside(wo
                         ("move_file", {"source": "flip/secret.txt", "destination": "flip/s2.txt"}),
                         ("move_file", {"source": "flip/s2.txt", "destination": "flip/secret.txt"}),
                         ("delete_file", {"path": f"flip/w{i}.txt"}),
+                        ("edit_file", {"path": "flip/secret.txt", "edits": STEAL}),  # would succeed outside
+                        ("edit_file", {"path": "flip/secret.txt", "edits": [toggle]}),
+                        ("search_files", {"path": "flip", "content": "SECRET"}),
+                        ("search_files", {"content": "SECRET", "regex": i % 10 == 0}),
                     ]
                     for tool, args in calls:
                         result = await c.call_tool(tool, args)
@@ -371,3 +448,33 @@ async def test_approved_writes_skip_only_policies_never_syntax_checks(world: Wor
         with pytest.raises(InvalidInput):
             await write_file(root, bad, b"x", approved=True)
     assert snapshot(world.base)["root/inside.txt"][2] == b"inside"
+
+
+async def test_a_search_never_returns_or_reads_a_denied_escaped_or_linked_file(world: World, dsn: str) -> None:
+    for rel in (".env", ".env.local", ".git/config", "keys/server.pem", "id_rsa", "a/b/.ssh/known_hosts"):
+        put(rel, SECRET)(world)
+    put("docs/readme.md", "hello")(world)
+    TO_OUTSIDE_DIR(world)
+    TO_OUTSIDE_FILE(world)
+    hard_link(world)
+    link("alias", lambda w: "docs/readme.md")(world)
+    link("rel", lambda w: "../root-evil")(world)
+    before = snapshot(world.base)
+    app = LongTail(dsn, files_root=world.root)
+    async with app, session("memory", app, "files") as c:
+        results = []
+        searches: list[dict[str, Any]] = [
+            {"content": "SECRET"}, {"content": "secret", "ignore_case": True}, {"content": "T.P", "regex": True},
+            {"content": "S", "name": "*"}, {"name": "*"}, {"name": "**"}, {"name": "*", "ignore_case": True},
+            {"name": ".env*"}, {"name": "*.pem"}, {"name": "config"}, {"name": "secret.txt"}, {"name": "loot.txt"},
+            {"name": "hard.txt", "content": "TOP"}, {"path": "a", "content": "SECRET"}]
+        for args in searches:
+            result = await c.call_tool("search_files", args)
+            assert not result.is_error, (args, text_of(result))
+            assert SECRET not in text_of(result), f"a search for {args} read a denied or outside file"
+            results.append(result.structured_content)
+    shown = {m["path"] for r in results for m in r["matches"]}
+    assert shown <= {"inside.txt", "docs", "docs/readme.md", "a", "a/b", "keys", "hard.txt"}, shown
+    assert "hard.txt" in shown, "found by name, but its content (another hard link) is never read"
+    assert all(m["line"] is None for r in results for m in r["matches"] if m["path"] == "hard.txt")
+    assert snapshot(world.base) == before

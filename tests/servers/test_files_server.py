@@ -2,21 +2,25 @@
 
 import base64
 import hashlib
+import json
 import os
 import stat
+import struct
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import jsonschema
 import pytest
 from mcp import Client as McpClient
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, ImageContent, TextContent
 
 from longtail_mcp import LongTail
 from longtail_mcp.errors import PolicyDenied
-from longtail_mcp.files import FileRoot, file_info, read_file, write_file
+from longtail_mcp.files import FileRoot, file_info, read_file, search, write_file
 from system_servers.files import server as files_server
 from tests.servers.sessions import session
 
@@ -73,10 +77,13 @@ def tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-def lay_out(root: Path, files: dict[str, str]) -> None:
+def lay_out(root: Path, files: dict[str, str] | dict[str, bytes]) -> None:
     for rel, content in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(content)
+        if isinstance(content, bytes):
+            (root / rel).write_bytes(content)
+        else:
+            (root / rel).write_text(content)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -234,9 +241,11 @@ async def test_tools_declare_honest_annotations_and_approvable_inputs(make_app: 
     async with files_session(make_app()) as c:
         tools = {t.name: t for t in (await c.list_tools()).tools}
     hints = {name: tool.annotations for name, tool in tools.items() if tool.annotations is not None}
-    assert {n for n, h in hints.items() if h.read_only_hint and h.idempotent_hint} == {"read_file", "list_files",
-                                                                                      "file_info"}
-    assert {n for n, h in hints.items() if h.destructive_hint} == {"write_file", "delete_file", "move_file"}
+    assert {n for n, h in hints.items() if h.read_only_hint and h.idempotent_hint} == {
+        "read_file", "list_files", "file_info", "search_files"}
+    assert {n for n, h in hints.items() if h.destructive_hint} == {"write_file", "delete_file", "move_file",
+                                                                   "edit_file"}
+    assert not any(hints[n].read_only_hint for n in ("write_file", "delete_file", "move_file", "edit_file"))
     for tool in tools.values():
         assert {"request_approval", "approval_id"} <= set(tool.input_schema["properties"]), tool.name
         assert tool.input_schema["additionalProperties"] is False
@@ -267,3 +276,166 @@ async def test_an_approved_call_goes_through_once_at_the_core(root: Path, tmp_pa
     assert ro.value.rule == "read_only" and not (root / "c.txt").exists()
     assert (await write_file(readonly, "c.txt", b"c", approved=True)).created
     assert (await file_info(readonly, "c.txt")).size == 1
+
+
+def png(width: int = 2, height: int = 1) -> bytes:
+    """A real PNG image (8-bit grey), made here so the test needs no file or image library."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + bytes(range(width)) for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_edit_file_replaces_exact_text_in_order_and_returns_a_unified_diff(
+        make_app: Callable[..., LongTail], root: Path, transport: str) -> None:
+    lay_out(root, {"src/app.py": "def main():\n    print('hello')\n    return 0\n"})
+    os.chmod(root / "src" / "app.py", 0o640)
+    edits = [{"old_text": "print('hello')", "new_text": "print('hello, world')"},
+             {"old_text": "hello, world", "new_text": "bonjour"},  # the second sees the first's result
+             {"old_text": "return 0\n", "new_text": "return 1"}]
+    diff = ("--- a/src/app.py\n+++ b/src/app.py\n@@ -1,3 +1,3 @@\n def main():\n-    print('hello')\n"
+            "-    return 0\n+    print('bonjour')\n+    return 1\n\\ No newline at end of file\n")
+    async with files_session(make_app(), transport) as c:
+        preview = await call(c, "edit_file", {"path": "src/app.py", "edits": edits, "dry_run": True})
+        assert preview == {"path": "src/app.py", "diff": diff, "replacements": 3, "size": 45, "written": False}
+        assert (root / "src" / "app.py").read_text() == "def main():\n    print('hello')\n    return 0\n"
+        done = await call(c, "edit_file", {"path": "src/app.py", "edits": edits})
+        assert done == {**preview, "written": True}
+        assert (root / "src" / "app.py").read_text() == "def main():\n    print('bonjour')\n    return 1"
+        same = await call(c, "edit_file", {"path": "src/app.py", "edits": [{"old_text": "main", "new_text": "main"}]})
+        assert (same["diff"], same["written"]) == ("", False)
+    assert stat.S_IMODE(os.stat(root / "src" / "app.py").st_mode) == 0o640, "the mode is kept"
+    assert tree(root) == ["src", "src/app.py"], "no temporary file is left behind"
+
+
+async def test_an_edit_that_cannot_apply_names_the_old_text_and_writes_nothing(
+        make_app: Callable[..., LongTail], root: Path) -> None:
+    original = "alpha\nbeta\nbeta\ngamma\n"
+    lay_out(root, {"notes.txt": original})
+    lay_out(root, {"blob.bin": b"\xff\xfe\x00binary"})
+    app = make_app()
+    async with files_session(app) as c, app.events.subscribe(["file.*"]) as feed:
+        await refused(c, "edit_file", {"path": "notes.txt", "edits": [{"old_text": "alpha", "new_text": "A"},
+                                                                      {"old_text": "delta", "new_text": "D"}]},
+                      "[invalid_input]", "edit 2", "'delta'", "is not in 'notes.txt'", "Nothing was written")
+        await refused(c, "edit_file", {"path": "notes.txt", "edits": [{"old_text": "beta\n", "new_text": "B"}]},
+                      "[invalid_input]", "edit 1", "'beta\\n'", "more than once")
+        await refused(c, "edit_file", {"path": "notes.txt", "edits": [{"old_text": "a\nbeta\nbet", "new_text": ""},
+                                                                      {"old_text": "a", "new_text": ""}]},
+                      "edit 2", "more than once")
+        await refused(c, "edit_file", {"path": "notes.txt", "edits": []}, "[invalid_input]", "edits")
+        await refused(c, "edit_file", {"path": "notes.txt", "edits": [{"old_text": "", "new_text": "x"}]},
+                      "[invalid_input]", "old_text")
+        await refused(c, "edit_file", {"path": "blob.bin", "edits": [{"old_text": "binary", "new_text": "x"}]},
+                      "[invalid_input]", "not UTF-8 text")
+        await refused(c, "edit_file", {"path": "missing.txt", "edits": [{"old_text": "a", "new_text": "b"}]},
+                      "[not_found]")
+        await call(c, "edit_file", {"path": "notes.txt", "edits": [{"old_text": "gamma", "new_text": "GAMMA"}]})
+        with anyio.fail_after(5):
+            event = await feed.__anext__()
+        assert (event.type, event.id) == ("file.written", "notes.txt"), "only the edit that wrote announced"
+    assert (root / "notes.txt").read_text() == original.replace("gamma", "GAMMA")
+
+
+async def test_edit_file_respects_the_size_limit_and_read_only_mode_but_a_dry_run_still_shows_the_diff(
+        make_app: Callable[..., LongTail], root: Path) -> None:
+    lay_out(root, {"a.txt": "0123456789"})
+    async with files_session(make_app(files_max_bytes=12)) as c:
+        await refused(c, "edit_file", {"path": "a.txt", "edits": [{"old_text": "9", "new_text": "9abc"}]},
+                      "[denied]", "13 bytes", "12-byte limit")
+    async with files_session(make_app(files_read_only=True)) as c:
+        await refused(c, "edit_file", {"path": "a.txt", "edits": [{"old_text": "0", "new_text": "zero"}]},
+                      "[denied]", "read-only")
+        shown = await call(c, "edit_file", {"path": "a.txt", "edits": [{"old_text": "0", "new_text": "zero"}],
+                                            "dry_run": True})
+        assert "+zero123456789" in shown["diff"] and not shown["written"]
+    assert (root / "a.txt").read_text() == "0123456789"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_search_files_finds_names_and_lines_under_a_folder(make_app: Callable[..., LongTail], root: Path,
+                                                                 transport: str) -> None:
+    lay_out(root, {"README.md": "# Project\nTODO: write docs\n", "src/app.py": "import os\n\ndef main():  # TODO\n",
+                   "src/util/strings.py": "def shout(s):\n    return s.upper()  # todo later\n",
+                   "docs/guide.md": "No tasks here.\n", "logs/old.log": "x" * 100 + "TODO far away\n"})
+    lay_out(root, {"src/icon.bin": b"\x89PNG\x00\x00TODO inside binary"})
+    async with files_session(make_app(), transport) as c:
+        by_name = await call(c, "search_files", {"name": "*.py"})
+        assert [(m["path"], m["type"], m["line"]) for m in by_name["matches"]] == [
+            ("src/app.py", "file", None), ("src/util/strings.py", "file", None)]
+        assert [m["path"] for m in (await call(c, "search_files", {"name": "util"}))["matches"]] == ["src/util"]
+        under = await call(c, "search_files", {"path": "src", "name": "util/*.py"})
+        assert [m["path"] for m in under["matches"]] == ["src/util/strings.py"], "a glob with '/' is under the folder"
+
+        todos = await call(c, "search_files", {"content": "TODO"})
+        assert [(m["path"], m["line"], m["column"]) for m in todos["matches"]] == [
+            ("README.md", 2, 1), ("logs/old.log", 1, 101), ("src/app.py", 3, 16)]
+        assert todos["matches"][0]["text"] == "TODO: write docs"
+        assert todos["matches"][1]["text"] == "x" * 60 + "TODO far away", "a long line is shown from near the match"
+        assert (todos["files_searched"], todos["files_skipped"], todos["truncated"]) == (5, 1, False)
+        any_case = await call(c, "search_files", {"content": "todo", "ignore_case": True, "name": "*.py"})
+        assert [(m["path"], m["line"]) for m in any_case["matches"]] == [("src/app.py", 3), ("src/util/strings.py", 2)]
+        regex = await call(c, "search_files", {"content": r"def \w+\(s?\):", "regex": True})
+        assert [(m["path"], m["line"], m["text"]) for m in regex["matches"]] == [
+            ("src/app.py", 3, "def main():  # TODO"), ("src/util/strings.py", 1, "def shout(s):")]
+        first = await call(c, "search_files", {"content": "TODO", "max_results": 1})
+        assert len(first["matches"]) == 1 and first["truncated"]
+        cut = await call(c, "search_files", {"path": "logs", "content": "TODO", "max_file_bytes": 50})
+        assert cut["matches"] == [] and cut["files_cut"] == 1
+
+        await refused(c, "search_files", {}, "[invalid_input]", "name", "content")
+        await refused(c, "search_files", {"content": "(unclosed", "regex": True}, "[invalid_input]",
+                      "not a valid regular expression")
+        await refused(c, "search_files", {"content": "two\nlines"}, "[invalid_input]", "one line")
+        await refused(c, "search_files", {"path": "README.md", "name": "*"}, "[invalid_input]", "not a directory")
+        await refused(c, "search_files", {"path": "nowhere", "name": "*"}, "[not_found]")
+
+
+async def test_a_runaway_regular_expression_is_stopped_and_the_server_keeps_answering(
+        make_app: Callable[..., LongTail], root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "REGEX_SECONDS", 1.5)  # the limit, shortened for the test
+    lay_out(root, {"a.txt": "a" * 40 + "!\n", "b.txt": "fine\n"})
+    async with files_session(make_app()) as c:
+        answered_at: list[float] = []
+
+        async def read_meanwhile() -> None:
+            await anyio.sleep(0.3)
+            await call(c, "read_file", {"path": "b.txt"})
+            answered_at.append(anyio.current_time())
+
+        started = anyio.current_time()
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read_meanwhile)
+                text = await refused(c, "search_files", {"content": "(a+)+$", "regex": True}, "[invalid_input]",
+                                     "did not finish within 1.5 s", "nested repeats")
+                finished = anyio.current_time()
+        assert answered_at and answered_at[0] < finished, "another call was answered while the regex ran"
+        assert finished - started < 10
+        assert "a" * 40 not in text
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_reading_an_image_returns_image_content_beside_the_structured_result(
+        make_app: Callable[..., LongTail], root: Path, transport: str) -> None:
+    picture = png()
+    lay_out(root, {"dot.png": picture, "fake.png": b"not a picture"})
+    async with files_session(make_app(), transport) as c:
+        tool = next(t for t in (await c.list_tools()).tools if t.name == "read_file")
+        result = await c.call_tool("read_file", {"path": "dot.png"})
+        assert not result.is_error
+        images = [block for block in result.content if isinstance(block, ImageContent)]
+        assert len(images) == 1 and images[0].mime_type == "image/png"
+        assert base64.b64decode(images[0].data) == picture
+        structured = result.structured_content
+        assert structured is not None and structured["mime"] == "image/png" and structured["encoding"] == "base64"
+        assert base64.b64decode(structured["content"]) == picture
+        assert tool.output_schema is not None
+        jsonschema.validate(structured, tool.output_schema)
+        assert json.loads(text_of(result)) == structured, "the text block is still the JSON result"
+        for args in ({"path": "fake.png"}, {"path": "dot.png", "length": 10}):
+            other = await c.call_tool("read_file", args)
+            assert not other.is_error and not [b for b in other.content if isinstance(b, ImageContent)], args

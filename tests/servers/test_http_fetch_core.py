@@ -1,4 +1,4 @@
-"""The fetch core against a local site on 127.0.0.1 (and ::1): pinning, redirects, limits, text.
+"""The fetch core against a local site on 127.0.0.1 (and ::1): pinning, redirects, limits, Markdown.
 
 `Site` and the `site` fixture are shared by the other test_http_fetch_* files. Every connection
 any of these tests opens goes to loopback; names resolve through an injected table, never real DNS.
@@ -22,7 +22,8 @@ import pytest
 from longtail_mcp.errors import InvalidInput, Unavailable
 from longtail_mcp.fetch.client import Policy, fetch
 from longtail_mcp.fetch.guard import AllowList, IPAddress, Resolver
-from longtail_mcp.fetch.text import decode, html_to_text
+from longtail_mcp.fetch.reading import page_of
+from longtail_mcp.fetch.text import decode, html_to_markdown
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +33,17 @@ PAGE = """<!doctype html><html><head><title>Local  page</title><style>body{color
 <main><h1>Welcome</h1><p>The local site answers <b>only</b> on loopback &amp; nowhere else.</p>
 <p>Read <a href="/docs/intro">the introduction</a> first.</p><ul><li>first</li><li>second</li></ul></main>
 <footer>footer text</footer></body></html>"""
+ARTICLE = """<!doctype html><html><head><title>Guide</title><script>var tracking = 1;</script>
+<style>.x{display:none}</style></head><body><nav>Home | Docs</nav><article>
+<h2>Install</h2><p>Run this, then read the <a href="notes#a">notes</a>:</p>
+<pre><code class="language-python">def greet(name):
+    return f"hello {name}"  # indented, with  two spaces
+</code></pre>
+<ol start="3"><li>third step</li><li>fourth step</li></ol>
+<table><tr><th>Flag</th><th>Meaning</th></tr><tr><td>-v</td><td>verbose output</td></tr></table>
+<p hidden>hidden words</p><div style="display: none">invisible words</div>
+<p><a href="javascript:alert(1)">click</a> <img src="/img/pic.png" alt="a  picture"></p>
+</article><aside>related links</aside></body></html>"""
 
 
 class Site:
@@ -98,6 +110,11 @@ class Site:
             self.send(h, 200, json.dumps({"hello": "world", "n": 1}).encode(), "application/json")
         elif parts.path == "/html":
             self.send(h, 200, PAGE.encode(), "text/html; charset=utf-8")
+        elif parts.path == "/article":
+            self.send(h, 200, ARTICLE.encode(), "text/html; charset=utf-8")
+        elif parts.path == "/long":
+            self.send(h, 200, "".join(f"{i:04d} " for i in range(int(query.get("n", 1000)))).encode(),
+                      "text/plain; charset=utf-8")
         elif parts.path == "/text":
             self.send(h, 200, b"plain words\nsecond line", "text/plain; charset=utf-8")
         elif parts.path == "/binary":
@@ -270,17 +287,47 @@ async def test_https_is_pinned_to_the_checked_address_but_verified_against_the_h
     assert got.final_url.startswith("https://secure.test:")
 
 
-def test_html_becomes_title_and_main_text_without_scripts_styles_or_navigation() -> None:
-    page = html_to_text(PAGE * 3, base_url="http://site.test/a/", links=True)
+def test_html_becomes_markdown_with_title_and_main_text_without_scripts_styles_or_navigation() -> None:
+    page = html_to_markdown(PAGE, base_url="http://site.test/a/", links=True)
     assert page.title == "Local page"
-    assert page.text.startswith("# Welcome\n\nThe local site answers only on loopback & nowhere else.")
+    assert page.text.startswith("# Welcome\n\nThe local site answers **only** on loopback & nowhere else.")
     assert "[the introduction](http://site.test/docs/intro)" in page.text and "- first\n- second" in page.text
     assert not any(word in page.text for word in ("injected", "color", "Home", "About", "footer text"))
-    plain = html_to_text(PAGE).text
+    plain = html_to_markdown(PAGE).text
     assert "Read the introduction first." in plain and "](" not in plain
+
+
+def test_markdown_keeps_code_blocks_list_numbers_and_tables() -> None:
+    page = html_to_markdown(ARTICLE * 2, base_url="http://site.test/guide/", links=True)
+    assert page.title == "Guide"
+    assert ('```python\ndef greet(name):\n    return f"hello {name}"  # indented, with  two spaces\n```'
+            in page.text), "a code block keeps its language, indentation and spacing"
+    assert "3. third step\n4. fourth step" in page.text, "an ordered list keeps its numbers"
+    assert "| Flag | Meaning |\n| --- | --- |\n| -v | verbose output |" in page.text
+    assert "[notes](http://site.test/guide/notes#a)" in page.text
+    assert "![a picture](http://site.test/img/pic.png)" in page.text
+    assert "click" in page.text and "javascript:" not in page.text, "a javascript: link keeps only its text"
+    for dropped in ("tracking", "display", "Home | Docs", "hidden words", "invisible words", "related links"):
+        assert dropped not in page.text, dropped
 
 
 def test_a_page_without_title_uses_its_first_heading_and_meta_charset_decodes_it() -> None:
     body = '<html><head><meta charset="iso-8859-1"></head><body><h1>Caf\xe9</h1><p>ol\xe9</p></body>'.encode("latin-1")
-    page = html_to_text(decode(body, None, html=True))
+    page = html_to_markdown(decode(body, None, html=True))
     assert page.title == "Café" and page.text == "# Café\n\nolé"
+
+
+def test_a_page_nested_deeper_than_the_converter_recurses_still_gives_its_words() -> None:
+    page = html_to_markdown("<body><p>before</p>" + "<div>" * 5000 + "deep words" + "</div>" * 5000 + "</body>")
+    assert "before" in page.text and "deep words" in page.text
+
+
+def test_text_is_cut_into_pages_with_the_start_of_the_next() -> None:
+    first = page_of("abcdefghij", 0, 4)
+    assert (first.text, first.total, first.next_start) == ("abcd", 10, 4)
+    last = page_of("abcdefghij", 8, 4)
+    assert (last.text, last.next_start) == ("ij", None)
+    assert page_of("abcdefghij", 6, 4).next_start is None, "a page ending at the end is the last"
+    assert (page_of("abc", 10, 4).text, page_of("abc", 10, 4).next_start) == ("", None)
+    with pytest.raises(InvalidInput):
+        page_of("abc", 0, 0)

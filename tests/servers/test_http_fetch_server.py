@@ -52,10 +52,11 @@ async def test_every_http_fetch_tool_reaches_an_allowed_local_site(dsn: str, sit
             page = await call(c, "fetch_text", {"url": site.url("/redirect?to=/html"), "links": True})
             assert page["title"] == "Local page" and page["final_url"] == site.url("/html")
             assert page["text"].startswith("# Welcome") and "[the introduction](" in page["text"]
-            assert "injected" not in page["text"] and not page["truncated"]
+            assert "injected" not in page["text"] and not page["truncated"] and page["next_start"] is None
             plain = await call(c, "fetch_text", {"url": site.url("/text")})
             assert plain == {"title": None, "text": "plain words\nsecond line", "content_type": "text/plain",
-                             "status": 200, "final_url": site.url("/text"), "truncated": False}
+                             "status": 200, "final_url": site.url("/text"), "truncated": False, "next_start": None,
+                             "total_length": 23, "body_truncated": False}
 
             posted = await call(c, "http_request", {"method": "POST", "url": site.url("/redirect?to=/echo&status=307"),
                                                     "json_body": {"a": [1, 2]}, "headers": {"X-Trace": "t1"}})
@@ -75,6 +76,43 @@ async def test_every_http_fetch_tool_reaches_an_allowed_local_site(dsn: str, sit
             assert missing["status"] == 404, "an HTTP error status is an answer, not a tool error"
 
 
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_fetch_text_returns_markdown_a_page_at_a_time_until_next_start_is_null(dsn: str, site: Site,
+                                                                                    transport: str) -> None:
+    with anyio.fail_after(30):
+        async with LongTail(dsn, http_allow=["127.0.0.1"]) as app, session(transport, app, "http-fetch") as c:
+            article = await call(c, "fetch_text", {"url": site.url("/article")})
+            assert article["title"] == "Guide" and article["content_type"] == "text/html"
+            assert "```python\ndef greet(name):" in article["text"] and "3. third step" in article["text"]
+            assert "| -v | verbose output |" in article["text"] and "tracking" not in article["text"]
+
+            whole = "".join(f"{i:04d} " for i in range(3000))  # 15,000 characters of plain text
+            pages, start = [], 0
+            while True:
+                got = await call(c, "fetch_text", {"url": site.url("/long?n=3000"), "start_index": start})
+                assert got["total_length"] == 15_000 and not got["body_truncated"]
+                pages.append(got["text"])
+                assert got["truncated"] is (got["next_start"] is not None)
+                if not got["truncated"]:
+                    break
+                assert got["next_start"] == start + 5000, "the default page is 5000 characters"
+                start = got["next_start"]
+            assert [len(p) for p in pages] == [5000, 5000, 5000] and "".join(pages) == whole
+
+            small = await call(c, "fetch_text", {"url": site.url("/long?n=3000"), "max_length": 7,
+                                                 "start_index": 14_995})
+            assert (small["text"], small["truncated"], small["next_start"]) == ("2999 ", False, None)
+            past = await call(c, "fetch_text", {"url": site.url("/long?n=10"), "start_index": 1000})
+            assert (past["text"], past["truncated"], past["total_length"]) == ("", False, 50)
+            cut = await call(c, "fetch_text", {"url": site.url("/long?n=3000"), "max_bytes": 100,
+                                               "max_length": 30})
+            assert cut["body_truncated"] and cut["total_length"] == 100 and cut["next_start"] == 30
+
+            for bad in ({"max_length": 0}, {"max_length": 100_001}, {"start_index": -1}):
+                message = await error(c, "fetch_text", {"url": site.url("/long"), **bad})
+                assert message.startswith("[invalid_input]") and next(iter(bad)) in message, message
+
+
 async def test_internal_addresses_are_tool_errors_naming_the_setting_and_nothing_is_sent(dsn: str, site: Site) -> None:
     with anyio.fail_after(30):
         async with LongTail(dsn) as app, session("memory", app, "http-fetch") as c:
@@ -85,7 +123,21 @@ async def test_internal_addresses_are_tool_errors_naming_the_setting_and_nothing
                     assert message.startswith("[denied]") and "LONGTAIL_HTTP_ALLOW" in message, message
             message = await error(c, "fetch_json", {"url": site.url("/secret")})
             assert message.startswith("[denied] 127.0.0.1 is a loopback address; add it to LONGTAIL_HTTP_ALLOW")
+            for paging in ({"start_index": 5000}, {"max_length": 100_000, "start_index": 0}):
+                message = await error(c, "fetch_text", {"url": site.url("/secret"), **paging})
+                assert message.startswith("[denied]"), "paging changes nothing about what may be reached"
     assert site.hits == []
+
+
+async def test_every_page_of_fetch_text_refuses_a_redirect_into_an_internal_address(dsn: str, site: Site) -> None:
+    with anyio.fail_after(30):
+        async with LongTail(dsn, http_allow=["127.0.0.1"]) as app, session("memory", app, "http-fetch") as c:
+            for start in (0, 5000):
+                for to in (f"http://localhost:{site.port}/secret", f"http://[::1]:{site.port6 or site.port}/secret"):
+                    message = await error(c, "fetch_text", {"url": site.url(f"/redirect?to={to}"),
+                                                            "start_index": start})
+                    assert message.startswith("[denied]"), message
+    assert site.paths == ["/redirect"] * 4, "the allowed site answered; the redirect's target was never reached"
 
 
 async def test_bad_arguments_and_unusable_answers_are_clear_tool_errors(dsn: str, site: Site) -> None:
