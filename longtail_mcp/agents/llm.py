@@ -2,10 +2,13 @@
 the package's scripted Messages API server, agents/scripted.py). Every call returns an `LLMCall` that
 records the model, the tokens both ways and the latency: what the agent loop journals for each turn."""
 
+import importlib
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import anyio
 from pydantic import BaseModel, Field
 
 from longtail_mcp.config import Settings
@@ -50,10 +53,17 @@ class AnthropicLLM:
                  timeout: float = 600.0) -> None:
         self.model = model
         self.base_url = base_url
-        import anthropic
+        self._options: dict[str, Any] = {"api_key": api_key, "base_url": base_url, "max_retries": max_retries,
+                                         "timeout": timeout}
+        self._client: Any = None
 
-        self._client = anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=max_retries,
-                                                timeout=timeout)
+    async def _sdk(self) -> Any:
+        """The SDK, imported in a thread the first time: importing it takes over a second, which would stall
+        the event loop — and with it the worker's lease renewals — inside a running step."""
+        if self._client is None:
+            sdk = await anyio.to_thread.run_sync(importlib.import_module, "anthropic")
+            self._client = sdk.AsyncAnthropic(**self._options)
+        return sys.modules["anthropic"]
 
     async def create(self, *, system: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
                      tool_choice: dict[str, Any] | None = None, max_tokens: int = 4096) -> LLMCall:
@@ -64,11 +74,10 @@ class AnthropicLLM:
             extra["tools"] = tools
         if tool_choice:
             extra["tool_choice"] = tool_choice
-        import anthropic
-
+        anthropic = await self._sdk()
         started = time.perf_counter()
         try:
-            reply = await self._client.messages.create(model=self.model, system=system, messages=messages,  # type: ignore[arg-type]
+            reply = await self._client.messages.create(model=self.model, system=system, messages=messages,
                                                        max_tokens=max_tokens, **extra)
         except anthropic.APIStatusError as exc:
             message = f"the model API answered {exc.status_code}: {_message(exc)}"
@@ -87,7 +96,8 @@ class AnthropicLLM:
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connections."""
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
 
 
 def _message(exc: "anthropic.APIStatusError") -> str:

@@ -76,7 +76,8 @@ async def test_a_killed_worker_repeats_neither_a_finished_model_turn_nor_a_finis
         dsn: str, tmp_path: Path) -> None:
     files = tmp_path / "files"
     with ScriptedServer(script(tmp_path, NOTE)) as model:
-        env = {**os.environ, "DATABASE_URL": dsn, "LONGTAIL_LEASE_SECONDS": "1", "LONGTAIL_POLL_SECONDS": "0.2",
+        # Leases of 3 s: renewed every second, with room for a busy machine (a lost lease would re-ask a turn).
+        env = {**os.environ, "DATABASE_URL": dsn, "LONGTAIL_LEASE_SECONDS": "3", "LONGTAIL_POLL_SECONDS": "0.2",
                "LONGTAIL_LLM_PROVIDER": "scripted", "LONGTAIL_LLM_BASE_URL": model.url,
                "LONGTAIL_FILES_ROOT": str(files)}
 
@@ -91,7 +92,11 @@ async def test_a_killed_worker_repeats_neither_a_finished_model_turn_nor_a_finis
             async with files_app(dsn, files) as app:
                 handle = await app.start("agent", {"request": "write a note", "tags": ["files"]})
                 # Killed while the third turn is with the model: two turns and the write are committed.
-                await wait_for(lambda: rules(model) == ["write", "read"])
+                try:
+                    await wait_for(lambda: rules(model) == ["write", "read"])
+                except TimeoutError:
+                    first.kill()
+                    raise AssertionError(f"{rules(model)} {first.communicate()[1][-3000:]}") from None
                 first.send_signal(signal.SIGKILL)
                 first.communicate()
                 second = worker()
