@@ -24,7 +24,7 @@ import psycopg
 from longtail_mcp.app import Client, LongTail
 from longtail_mcp.cli.people import actor_for
 from longtail_mcp.config import LOOPBACK, Settings, load_settings
-from longtail_mcp.db.embedded import EmbeddedPostgres
+from longtail_mcp.db.embedded import EmbeddedPostgres, pid_alive
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
 from longtail_mcp.errors import ConfigurationError, InvalidInput, LongtailError, Unavailable
 from longtail_mcp.humans import identity
@@ -112,7 +112,7 @@ async def cmd_status(args: argparse.Namespace) -> None:
     serve: dict[str, Any] | None = None
     with contextlib.suppress(OSError, ValueError):
         serve = json.loads(_serve_file(settings).read_text())
-    report["serve"] = serve if serve and _alive(int(serve.get("pid", 0))) else None
+    report["serve"] = serve if serve and int(serve.get("pid", 0)) > 0 and pid_alive(int(serve["pid"])) else None
     report["workers"] = []
     if settings.database_url is not None or report["database"]["running"]:
         client = Client(settings=settings)
@@ -141,18 +141,6 @@ async def cmd_status(args: argparse.Namespace) -> None:
     for w in report["workers"]:
         print(f"  {w['id']}  {w['host']} pid {w['pid']}, {w['workflow_types']} workflow types, "
               f"concurrency {w['concurrency']}, last beat {w['heartbeat_at']:%H:%M:%S}")
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _no_password(url: str) -> str:
