@@ -147,15 +147,26 @@ async def register_server(
             "read_scope": read_scope}
 
 
+MAX_PAGES = 100  # a server that keeps handing out cursors is listed this far, not forever
+
+
 async def list_remote_tools(server: dict[str, Any], tags: list[str]) -> list[dict[str, Any]]:
+    """Every tool of a server, page by page (following `nextCursor`)."""
+    tools: list[Any] = []
     try:
         with anyio.fail_after(CONNECT_SECONDS):
             async with connect(server) as client:
-                listed = await client.list_tools()
+                cursor: str | None = None
+                for _ in range(MAX_PAGES):
+                    listed = await client.list_tools(cursor=cursor)
+                    tools += listed.tools
+                    cursor = listed.next_cursor
+                    if not cursor:
+                        break
     except TimeoutError:
         raise Unavailable(f"MCP server {server['name']!r} did not list its tools "
                           f"within {CONNECT_SECONDS:.0f}s") from None
-    return [manifest_row(t, tags) for t in listed.tools]
+    return [manifest_row(t, tags) for t in tools]
 
 
 async def _store(conn: Any, server: str, tools: list[dict[str, Any]]) -> None:

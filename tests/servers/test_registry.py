@@ -216,3 +216,11 @@ async def test_registering_a_server_tells_gateway_clients_their_tools_changed(ap
                 await changed.wait()
             assert any(t.name.startswith("echo__") for t in (await c.list_tools()).tools)
         tg.cancel_scope.cancel()
+
+
+async def test_registering_a_server_reads_every_page_of_its_tools(app: LongTail) -> None:
+    async with app:
+        registered = await registry.register_server(
+            app.db, SYSTEM, "paged", command=[sys.executable, "-m", "tests.apps.paged_server"],
+            env={"PYTHONPATH": str(ROOT)}, description="tools in pages of two")
+    assert registered["tools"] == [f"tool_{n}" for n in range(5)], "nextCursor was followed to the last page"
