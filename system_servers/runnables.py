@@ -22,7 +22,7 @@ from longtail_mcp.pipelines import runner, store
 from longtail_mcp.pipelines.model import Pipeline
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.models import RunStatus
-from longtail_mcp.tools.spec import Services, ToolCall
+from longtail_mcp.tools.spec import Services, ToolCall, title_of
 
 PROGRESS_SECONDS = 2.0  # how often a waiting call tells its caller where the run stands
 TERMINAL: tuple[RunStatus, ...] = ("completed", "failed", "cancelled")
@@ -94,7 +94,7 @@ async def start_for(call: ToolCall, workflow: str, args: BaseModel, result: type
 def _tool(name: str, description: str, input_schema: dict[str, Any], inner: dict[str, Any] | None,
           read_only: bool) -> types.Tool:
     return types.Tool(
-        name=name, description=description, input_schema=input_schema or {"type": "object"},
+        name=name, title=title_of(name), description=description, input_schema=input_schema or {"type": "object"},
         output_schema=output_schema(inner),
         annotations=types.ToolAnnotations(read_only_hint=read_only, destructive_hint=not read_only,
                                           idempotent_hint=False, open_world_hint=not read_only),

@@ -78,10 +78,12 @@ def mcp_tool(spec: ToolSpec) -> types.Tool:
     """The MCP description of a tool, from its definition."""
     return types.Tool(
         name=spec.name,
+        title=spec.display_title,
         description=spec.description,
         input_schema=spec.input_schema(),
         output_schema=spec.output_schema(),
         annotations=types.ToolAnnotations(
+            title=spec.display_title,
             read_only_hint=spec.read_only,
             destructive_hint=spec.destructive,
             idempotent_hint=spec.idempotent,

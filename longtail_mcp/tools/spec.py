@@ -107,6 +107,11 @@ class ToolSpec:
     compile_hints: dict[str, Any] = field(default_factory=dict)
     # Images to show besides the result (MCP image content); the structured result stays as it is.
     images: ImagesOf | None = None
+    title: str = ""  # what a person reads in a client; default: from the name (`run_sql` -> "Run SQL")
+
+    @property
+    def display_title(self) -> str:
+        return self.title or title_of(self.name)
 
     def input_schema(self) -> dict[str, Any]:
         return flat_schema(self.input)
@@ -125,6 +130,17 @@ class ToolSpec:
             "input_schema": self.input_schema(), "output_schema": self.output_schema(),
             "annotations": self.annotations(), "tags": list(self.tags), "compile_hints": self.compile_hints,
         }
+
+
+_WORDS = {"sql": "SQL", "json": "JSON", "http": "HTTP", "mcp": "MCP", "id": "ID", "url": "URL", "yaml": "YAML"}
+
+
+def title_of(name: str) -> str:
+    """A tool's name as a title: `get_escalation_stats` -> "Get escalation stats", `fetch_json` -> "Fetch JSON"."""
+    words = [_WORDS.get(w, w) for w in name.replace("-", "_").split("_") if w]
+    if not words:
+        return name
+    return " ".join([words[0][:1].upper() + words[0][1:], *words[1:]])
 
 
 def flat_schema(model: type[BaseModel]) -> dict[str, Any]:

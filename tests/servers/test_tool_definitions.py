@@ -23,6 +23,13 @@ def test_each_tool_publishes_valid_object_schemas_and_honest_annotations(server:
     manifest = spec.manifest(server)
     assert manifest["input_schema"] == tool.input_schema and manifest["annotations"]["readOnlyHint"] == spec.read_only
     assert manifest["tags"], "tools carry tags for discovery"
+    assert tool.title and tool.title == hints.title and tool.title[0].isupper(), "a title a person reads"
+
+
+def test_titles_read_like_words() -> None:
+    titles = {spec.name: mcp_tool(spec).title for _, spec in ALL}
+    assert titles["run_sql"] == "Run SQL" and titles["fetch_json"] == "Fetch JSON"
+    assert titles["get_escalation_stats"] == "Get escalation stats"
 
 
 def test_tool_names_are_unique_across_the_family() -> None:
