@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp.types as types
 import pytest
 from mcp import Client as McpClient
 
@@ -22,7 +21,7 @@ from longtail_mcp.mcp_glue.server import ListChanged, fixed_principal
 from longtail_mcp.pipelines import store
 from system_servers.workflows import server as workflows
 from tests.conftest import running
-from tests.pipelines.helpers import files_app
+from tests.pipelines.helpers import ToolsChanged, files_app
 
 pytestmark = pytest.mark.anyio
 
@@ -56,21 +55,14 @@ def report(app: LongTail, path: str) -> list[str]:
 
 async def test_an_agent_run_becomes_a_tool_and_the_same_request_then_needs_no_model(
         app: LongTail, model: ScriptedServer) -> None:
-    got: list[str] = []
-    changed = anyio.Event()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, types.ServerNotification) and message.method == "notifications/tools/list_changed":
-            got.append(message.method)
-            changed.set()
-
+    changed = ToolsChanged()
     list_changed = ListChanged()
     async with running(app), anyio.create_task_group() as tg:
         await tg.start(list_changed.watch, app.events)
         await escalations(app)
         await closed_loop.set_policy(app.db, SYSTEM, "activate", router="query")
         server = workflows.build(app, fixed_principal(SYSTEM), list_changed)
-        async with McpClient(server, mode="legacy", message_handler=on_message) as client:
+        async with McpClient(server, mode="legacy", message_handler=changed) as client:
             before = {t.name for t in (await client.list_tools()).tools}
             first = await client.call_tool("query", {"request": FIRST})
             assert not first.is_error, first.content[0].text
@@ -80,8 +72,7 @@ async def test_an_agent_run_becomes_a_tool_and_the_same_request_then_needs_no_mo
             assert report(app, "reports/reviewer.json") == ["check invoice 7", "check invoice 9"]
             compiled = result["compiled"]
             assert compiled["status"] == "active" and compiled["verified"] is True, compiled
-            with anyio.fail_after(10):
-                await changed.wait()
+            await changed.wait()
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert set(tools) - before == {compiled["pipeline"]}
             assert set(tools[compiled["pipeline"]].input_schema["required"]) >= {"role", "path"}
@@ -93,7 +84,7 @@ async def test_an_agent_run_becomes_a_tool_and_the_same_request_then_needs_no_mo
             assert result["llm_calls"] == 0 and model.requests == [], "the routed request asked the model nothing"
             assert report(app, "reports/approver.json") == ["pay 7"]
         tg.cancel_scope.cancel()
-    assert got, "the new tool was announced"
+    assert changed.got, "the new tool was announced"
 
 
 async def test_a_routed_pipeline_that_fails_hands_the_rest_to_the_agent_without_redoing_its_steps(

@@ -3,6 +3,9 @@
 from pathlib import Path
 from typing import Any
 
+import anyio
+import mcp.types as types
+
 from longtail_mcp import LongTail
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.pipelines import store
@@ -24,3 +27,22 @@ async def publish(app: LongTail, text: str) -> PipelineInfo:
     if info.status == "draft":
         await store.deploy(app.db, SYSTEM, info.name)
     return await store.activate(app.db, SYSTEM, info.name, force=True)
+
+
+class ToolsChanged:
+    """An MCP client's message handler that records `notifications/tools/list_changed`."""
+
+    def __init__(self) -> None:
+        self.got: list[str] = []
+        self._event = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ServerNotification) and message.method == "notifications/tools/list_changed":
+            self.got.append(message.method)
+            self._event.set()
+
+    async def wait(self, within: float = 10) -> None:
+        """Until the next notification (one received since the last wait counts)."""
+        with anyio.fail_after(within):
+            await self._event.wait()
+        self._event = anyio.Event()

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp.types as types
 import pytest
 from mcp import Client as McpClient
 from pydantic import BaseModel
@@ -22,7 +21,7 @@ from longtail_mcp.pipelines import store
 from system_servers.compiler import server as compiler
 from system_servers.workflows import server as workflows
 from tests.conftest import running
-from tests.pipelines.helpers import files_app, publish
+from tests.pipelines.helpers import ToolsChanged, files_app, publish
 from tests.servers.sessions import http_server, session
 
 pytestmark = pytest.mark.anyio
@@ -88,32 +87,22 @@ async def test_a_pipeline_and_a_workflow_type_are_tools_a_client_calls(app: Long
 
 
 async def test_activating_and_archiving_tells_connected_clients_the_tools_changed(app: LongTail) -> None:
-    got: list[str] = []
-    changed = anyio.Event()
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, types.ServerNotification) and message.method == "notifications/tools/list_changed":
-            got.append(message.method)
-            changed.set()
-
+    changed = ToolsChanged()
     list_changed = ListChanged()
     async with running(app), anyio.create_task_group() as tg:
         await tg.start(list_changed.watch, app.events)
         server = workflows.build(app, fixed_principal(SYSTEM), list_changed)
-        async with McpClient(server, mode="legacy", message_handler=on_message) as c:
+        async with McpClient(server, mode="legacy", message_handler=changed) as c:
             assert c.server_capabilities.tools is not None and c.server_capabilities.tools.list_changed
             assert "greet_file" not in {t.name for t in (await c.list_tools()).tools}
             await publish(app, GREET)
-            with anyio.fail_after(10):
-                await changed.wait()
+            await changed.wait()
             assert "greet_file" in {t.name for t in (await c.list_tools()).tools}
-            changed = anyio.Event()
             await store.archive(app.db, SYSTEM, "greet_file")
-            with anyio.fail_after(10):
-                await changed.wait()
+            await changed.wait()
             assert "greet_file" not in {t.name for t in (await c.list_tools()).tools}
         tg.cancel_scope.cancel()
-    assert len(got) == 2 and list_changed.sent == 2
+    assert len(changed.got) == 2 and list_changed.sent == 2
 
 
 async def test_a_pipeline_tool_is_for_whom_it_allows(app: LongTail) -> None:
