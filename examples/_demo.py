@@ -12,8 +12,9 @@ from pathlib import Path
 import anyio
 
 from longtail_mcp import LongTail, load_settings
+from longtail_mcp.db import keeper
 
-_homes: list[Path] = []
+_apps: list[LongTail] = []
 
 
 def demo_app(name: str) -> LongTail:
@@ -26,19 +27,22 @@ def demo_app(name: str) -> LongTail:
     if load_settings().database_url is not None:
         return LongTail()
     home = Path(tempfile.mkdtemp(prefix=f"longtail-{name}-"))
-    _homes.append(home)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return LongTail(home=home, pg_port=port)
+    app = LongTail(home=home, pg_port=port)
+    _apps.append(app)
+    return app
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
-    """anyio.run(main), then remove the temp homes (and a cluster relocated for root)."""
+    """anyio.run(main), then stop the temp homes' databases and remove them (and a cluster relocated for root)."""
     try:
         anyio.run(main)
     finally:
-        for home in _homes:
+        for app in _apps:
+            keeper.stop(app.settings, force=True)  # the throwaway database goes now, not once idle
+            home = app.settings.home
             cluster = home / "pgdata"
             if cluster.is_symlink():
                 shutil.rmtree(cluster.resolve().parent, ignore_errors=True)

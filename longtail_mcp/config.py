@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     pg_port: int = Field(54329, ge=1, le=65535, description="Port of the embedded Postgres on 127.0.0.1.")
     pg_user: str | None = Field(None, description="OS user that runs the embedded Postgres when started as root "
                                                   "(unset: `longtail-pg`).")
+    pg_idle_seconds: float = Field(300.0, ge=0, description="The embedded Postgres stops by itself once no "
+                                   "process has been connected to it for this long (0: never).")
     host: str = Field("127.0.0.1", description="Address `serve` listens on (`--host` wins).")
     port: int = Field(8420, ge=0, le=65535, description="Port `serve` listens on (`--port` wins).")
     lease_seconds: float = Field(30.0, gt=0, description="A run whose worker stops renewing its lease is taken "

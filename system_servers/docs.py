@@ -28,10 +28,10 @@ key sees only read-only tools. A server process remembers a verified key for 5 s
 expired key (or a changed role) takes effect within 5 s. `longtail-mcp serve --dev` (loopback
 only) accepts calls without a key, as the local operator. Tool names are unique across the family.
 
-Stdio servers use `DATABASE_URL` when set, else the embedded Postgres that a running
-`longtail-mcp serve` of the same `$LONGTAIL_HOME` holds; without either they exit with a message
-saying so (a stdio process never owns the database: a client starts several and stops them at
-will). Runs are executed by workers (`serve` or `worker`), not by the stdio process.
+Stdio servers use `DATABASE_URL` when set, else the embedded Postgres of `$LONGTAIL_HOME`, shared
+by every process of that home and started by the first that needs it (it stops by itself once idle:
+README, "The embedded Postgres"). `gateway`, `workflows`, `human-queue` and `compiler` over stdio
+also run a worker, so the runs their tools start complete without a `serve`.
 [clients.md](clients.md) shows Claude Desktop, the MCP Inspector and the Python client.
 
 **One definition per tool** (`longtail_mcp/tools/spec.py`, `ToolSpec`): a pydantic input and

@@ -47,6 +47,12 @@ def traversable_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
+def home(traversable_dir: Path) -> Path:
+    """A fresh LONGTAIL_HOME the unprivileged Postgres user can reach (so the cluster stays inside it)."""
+    return traversable_dir
+
+
+@pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 

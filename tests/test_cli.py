@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -38,15 +39,10 @@ def cli_env(home: Path, *, database_url: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("LONGTAIL_")}
     env["LONGTAIL_HOME"] = str(home)
     env["LONGTAIL_PG_PORT"] = str(free_port())
+    env["LONGTAIL_PG_IDLE_SECONDS"] = "2"  # a home's embedded Postgres does not outlive its test by much
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     return env
-
-
-@pytest.fixture
-def home(traversable_dir: Path) -> Path:
-    """A fresh LONGTAIL_HOME the unprivileged Postgres user can reach (so the cluster stays inside it)."""
-    return traversable_dir
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -141,7 +137,7 @@ class Serve:
                 stream.close()
 
 
-def test_serve_on_a_fresh_home_is_healthy_and_stops_its_postgres_on_sigint(home: Path) -> None:
+def test_serve_on_a_fresh_home_is_healthy_and_its_postgres_stops_once_idle_after_sigint(home: Path) -> None:
     env = cli_env(home)
     with Serve(env) as serve:
         url, data = serve.ready()
@@ -158,31 +154,34 @@ def test_serve_on_a_fresh_home_is_healthy_and_stops_its_postgres_on_sigint(home:
         assert pid_alive(pg_pid)
         status = json.loads(run_cli("status", "--json", env=env).stdout)
         assert status["database"]["running"] and status["database"]["pid"] == pg_pid
-        assert status["serve"]["url"] == url and len(status["workers"]) >= 1
+        assert [s["url"] for s in status["serves"]] == [url] and len(status["workers"]) >= 1
         text = run_cli("status", env=env).stdout
         assert f"serve     {url} (pid " in text and "embedded Postgres, running (pid" in text
 
         assert serve.interrupt() == 0, serve.stderr
     assert [line for line in serve.stdout if line.startswith("longtail-mcp ready:")] == [serve.stdout[0]]
     assert serve.stdout[-1] == "longtail-mcp stopped"
-    assert not postmaster.exists()
-    assert not pid_alive(pg_pid)
     after = json.loads(run_cli("status", "--json", env=env).stdout)
-    assert after["database"]["running"] is False and after["serve"] is None and after["workers"] == []
+    assert after["serves"] == [] and after["workers"] == []
+    deadline = time.monotonic() + 20  # the home's keeper stops it once nobody is connected (2 s here)
+    while pid_alive(pg_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not postmaster.exists() and not pid_alive(pg_pid)
+    assert json.loads(run_cli("status", "--json", env=env).stdout)["database"]["running"] is False
 
 
-def test_a_second_serve_on_the_same_home_is_refused_while_the_first_runs(home: Path) -> None:
+def test_a_second_serve_on_the_same_home_shares_its_database(home: Path) -> None:
     env = cli_env(home)
-    with Serve(env) as first:
+    with Serve(env) as first, Serve(env) as second:
         url, _ = first.ready()
-        second = run_cli("serve", "--port", "0", env=env)
-        assert second.returncode != 0
-        assert "is in use" in second.stderr
-        assert str(home / "pgdata") in second.stderr
-        assert "Traceback" not in second.stderr
-        assert "ready" not in second.stdout
-        status, health = get_json(f"{url}/health")  # the first one is unharmed
-        assert status == 200, health
+        other, _ = second.ready()
+        assert other != url
+        status = json.loads(run_cli("status", "--json", env=env).stdout)
+        assert sorted(s["url"] for s in status["serves"]) == sorted([url, other])
+        assert len(status["workers"]) == 2
+        assert second.interrupt() == 0, second.stderr
+        code, health = get_json(f"{url}/health")  # the first one is unharmed
+        assert code == 200 and health["database"] == "ok", health
         assert first.interrupt() == 0, first.stderr
 
 
@@ -275,15 +274,6 @@ def test_runs_show_of_an_unknown_id_fails_with_a_message_not_a_traceback(dsn: st
     assert "no run with id 'no-such-run'" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
-
-
-def test_stdio_without_a_running_database_says_to_start_serve(home: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",) and not k.startswith("LONGTAIL_")}
-    env.update(LONGTAIL_HOME=str(home), LONGTAIL_PG_PORT=str(free_port()))
-    done = subprocess.run([sys.executable, "-m", "longtail_mcp", "stdio", "workflows"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
-    assert done.returncode != 0
-    assert "start `longtail-mcp serve` first" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_read_only_commands_never_start_a_database_they_say_none_is_running(home: Path) -> None:

@@ -9,6 +9,7 @@ import anyio
 from longtail_mcp.agents.llm import LLM, Provider
 from longtail_mcp.app import wiring
 from longtail_mcp.config import Settings, load_settings
+from longtail_mcp.db import keeper
 from longtail_mcp.db.embedded import EmbeddedPostgres
 from longtail_mcp.db.migrate import migrate
 from longtail_mcp.db.pool import Database
@@ -28,8 +29,8 @@ from longtail_mcp.tools.spec import ToolSpec
 class Client:
     """The Python API a host application uses. It needs no worker: runs execute wherever workers run.
 
-    `async with Client() as lt:` connects (sharing a running embedded server, or starting one when
-    no DATABASE_URL is set), applies migrations, and dispatches `lt.events.on(...)` handlers
+    `async with Client() as lt:` connects (to DATABASE_URL, else to the home's shared embedded server,
+    started if none runs: db/keeper.py), applies migrations, and dispatches `lt.events.on(...)` handlers
     (registered before entering: from the first event; registered later: from a moment later).
     """
 
@@ -90,8 +91,11 @@ class Client:
             return self
         dsn = self.settings.database_url
         if dsn is None:
+            # The home's one embedded Postgres, shared by every process and stopped by its keeper once idle
+            # (db/keeper.py): never stopped by us, so no order of starting and stopping strands anyone.
             self.embedded = EmbeddedPostgres.for_settings(self.settings)
-            dsn = self.embedded.start(attach=self.attach_embedded if attach is None else attach)
+            mode = self.attach_embedded if attach is None else attach
+            dsn = await anyio.to_thread.run_sync(lambda: keeper.attach(self.settings, start=mode != "only"))
         db = Database(dsn, schema=self.settings.schema_name, max_size=self.settings.pool_size)
         try:
             await db.open()
@@ -99,8 +103,6 @@ class Client:
                 await migrate(db)
         except BaseException:
             await db.close()
-            if self.embedded:
-                self.embedded.stop()
             raise
         self._db = db
         return self
@@ -115,9 +117,6 @@ class Client:
                 await self._db.close()
             self._db = None
             self._extensions = None
-        if self.embedded is not None:
-            self.embedded.stop()
-            self.embedded = None
 
     async def __aenter__(self) -> Any:
         await self.open()

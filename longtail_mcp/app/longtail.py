@@ -25,8 +25,6 @@ class LongTail(Client):
     `serve_mcp=False` marks a worker-only process: it runs workflows but publishes no MCP servers.
     """
 
-    attach_embedded = False
-
     def __init__(
         self,
         database_url: str | None = None,

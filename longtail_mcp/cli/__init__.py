@@ -10,7 +10,7 @@ import anyio
 
 from longtail_mcp.cli import agents, clients, demo, helptext, pipelines
 from longtail_mcp.cli.people import cmd_runs, identity_parsers
-from longtail_mcp.cli.serve import cmd_migrate, cmd_serve, cmd_status, cmd_stdio, cmd_worker
+from longtail_mcp.cli.serve import cmd_db, cmd_migrate, cmd_serve, cmd_status, cmd_stdio, cmd_worker
 from longtail_mcp.config import SettingsInvalid
 from longtail_mcp.errors import (
     ConfigurationError,
@@ -78,7 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
     stdio.add_argument("server", choices=["gateway", *SERVER_NAMES])
     stdio.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
+    stdio.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
+                       help="a LongTail app whose workflows this server's worker runs too")
+    stdio.add_argument("--no-worker", action="store_true",
+                       help="run no worker here (gateway, workflows, human-queue and compiler run one by default)")
     stdio.set_defaults(run=cmd_stdio)
+
+    db = sub.add_parser("db", help="the embedded Postgres of this home: status, start, stop")
+    db.add_argument("action", nargs="?", choices=["status", "start", "stop"], default="status")
+    db.add_argument("--force", action="store_true", help="stop: even while processes are connected")
+    db.add_argument("--json", action="store_true")
+    db.set_defaults(run=cmd_db)
 
     config = sub.add_parser("config", help="configuration for MCP clients: Claude Desktop, Claude Code, VS Code")
     clients.parsers(config.add_subparsers(dest="client", required=True))
@@ -114,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["LONGTAIL_CONFIG"] = args.config  # read wherever settings are loaded, subprocesses included
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command in ("serve", "worker"):
+    # How this process shows in `longtail-mcp db status` (libpq reads it for every connection we open).
+    os.environ.setdefault("PGAPPNAME", " ".join(["longtail-mcp", args.command, getattr(args, "server", "")]).strip())
+    if args.command in ("serve", "worker", "stdio"):
         sys.path.insert(0, "")  # --app modules from the current directory
     try:
         if getattr(args, "sync", False):

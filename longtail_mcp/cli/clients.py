@@ -19,9 +19,12 @@ KEY_PLACEHOLDER = "<an ltk_ API key: longtail-mcp keys create ACCOUNT>"
 def stdio_entry(args: argparse.Namespace, server: str = "gateway") -> dict[str, Any]:
     """How a client starts one stdio server of the family (by default the gateway: every tool in one)."""
     env = {k: v for k, v in {"DATABASE_URL": args.database_url, "LONGTAIL_HOME": args.home}.items() if v}
+    apps = [a for spec in args.app for a in ("--app", spec)]
+    if apps:  # the apps' modules are found from here, wherever the client starts the server
+        env["PYTHONPATH"] = str(Path.cwd())
     entry: dict[str, Any] = {"command": sys.executable,
                              "args": ["-m", "longtail_mcp", "stdio", server,
-                                      *(["--as", args.as_account] if args.as_account else [])]}
+                                      *(["--as", args.as_account] if args.as_account else []), *apps]}
     if env:
         entry["env"] = env
     return entry
@@ -130,6 +133,8 @@ def parsers(config: Any) -> None:
                        "(default: system)")
         p.add_argument("--database-url", help="DATABASE_URL for the servers (default: the embedded Postgres)")
         p.add_argument("--home", help="LONGTAIL_HOME for the servers")
+        p.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
+                       help="a LongTail app (importable from this directory) whose workflows the servers run")
         p.add_argument("--split", action="store_true", help="one entry per server instead of the gateway")
         p.add_argument("--http", nargs="?", const="http://127.0.0.1:8420", metavar="URL",
                        help="a running `serve` over streamable HTTP (default http://127.0.0.1:8420) instead of stdio")

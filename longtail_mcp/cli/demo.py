@@ -22,6 +22,7 @@ from longtail_mcp.agents import closed_loop
 from longtail_mcp.app import LongTail
 from longtail_mcp.cli.people import safe
 from longtail_mcp.config import load_settings
+from longtail_mcp.db import keeper
 from longtail_mcp.humans import escalations, identity
 from longtail_mcp.humans.identity import SYSTEM
 from longtail_mcp.pipelines import store
@@ -56,6 +57,8 @@ async def cmd_demo(args: argparse.Namespace) -> None:
     try:
         await _demo(app)
     finally:
+        if "home" in options:  # the throwaway database goes now, not after the idle time
+            await anyio.to_thread.run_sync(lambda: keeper.stop(app.settings, force=True))
         cluster = work / "home" / "pgdata"
         if cluster.is_symlink():
             shutil.rmtree(cluster.resolve().parent, ignore_errors=True)

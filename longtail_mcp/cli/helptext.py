@@ -49,6 +49,7 @@ HELP: dict[tuple[str, str] | str, str] = {
     ("stdio", "server"): "the server to run; gateway: every tool of the family in one server",
     ("config claude", "as_account"): "the account the servers act as (default: system)",
     ("pipelines", "name"): "the pipeline's name",
+    ("db", "action"): "status (default), start (keeps it running until idle), or stop",
 }
 
 EXAMPLES = {
@@ -56,6 +57,7 @@ EXAMPLES = {
     "worker": "longtail-mcp worker --app myapp:app --concurrency 50",
     "status": "longtail-mcp status --json",
     "migrate": "longtail-mcp migrate",
+    "db": "longtail-mcp db status\n  longtail-mcp db stop --force",
     "runs": "longtail-mcp runs list --status failed\n  longtail-mcp runs show order-42",
     "users": "longtail-mcp users create rita --name 'Rita Ng'",
     "roles": "longtail-mcp roles add-member reviewer rita --type admin",

@@ -24,7 +24,8 @@ import psycopg
 from longtail_mcp.app import Client, LongTail
 from longtail_mcp.cli.people import actor_for
 from longtail_mcp.config import LOOPBACK, Settings, load_settings
-from longtail_mcp.db.embedded import EmbeddedPostgres, pid_alive
+from longtail_mcp.db import keeper
+from longtail_mcp.db.embedded import pid_alive
 from longtail_mcp.db.migrate import current_version, latest_version, migrate
 from longtail_mcp.errors import ConfigurationError, InvalidInput, LongtailError, Unavailable
 from longtail_mcp.humans import identity
@@ -87,32 +88,39 @@ def _describe_data(app: LongTail) -> str:
     return str(app.embedded.data_dir)
 
 
-def _serve_file(settings: Settings) -> Path:
-    return settings.home / "serve.json"
+def _serve_file(settings: Settings, pid: int) -> Path:
+    return settings.home / f"serve-{pid}.json"
 
 
 def _announce(app: LongTail, url: str) -> None:
     """Where this `serve` listens, for `status` (removed when it stops)."""
-    path = _serve_file(app.settings)
+    path = _serve_file(app.settings, os.getpid())
     path.write_text(json.dumps({"pid": os.getpid(), "url": url, "data": _describe_data(app),
                                 "started_at": datetime.now(UTC).isoformat()}))
 
 
+def _serves(settings: Settings) -> list[dict[str, Any]]:
+    """The live `serve`s of this home (files of dead ones are removed)."""
+    found = []
+    for path in sorted(settings.home.glob("serve-*.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            serve = json.loads(path.read_text())
+            if pid_alive(int(serve["pid"])):
+                found.append(serve)
+            else:
+                path.unlink()
+    return found
+
+
 async def cmd_status(args: argparse.Namespace) -> None:
-    """What is running: the database (embedded or DATABASE_URL), a `serve` of this home, live workers."""
+    """What is running: the database (embedded or DATABASE_URL), the serves of this home, live workers."""
     settings = load_settings()
     report: dict[str, Any] = {"home": str(settings.home)}
     if settings.database_url is None:
-        server = EmbeddedPostgres.for_settings(settings)
-        pid = server.running_pid()
-        report["database"] = {"kind": "embedded", "data_dir": str(server.data_dir), "port": settings.pg_port,
-                              "running": pid is not None, "pid": pid}
+        report["database"] = await anyio.to_thread.run_sync(keeper.status, settings)
     else:
         report["database"] = {"kind": "DATABASE_URL", "url": _no_password(settings.database_url)}
-    serve: dict[str, Any] | None = None
-    with contextlib.suppress(OSError, ValueError):
-        serve = json.loads(_serve_file(settings).read_text())
-    report["serve"] = serve if serve and int(serve.get("pid", 0)) > 0 and pid_alive(int(serve["pid"])) else None
+    report["serves"] = _serves(settings)
     report["workers"] = []
     if settings.database_url is not None or report["database"]["running"]:
         client = Client(settings=settings)
@@ -129,18 +137,50 @@ async def cmd_status(args: argparse.Namespace) -> None:
         return
     db = report["database"]
     if db["kind"] == "embedded":
-        state = f"running (pid {db['pid']}, port {db['port']})" if db["running"] else "not running"
-        print(f"database  embedded Postgres, {state}: {db['data_dir']}")
+        print(f"database  {_describe_embedded(db)}")
     else:
         state = "reachable" if db.get("reachable") else f"NOT reachable ({db.get('error', '')})"
         print(f"database  DATABASE_URL {db['url']}, {state}")
-    running = report["serve"]
-    print(f"serve     {running['url']} (pid {running['pid']}, since {running['started_at']})" if running
-          else "serve     not running for this home")
+    for serve in report["serves"] or [None]:
+        print(f"serve     {serve['url']} (pid {serve['pid']}, since {serve['started_at']})" if serve
+              else "serve     not running for this home")
     print(f"workers   {len(report['workers'])} alive")
     for w in report["workers"]:
         print(f"  {w['id']}  {w['host']} pid {w['pid']}, {w['workflow_types']} workflow types, "
               f"concurrency {w['concurrency']}, last beat {w['heartbeat_at']:%H:%M:%S}")
+
+
+def _describe_embedded(db: dict[str, Any]) -> str:
+    if not db["running"]:
+        return f"embedded Postgres, not running: {db['data_dir']}"
+    idle = f"stops after {db['idle_seconds']:g}s without clients" if db["idle_seconds"] else "never stops by itself"
+    keeper_ = f"keeper pid {db['keeper']}, {idle}" if db["keeper"] else "no keeper (the next client adopts it)"
+    return f"embedded Postgres, running (pid {db['pid']}, port {db['port']}; {keeper_}): {db['data_dir']}"
+
+
+async def cmd_db(args: argparse.Namespace) -> None:
+    """`db status|start|stop`: the home's embedded Postgres (db/keeper.py)."""
+    settings = load_settings()
+    if settings.database_url is not None:
+        raise ConfigurationError("DATABASE_URL is set: there is no embedded Postgres to manage here")
+    if args.action == "start":
+        await anyio.to_thread.run_sync(keeper.attach, settings)
+    elif args.action == "stop":
+        stopped = await anyio.to_thread.run_sync(lambda: keeper.stop(settings, force=args.force))
+        if args.json:
+            print(json.dumps({"stopped": stopped}))
+        else:
+            print("stopped" if stopped else "not running")
+        return
+    report = await anyio.to_thread.run_sync(keeper.status, settings)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    print(_describe_embedded(report))
+    for c in report["clients"]:
+        print(f"  {c['connections']:>3} connection(s)  {c['application']}")
+    if report["running"] and not report["clients"]:
+        print(f"  no clients (last attach {report['last_attach']})")
 
 
 def _no_password(url: str) -> str:
@@ -196,7 +236,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
         if sock is not None:
             sock.close()
         with contextlib.suppress(OSError):
-            _serve_file(app.settings).unlink()
+            _serve_file(app.settings, os.getpid()).unlink()
         await app.close()
         print("longtail-mcp stopped", flush=True)
 
@@ -226,29 +266,38 @@ async def cmd_migrate(args: argparse.Namespace) -> None:
         await app.close()
 
 
+# The servers whose tools start runs (start_workflow, query, pipelines, triage, design): over stdio they also
+# run a worker, so a run started from Claude Desktop completes with nothing else running.
+WORKING_SERVERS = ("gateway", "workflows", "human-queue", "compiler")
+
+
 async def cmd_stdio(args: argparse.Namespace) -> None:
-    """One server of the family over stdio, acting as the local operator or `--as ACCOUNT`."""
+    """One server of the family over stdio, acting as the local operator or `--as ACCOUNT`; the servers whose
+    tools start runs also run a worker. The embedded database is the home's shared one (db/keeper.py)."""
     from mcp.server.stdio import stdio_server
 
     from longtail_mcp.mcp_glue.server import ListChanged, fixed_principal
-    from system_servers import SERVERS, builder, gateway
+    from system_servers import SERVERS, builder, gateway, publish_manifests
 
     build = gateway if args.server == "gateway" else builder(args.server)
-    client = Client()
-    # A stdio server never owns the embedded database: the process that started it would take it
-    # down on exit while sibling servers still use it. It shares the one a `serve` runs.
-    await client.open(attach="only")
-    async with client:
-        actor = await actor_for(client, args.as_account)
+    app = load_app(args.app)
+    async with app:
+        actor = await actor_for(app, args.as_account)
+        if args.server in ("gateway", "workflows"):  # the shipped pipelines are tools of these two
+            try:
+                await publish_manifests(app, refresh_registered=False)
+                await load_shipped(app.db, await app.tool_catalog())
+            except LongtailError as exc:  # e.g. a sibling server loading them at the same moment
+                logger.warning("could not load the shipped pipelines: %s", exc)
         if args.server == "gateway" or getattr(SERVERS[args.server], "DYNAMIC", False):  # tools come and go
-            list_changed = ListChanged()
-            server = build(client, fixed_principal(actor), list_changed)
+            list_changed: ListChanged | None = ListChanged()
+            server = build(app, fixed_principal(actor), list_changed)
         else:
-            list_changed, server = None, build(client, fixed_principal(actor))
+            list_changed, server = None, build(app, fixed_principal(actor))
         async with stdio_server() as (read, write), anyio.create_task_group() as tg:
             if list_changed is not None:
-                tg.start_soon(list_changed.watch, client.events)
+                tg.start_soon(list_changed.watch, app.events)
+            if args.server in WORKING_SERVERS and not args.no_worker:
+                await tg.start(app.worker().run)
             await server.run(read, write, server.create_initialization_options())
             tg.cancel_scope.cancel()
-
-

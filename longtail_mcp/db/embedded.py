@@ -252,16 +252,14 @@ class EmbeddedPostgres:
     @classmethod
     def for_settings(cls, settings: Settings, *, fsync: bool = True) -> "EmbeddedPostgres":
         """The server for a `Settings`: data under its home (see module docstring for root)."""
-        who = postgres_user(settings.pg_user)
-        home = settings.home
+        return cls.for_home(settings.home, port=settings.pg_port, pg_user=settings.pg_user, fsync=fsync)
+
+    @classmethod
+    def for_home(cls, home: Path, *, port: int, pg_user: str | None = None, fsync: bool = True) -> "EmbeddedPostgres":
+        """The server whose cluster, password and log live under `home`."""
+        who = postgres_user(pg_user)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return cls(
-            cluster_dir(home, who),
-            port=settings.pg_port,
-            password_file=home / "pg-password",
-            run_as=who,
-            fsync=fsync,
-        )
+        return cls(cluster_dir(home, who), port=port, password_file=home / "pg-password", run_as=who, fsync=fsync)
 
     # -- paths and identity ------------------------------------------------------------------
 
@@ -309,6 +307,15 @@ class EmbeddedPostgres:
         except (OSError, ValueError, IndexError):
             return None
         return pid if pid_alive(pid) else None
+
+    def running_port(self) -> int | None:
+        """The port the live server holding this data dir listens on (it may differ from `port`)."""
+        if self.running_pid() is None:
+            return None
+        try:
+            return int((self.data_dir / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def init(self) -> None:
         """Create the cluster (initdb) if the data dir has none yet."""
