@@ -76,9 +76,12 @@ class RegisteredTools(Proxy):
 
 def gateway(client: Any, principal_of: Any, list_changed: ListChanged | None = None) -> Any:
     """Every tool of the family behind one server (names unique across it), plus the active pipelines, the
-    workflow types published as tools, and registered servers' tools."""
+    workflow types published as tools, and registered servers' tools; and every server's resources and prompts."""
     tools = [spec for module in SERVERS.values() for spec in module.TOOLS]
+    resources = [spec for module in SERVERS.values() for spec in module.RESOURCES]
+    prompts = [spec for module in SERVERS.values() for spec in module.PROMPTS]
     proxy = Proxies(PipelineTools(client), WorkflowTools(client), RegisteredTools(client))
     return build_server("longtail", tools, client, principal_of, proxy=proxy, list_changed=list_changed,
+                        resources=resources, prompts=prompts,
                         instructions="longtail-mcp: durable workflow runs, the human queue, pipelines (each active "
                                      "one is a tool), and registered tools.")

@@ -7,6 +7,8 @@ is current.
 import json
 from typing import Any
 
+from longtail_mcp.tools.prompts import PromptSpec
+from longtail_mcp.tools.resources import ResourceSpec
 from system_servers import SERVERS
 
 INTRO = """# MCP servers
@@ -75,6 +77,18 @@ once approved, the call with `approval_id` goes through once. Inside a durable r
 `ctx.call_tool("files/write_file", ...)` asks and waits by itself. [security.md](security.md) has
 the threat model and every guard.
 
+**Resources and prompts.** Besides tools, the servers publish resources (a run with its journal,
+an escalation, a pipeline's YAML, the database schema, files under the files root) and prompts
+(work my queue, investigate a failed run, explain a denial); the gateway has them all. A resource
+is read, and a prompt's data fetched, by the same core functions as the matching tool, as the
+calling account: a run or escalation it may not see is `[not_found]`, a file the files server
+refuses is `[denied]`. resources/read and prompts/get have no error result, so these errors are
+JSON-RPC errors (`-32602` for the caller's to fix, `-32603` for the server's) whose message starts
+with the code (`[not_found] no run with id 'x'`) and whose data is `{code, message, uri or prompt,
+rule}`. Resource listings are bounded (the caller's 20 recent runs, open escalations, active
+pipelines, top-level files); the templates reach the rest. [clients.md](clients.md#resources-and-prompts)
+shows them in use.
+
 Not yet built (see the open issues): the `query` and `triage_escalation` routers, and the compiler.
 
 """
@@ -129,7 +143,26 @@ def render() -> str:
                 out.append("No arguments.\n")
             fields = ", ".join(f"`{k}`" for k in spec.output_schema().get("properties", {}))
             out.append(f"Returns (structured content): {fields}.\n")
+        out += _resources(module.RESOURCES) + _prompts(module.PROMPTS)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _resources(resources: list[ResourceSpec]) -> list[str]:
+    if not resources:
+        return []
+    rows = [f"| `{spec.uri}` | {spec.mime or 'by file'} | {spec.description} |" for spec in resources]
+    return ["### Resources\n", "| URI | MIME type | what it gives |\n|---|---|---|", *rows, ""]
+
+
+def _prompts(prompts: list[PromptSpec]) -> list[str]:
+    out = []
+    for spec in prompts:
+        out.append(f"### Prompt `{spec.name}`\n")
+        out.append(f"{spec.description}\n")
+        out.append("| argument | required | notes |\n|---|---|---|")
+        out += [f"| `{a.name}` | {'yes' if a.required else 'no'} | {a.description} |" for a in spec.arguments()]
+        out.append("")
+    return out
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ the same boundary.
 import json
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -24,7 +24,10 @@ from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, Too
 from longtail_mcp.errors import Forbidden, LongtailError, NotFound, PolicyDenied
 from longtail_mcp.events import EventBus
 from longtail_mcp.humans.identity import Principal
+from longtail_mcp.mcp_glue.resources import content_handlers
 from longtail_mcp.tools.invoke import internal_error, invoke
+from longtail_mcp.tools.prompts import PromptSpec
+from longtail_mcp.tools.resources import ResourceSpec
 from longtail_mcp.tools.spec import Services, ToolSpec
 
 logger = logging.getLogger(__name__)
@@ -138,9 +141,11 @@ class Proxy:
 
 def build_server(name: str, specs: list[ToolSpec], services: Services, principal_of: PrincipalSource,
                  *, instructions: str | None = None, version: str = "0.1.0", proxy: Proxy | None = None,
-                 list_changed: ListChanged | None = None) -> Server[Any]:
-    """A low-level MCP server exposing `specs`, calling them as the principal `principal_of` gives. With
-    `list_changed`, it announces `listChanged` and tells its clients when its tools change."""
+                 list_changed: ListChanged | None = None, resources: Sequence[ResourceSpec] = (),
+                 prompts: Sequence[PromptSpec] = ()) -> Server[Any]:
+    """A low-level MCP server exposing `specs` (and `resources` and `prompts`, read as the same principal),
+    calling them as the principal `principal_of` gives. With `list_changed`, it announces `listChanged`
+    and tells its clients when its tools change."""
     by_name = {s.name: s for s in specs}
     if len(by_name) != len(specs):
         raise ValueError(f"server {name}: duplicate tool names")
@@ -185,12 +190,14 @@ def build_server(name: str, specs: list[ToolSpec], services: Services, principal
         known = tools.get(tool)
         return known.input_schema if known is not None else None
 
+    # Resources and prompts: the SDK announces each capability when its handlers are given.
+    content = content_handlers(name, resources, prompts, services, principal_of)
     if list_changed is None:
         return Server(name, version=version, instructions=instructions, on_list_tools=list_tools,
-                      on_call_tool=call_tool, get_tool_input_schema=input_schema)
+                      on_call_tool=call_tool, get_tool_input_schema=input_schema, **content)
     return _AnnouncingServer(name, version=version, instructions=instructions, on_list_tools=list_tools,
                              on_call_tool=call_tool, get_tool_input_schema=input_schema,
-                             on_subscriptions_listen=ListenHandler(list_changed.bus))
+                             on_subscriptions_listen=ListenHandler(list_changed.bus), **content)
 
 
 class _AnnouncingServer(Server[Any]):

@@ -149,7 +149,8 @@ def flat_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def _describe(error: ValidationError) -> str:
+def describe_errors(error: ValidationError) -> str:
+    """A validation error in a line a person can act on: each wrong field and what is wrong with it."""
     parts = []
     for e in error.errors()[:8]:
         where = ".".join(str(p) for p in e["loc"]) or "(arguments)"
@@ -166,4 +167,4 @@ def parse_args(spec: ToolSpec, arguments: dict[str, Any]) -> BaseModel:
     try:
         return spec.input.model_validate(arguments)
     except ValidationError as exc:
-        raise InvalidInput(f"{spec.name}: {_describe(exc)}") from None
+        raise InvalidInput(f"{spec.name}: {describe_errors(exc)}") from None

@@ -13,6 +13,8 @@ from longtail_mcp.pipelines import service as pipelines
 from longtail_mcp.pipelines import store
 from longtail_mcp.pipelines.model import NAME_PATTERN
 from longtail_mcp.pipelines.records import PipelineInfo, PipelineStatus, PipelineVersion
+from longtail_mcp.tools.prompts import PromptSpec
+from longtail_mcp.tools.resources import Contents, Listed, ResourceSpec, parse_values, uri_of
 from longtail_mcp.tools.spec import Args, Services, ToolCall, ToolSpec
 from system_servers.runnables import Started, start_for
 
@@ -177,7 +179,32 @@ TOOLS = [
 ]
 
 
+PIPELINE_URI = "longtail://pipelines/{name}"
+VERSION_URI = "longtail://pipelines/{name}/{version}"
+YAML = "application/yaml"
+
+
+async def read_pipeline(call: ToolCall, uri: dict[str, str]) -> Contents:
+    found = await get_pipeline(call, parse_values(GetIn, uri))
+    return Contents(mime=YAML, text=found.yaml, meta={"io.longtail/pipeline": {
+        "status": found.pipeline.status, "version": found.version, "latest": found.pipeline.version}})
+
+
+async def active_pipelines(call: ToolCall) -> list[Listed]:
+    return [Listed(uri=uri_of(PIPELINE_URI, name=p.name), name=p.name, title=f"Pipeline {p.name} (active)",
+                   description=p.description) for p in await store.search(call.client.db, status="active", limit=50)]
+
+
+RESOURCES = [
+    ResourceSpec(PIPELINE_URI, "pipeline", "A pipeline's latest version as YAML (get_pipeline), for anyone (as the "
+                 "tool); the active ones are listed.", read_pipeline, mime=YAML, listing=active_pipelines),
+    ResourceSpec(VERSION_URI, "pipeline_version", "One version of a pipeline as YAML (list_pipeline_versions names "
+                 "them).", read_pipeline, mime=YAML),
+]
+PROMPTS: list[PromptSpec] = []
+
+
 def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, services, principal_of,
+    return build_server(NAME, TOOLS, services, principal_of, resources=RESOURCES, prompts=PROMPTS,
                         instructions="Compile runs into pipelines, write and verify pipelines, and publish them as "
                                      "tools.")

@@ -10,6 +10,8 @@ from longtail_mcp.humans.models import Escalation, EscalationStats, EscalationSt
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime.models import FoundRun, RunStatus
 from longtail_mcp.sql import readonly, reports
+from longtail_mcp.tools.prompts import PromptSpec
+from longtail_mcp.tools.resources import Contents, ResourceSpec, json_contents, parse_values
 from longtail_mcp.tools.spec import Approvable, Args, NoArgs, Services, ToolCall, ToolSpec
 
 NAME = "db-query"
@@ -179,6 +181,20 @@ TOOLS = [
 ]
 
 
+async def read_schema(call: ToolCall, uri: dict[str, str]) -> Contents:
+    return json_contents(await describe_schema(call, parse_values(SchemaIn, uri)))
+
+
+RESOURCES = [
+    ResourceSpec("longtail://schema", "schema", "The runtime database's tables as JSON: columns (name, type, "
+                 "nullable, default), estimated rows, and whether run_sql can read them (describe_schema).",
+                 read_schema, mime="application/json", title="Database schema"),
+    ResourceSpec("longtail://schema/{table}", "schema_table", "One table of the runtime database, as "
+                 "longtail://schema describes it.", read_schema, mime="application/json", title="Database table"),
+]
+PROMPTS: list[PromptSpec] = []
+
+
 def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, services, principal_of,
+    return build_server(NAME, TOOLS, services, principal_of, resources=RESOURCES, prompts=PROMPTS,
                         instructions="Read-only queries over the runtime's database.")

@@ -8,11 +8,14 @@ from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field
 
 from longtail_mcp import files
+from longtail_mcp.errors import PolicyDenied
 from longtail_mcp.events import Event
 from longtail_mcp.files import FileRoot
 from longtail_mcp.files.edits import MAX_EDITS
 from longtail_mcp.files.search import DEFAULT_FILE_BYTES, MAX_PATTERN_CHARS, MAX_RESULTS
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.tools.prompts import PromptSpec
+from longtail_mcp.tools.resources import Contents, Listed, ResourceSpec, uri_of
 from longtail_mcp.tools.spec import Approvable, Args, Image, Services, ToolCall, ToolSpec
 
 NAME = "files"
@@ -301,6 +304,41 @@ TOOLS = [
 ]
 
 
+FILE_URI = "longtail://files/{+path}"
+LISTED_FILES = 50  # top-level files shown in a resources listing (the rest by template or list_files)
+BINARY = ("image/", "audio/", "video/")  # always sent as blobs, even when the bytes happen to be valid UTF-8
+
+
+async def read_resource(call: ToolCall, uri: dict[str, str]) -> Contents:
+    try:
+        read = await files.read_file(_root(call), uri["path"])
+    except PolicyDenied as exc:  # a resource cannot carry an approval; the tool can
+        raise PolicyDenied(f"{exc.message}; read_file with request_approval: true can ask the approver role to "
+                           "allow it once", rule=exc.rule) from None
+    meta = {"io.longtail/file": {"path": read.path, "size": read.size}}
+    if read.encoding == "base64":
+        return Contents(mime=read.mime, data=base64.b64decode(read.content), meta=meta)
+    if read.mime.startswith(BINARY):
+        return Contents(mime=read.mime, data=read.content.encode(), meta=meta)
+    mime = "text/plain" if read.mime == "application/octet-stream" else read.mime
+    return Contents(mime=mime, text=read.content, meta=meta)
+
+
+async def top_files(call: ToolCall) -> list[Listed]:
+    listing = await files.list_files(_root(call), "*", limit=LISTED_FILES)
+    return [Listed(uri=uri_of(FILE_URI, path=e.path), name=e.path, title=e.name, description=f"{e.size} bytes")
+            for e in listing.entries if e.type == "file"]
+
+
+RESOURCES = [
+    ResourceSpec(FILE_URI, "file", "A file under the files root: text, or a base64 blob for binary data and "
+                 "images; the top-level files are listed. Paths outside the root, on the deny list "
+                 "(LONGTAIL_FILES_DENY), through symbolic links or over the size limit are refused.", read_resource,
+                 listing=top_files),
+]
+PROMPTS: list[PromptSpec] = []
+
+
 def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, services, principal_of,
+    return build_server(NAME, TOOLS, services, principal_of, resources=RESOURCES, prompts=PROMPTS,
                         instructions="Files under one root directory (LONGTAIL_FILES_ROOT).")

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from longtail_mcp.fetch import reading
 from longtail_mcp.fetch.client import Policy, fetch
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.tools.prompts import PromptSpec
+from longtail_mcp.tools.resources import ResourceSpec
 from longtail_mcp.tools.spec import Approvable, Services, ToolCall, ToolSpec
 
 NAME = "http-fetch"
@@ -140,6 +142,9 @@ TOOLS = [
              "start_index=next_start." + _REFUSALS, TextIn, TextOut, fetch_text,
              read_only=True, idempotent=True, open_world=True, tags=TAGS),
 ]
+
+RESOURCES: list[ResourceSpec] = []  # what it reads is the web: nothing of its own to publish
+PROMPTS: list[PromptSpec] = []
 
 
 def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:

@@ -16,6 +16,7 @@ from longtail_mcp.humans.models import Escalation, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
+from system_servers.human_queue.content import PROMPTS, RESOURCES
 from system_servers.runnables import Started, start_for
 
 NAME = "human-queue"
@@ -267,5 +268,5 @@ TOOLS = [
 
 
 def build(services: Services, principal_of: PrincipalSource) -> Server[Any]:
-    return build_server(NAME, TOOLS, services, principal_of,
+    return build_server(NAME, TOOLS, services, principal_of, resources=RESOURCES, prompts=PROMPTS,
                         instructions="The human queue: escalate to people and work their queue.")

@@ -14,6 +14,8 @@ from longtail_mcp.humans import runs
 from longtail_mcp.mcp_glue.server import ListChanged, PrincipalSource, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.models import Run, RunExport, RunInfo, RunStatus, RunSummary, WorkflowType
+from longtail_mcp.tools.prompts import Message, PromptSpec
+from longtail_mcp.tools.resources import Contents, Listed, ResourceSpec, json_contents, uri_of
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
 from system_servers.runnables import PipelineTools, Proxies, Started, WorkflowTools, start_for
 from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
@@ -191,12 +193,69 @@ TOOLS = [
 
 TOOLS += REGISTRY_TOOLS
 
+RUN_URI = "longtail://runs/{id}"
+RECENT_RUNS = 20  # runs shown in a resources listing (the rest by template or list_runs)
+
+
+async def read_run(call: ToolCall, uri: dict[str, str]) -> Contents:
+    return json_contents(await runs.export_run(call.client.db, call.principal, uri["id"]))
+
+
+async def recent_runs(call: ToolCall) -> list[Listed]:
+    return [Listed(uri=uri_of(RUN_URI, id=r.id), name=r.id, title=f"{r.name} run {r.id} ({r.status})",
+                   description=f"Started {r.created_at}" + (f", waiting for {r.waiting_for}" if r.waiting_for else ""))
+            for r in await runs.list_runs(call.client.db, call.principal, limit=RECENT_RUNS)]
+
+
+RESOURCES = [
+    ResourceSpec(RUN_URI, "run", "A run with its history, as JSON: the run (status, input, result or error, what it "
+                 "waits for), every journal entry with timings and errors, every signal (export_run). Runs you "
+                 f"started or that asked one of your roles (superadmins: all); your {RECENT_RUNS} latest are listed.",
+                 read_run,
+                 mime="application/json", listing=recent_runs),
+]
+
+
+class InvestigateIn(Args):
+    run_id: str = Field(min_length=1, max_length=200, description="The run to investigate (its workflow_id)")
+
+
+async def investigate_failed_run(call: ToolCall, args: InvestigateIn) -> list[Message]:
+    history = await runs.export_run(call.client.db, call.principal, args.run_id)
+    run = history.run
+    failed = [s for s in history.steps if s.status == "failed"]
+    state = (f"It failed: {run.error.get('message') if run.error else 'no error recorded'}." if run.status == "failed"
+             else f"Its status is {run.status!r}, not failed: say where it stands instead (what it waits for, "
+                  "which steps failed and were retried).")
+    first = (f" The first failed journal entry is seq {failed[0].seq} ({failed[0].kind} {failed[0].name!r})."
+             if failed else "")
+    return [Message(
+        f"Investigate run {run.id!r} (workflow type {run.name!r}). {state}{first} Its export follows: the run "
+        "(input, error, what it waited for), every journal entry in order (kind, name, input, output, error, "
+        "attempts, timings) and its signals.\n\n"
+        "Find the first thing that went wrong and why: a step of the workflow's own code (kind step), a tool it "
+        "called (kind tool: the tool and its arguments are in the entry's input), a person's decision or an "
+        "expired escalation (kind escalation), a child run (kind child: read longtail://runs/{child id}), or the "
+        "run's input. Tools that help: export_run and get_run (workflows) to read it again; find_runs and "
+        "get_process_summary (db-query) to see whether other runs of this type fail the same way; "
+        "escalation_history (human-queue) for an escalation it waited on. To retry, start_workflow with the same "
+        "name and input under a new workflow_id.\n\n"
+        "Answer with what failed, the likely cause, and the next step. Do not start, signal or cancel runs "
+        "without asking me first."),
+        Message(resource=(uri_of(RUN_URI, id=run.id), json_contents(history)))]
+
+
+PROMPTS = [
+    PromptSpec("investigate_failed_run", "Investigate a failed run: its history is embedded, with instructions "
+               "naming the tools that help find the cause.", InvestigateIn, investigate_failed_run),
+]
+
 
 def build(services: Services, principal_of: PrincipalSource, list_changed: ListChanged | None = None) -> Server[Any]:
     """The workflows server: its own tools, plus each active pipeline and each workflow type published as a
     tool (which come and go: with `list_changed`, connected clients are told)."""
     return build_server(NAME, TOOLS, services, principal_of, proxy=Proxies(PipelineTools(services),
                                                                          WorkflowTools(services)),
-                        list_changed=list_changed,
+                        list_changed=list_changed, resources=RESOURCES, prompts=PROMPTS,
                         instructions="Durable workflow runs: start them, wait for them, signal, cancel, export; "
                                      "every active pipeline is a tool here too.")

@@ -20,3 +20,16 @@ def test_every_tool_is_documented_with_its_arguments() -> None:
             assert f"### `{spec.name}`" in text
             for arg in spec.input_schema().get("properties", {}):
                 assert f"| `{arg}` |" in text
+
+
+def test_every_resource_and_prompt_is_documented() -> None:
+    text = DOC.read_text()
+    from system_servers import SERVERS
+
+    for module in SERVERS.values():
+        for resource in module.RESOURCES:
+            assert f"| `{resource.uri}` |" in text
+        for prompt in module.PROMPTS:
+            assert f"### Prompt `{prompt.name}`" in text
+            for arg in prompt.arguments():
+                assert f"| `{arg.name}` |" in text

@@ -178,6 +178,22 @@ def test_the_inspector_lists_and_calls_the_workflows_server_over_stdio(inspector
     assert json.loads(bad.stdout)["result"]["content"][0]["text"].startswith("[invalid_input] start_workflow: name")
 
 
+
+def test_the_inspector_reads_the_gateways_resources_and_prompts_over_stdio(inspector: Inspector, dsn: str) -> None:
+    server = ["-e", f"DATABASE_URL={dsn}", "-e", f"PYTHONPATH={ROOT}", "--cwd", str(ROOT),
+              "--", sys.executable, "-m", "longtail_mcp", "stdio", "gateway"]
+    templates = inspector.result("--method", "resources/templates/list", *server)["resourceTemplates"]
+    assert {"longtail://runs/{id}", "longtail://files/{+path}"} <= {t["uriTemplate"] for t in templates}
+    (table,) = inspector.result("--method", "resources/read", "--uri", "longtail://schema/workflow",
+                                *server)["contents"]
+    assert table["mimeType"] == "application/json" and json.loads(table["text"])["tables"][0]["table"] == "workflow"
+    missing = inspector("--method", "resources/read", "--uri", "longtail://runs/nope", *server)
+    assert missing.returncode != 0 and "[not_found] no run with id 'nope'" in missing.stdout + missing.stderr
+    prompt = inspector.result("--method", "prompts/get", "--prompt-name", "explain_denial",
+                              "--prompt-args", "error=[denied] outside_root", *server)
+    assert "[denied] outside_root" in prompt["messages"][0]["content"]["text"]
+
+
 @contextlib.contextmanager
 def serving(dsn: str) -> Iterator[tuple[str, str, str]]:
     """`longtail-mcp serve` on DATABASE_URL with the test app: (base URL, first admin key, a read key)."""
