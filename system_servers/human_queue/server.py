@@ -15,6 +15,7 @@ from longtail_mcp.humans import inbox
 from longtail_mcp.humans.models import Escalation, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime import service
+from longtail_mcp.tools.progress import reporting
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
 from system_servers.runnables import Started, start_for
 
@@ -141,19 +142,30 @@ async def _open(call: ToolCall, args: EscalateIn) -> Escalation:
 
 
 async def _await_decision(call: ToolCall, escalation_id: str, seconds: float) -> Escalation:
-    """The escalation once decided, or as it is when `seconds` run out (events, with a polling backstop)."""
+    """The escalation once decided, or as it is when `seconds` run out (events, with a polling backstop),
+    telling the caller who it waits for meanwhile. A cancelled call only stops waiting: the escalation
+    stays open for its role (cancel_escalation withdraws it)."""
     row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
     if row.status in TERMINAL or seconds <= 0:
         return row
-    with anyio.move_on_after(seconds):
+
+    async def decided() -> None:
         async with call.client.events.subscribe(["escalation.*"]) as feed:
-            row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
-            while row.status not in TERMINAL:
+            current = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+            while current.status not in TERMINAL:
                 with anyio.move_on_after(1.0):
                     async for event in feed:
                         if event.id == escalation_id:
                             break
-                row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+                current = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+
+    async def status() -> str:
+        now = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+        held = f", claimed by {now.assigned_to}" if now.assigned_to and now.status == "pending" else ""
+        return f"waiting for a person: escalation {escalation_id} (role {now.role}{held})"
+
+    with anyio.move_on_after(seconds):
+        await reporting(call.progress, decided(), total=seconds, status=status)
     return await esc.get_escalation(call.client.db, call.principal, escalation_id)
 
 
