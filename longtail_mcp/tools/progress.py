@@ -18,6 +18,7 @@ from longtail_mcp.tools.spec import Progress, no_progress
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PROGRESS_SECONDS = 2.0  # how often a long call reports (read at each call: tests lower it)
+REPORT_SECONDS = 5.0  # the most one report (its status query and its notification) may take
 Status = Callable[[], Awaitable[str | None]]
 
 
@@ -34,11 +35,14 @@ async def reporting(progress: Progress, work: Awaitable[T], *, total: float | No
     async def tick() -> None:
         while True:
             await anyio.sleep(interval)
-            try:
-                message = await status() if status is not None else None
-                await progress(round(anyio.current_time() - began, 1), total, message)
-            except Exception as exc:  # progress is a courtesy: never the reason a call fails
-                logger.debug("could not report progress: %s", exc)
+            # Shielded (briefly): a cancellation arriving mid-report waits for it rather than interrupting a
+            # status query, which would cost the pool its connection.
+            with anyio.move_on_after(REPORT_SECONDS, shield=True):
+                try:
+                    message = await status() if status is not None else None
+                    await progress(round(anyio.current_time() - began, 1), total, message)
+                except Exception as exc:  # progress is a courtesy: never the reason a call fails
+                    logger.debug("could not report progress: %s", exc)
 
     # The outcome is carried out of the task group by hand: an exception raised in its body would
     # come out wrapped in an ExceptionGroup, and callers catch the work's own errors.
