@@ -241,7 +241,8 @@ TOOLS = [
              "(use check_resolution to see the decision).", EscalateIn, Escalation, escalate_to_human,
              idempotent=True, tags=TAGS),
     ToolSpec("escalate_and_wait", "Ask a role for a decision and wait for it (at most 50 s). Returns the resolution, "
-             "or status 'pending' with the escalation_id when the wait runs out: then call check_resolution.",
+             "or status 'pending' with the escalation_id when the wait runs out: then call check_resolution. "
+             "Cancelling the call stops the wait; the escalation stays open (cancel_escalation withdraws it).",
              EscalateAndWaitIn, Outcome, escalate_and_wait, idempotent=True, tags=TAGS),
     ToolSpec("check_resolution", "Look at an escalation's outcome, optionally waiting (at most 50 s) for a decision. "
              "An expired escalation is never an approval.", CheckIn, Outcome, check_resolution,

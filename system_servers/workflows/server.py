@@ -172,7 +172,8 @@ TOOLS = [
              "started or that asked one of your roles; superadmins see all).",
              RunRef, RunInfo, get_run, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("wait_for_run", "Wait (at most 50 s) for a run to end; returns done=false with the run as it is when "
-             "the wait runs out, so call it again for longer waits.",
+             "the wait runs out, so call it again for longer waits. Cancelling the call stops the wait, not the run "
+             "(cancel_run does that).",
              WaitIn, WaitOut, wait_for_run, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("signal_run", "Send a named signal with a JSON payload to a live run; buffered until the run waits "
              "for it.",
