@@ -7,8 +7,9 @@ from typing import Any
 import mcp.types as types
 
 from longtail_mcp.humans.identity import Principal
-from longtail_mcp.mcp_glue.server import ListChanged, Progress, Proxy, build_server
+from longtail_mcp.mcp_glue.server import ListChanged, Proxy, build_server
 from longtail_mcp.tools import registry
+from longtail_mcp.tools.spec import Progress, no_progress
 from system_servers.compiler import server as compiler
 from system_servers.db_query import server as db_query
 from system_servers.files import server as files
@@ -66,7 +67,7 @@ class RegisteredTools(Proxy):
         return out
 
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
-                   progress: Progress | None = None) -> dict[str, Any] | None:
+                   progress: Progress = no_progress) -> dict[str, Any] | None:
         server, sep, tool = name.partition("__")
         if not sep or await registry.get_manifest(self.client.db, server, tool) is None:
             return None

@@ -69,6 +69,14 @@ Inside a durable run, `ctx.call_tool("human-queue/escalate_and_wait", {...})` do
 suspends durably (like `ctx.escalate`) until a person decides, with no 50 s bound, and returns the
 tool's result shape `{escalation_id, status, resolution}`.
 
+**Progress and cancellation.** A client that asks for progress (a `progressToken`) hears from the
+tools that wait or work long — `wait_for_run`, `query`, `triage_escalation`, `design_pipeline`,
+pipelines and workflow types published as tools, `escalate_and_wait`, `check_resolution`, `run_sql`
+and the http-fetch tools — every 2 s: the seconds elapsed, the call's limit as total, and where it
+stands. Cancelling a call (`notifications/cancelled`) stops its work: a statement is cancelled in
+Postgres, a fetch hangs up, a wait stops waiting — but a run or escalation it waited for goes on
+(`cancel_run`, `cancel_escalation`). [clients.md](clients.md#progress-and-cancellation) has the details.
+
 **Safe system servers.** db-query, files and http-fetch refuse, by policy, what could harm the
 host: SQL that writes (the database itself refuses it), paths outside `LONGTAIL_FILES_ROOT` or on
 the deny list, internal network addresses. Such a refusal is `[denied]`; the same call with

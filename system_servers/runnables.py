@@ -17,14 +17,15 @@ from pydantic import BaseModel, Field
 from longtail_mcp.errors import Forbidden, InvalidInput, WorkflowFailed
 from longtail_mcp.humans import runs
 from longtail_mcp.humans.identity import Principal, may_use
-from longtail_mcp.mcp_glue.server import Progress, Proxy
+from longtail_mcp.mcp_glue.server import Proxy
 from longtail_mcp.pipelines import runner, store
 from longtail_mcp.pipelines.model import Pipeline
 from longtail_mcp.runtime import service
+from longtail_mcp.runtime.handle import Handle
 from longtail_mcp.runtime.models import RunStatus
-from longtail_mcp.tools.spec import Services, ToolCall, title_of
+from longtail_mcp.tools.progress import reporting
+from longtail_mcp.tools.spec import Progress, Services, ToolCall, no_progress, title_of
 
-PROGRESS_SECONDS = 2.0  # how often a waiting call tells its caller where the run stands
 TERMINAL: tuple[RunStatus, ...] = ("completed", "failed", "cancelled")
 R = TypeVar("R", bound=BaseModel)
 
@@ -46,23 +47,14 @@ def output_schema(inner: dict[str, Any] | None) -> dict[str, Any]:
 
 
 async def start_and_wait(services: Services, principal: Principal, workflow: str, input: Any,
-                         progress: Progress | None = None) -> dict[str, Any]:
+                         progress: Progress = no_progress) -> dict[str, Any]:
     """Start a run as `principal`, wait for it at most `tool_wait_seconds` (telling `progress` where it
-    stands every PROGRESS_SECONDS), and say where it stands."""
+    stands every few seconds), and say where it stands. A cancelled call stops waiting; the run goes on."""
     seconds = services.settings.tool_wait_seconds
     wid, _ = await runs.start_run(services.db, principal, workflow, input)
     handle = await runs.handle(services.db, principal, wid)
-    began = anyio.current_time()
     with anyio.move_on_after(seconds), contextlib.suppress(WorkflowFailed):  # failed or cancelled: reported below
-        while True:
-            with anyio.move_on_after(PROGRESS_SECONDS if progress is not None else seconds):
-                await handle.result()
-                break
-            if progress is not None:
-                status = await handle.status()
-                await progress(round(anyio.current_time() - began, 1), seconds,
-                               f"run {wid} is {status}" + (" (waiting for a person or a signal)"
-                                                          if status == "waiting" else ""))
+        await reporting(progress, handle.result(), total=seconds, status=lambda: run_progress(handle))
     run = await handle.info()
     out: dict[str, Any] = {"workflow_id": wid, "status": run.status, "done": run.status in TERMINAL}
     if run.status == "completed":
@@ -70,6 +62,19 @@ async def start_and_wait(services: Services, principal: Principal, workflow: str
     elif run.error is not None:
         out["error"] = {"code": run.error.get("code"), "message": run.error.get("message")}
     return out
+
+
+async def run_progress(handle: Handle) -> str:
+    """Where a run someone waits for stands, for a progress message."""
+    run = await handle.info()
+    waiting_for = run.waiting_for or ""
+    if waiting_for.startswith("escalation:"):
+        return f"run {run.id} is waiting for a person (escalation {waiting_for.partition(':')[2]})"
+    if waiting_for.startswith("signal:"):
+        return f"run {run.id} is waiting for the signal {waiting_for.partition(':')[2]!r}"
+    if run.status == "waiting":
+        return f"run {run.id} is waiting ({waiting_for or 'for a person or a signal'})"
+    return f"run {run.id} is {run.status}"
 
 
 class Started(BaseModel, Generic[R]):
@@ -84,8 +89,10 @@ class Started(BaseModel, Generic[R]):
 
 
 async def start_for(call: ToolCall, workflow: str, args: BaseModel, result: type[R]) -> Started[R]:
-    """Start `workflow` with the tool's arguments as the caller, wait (start_and_wait), and say where it stands."""
-    out = await start_and_wait(call.client, call.principal, workflow, args.model_dump(exclude_none=True))
+    """Start `workflow` with the tool's arguments as the caller, wait (start_and_wait, reporting progress), and
+    say where it stands."""
+    out = await start_and_wait(call.client, call.principal, workflow, args.model_dump(exclude_none=True),
+                               call.progress)
     return Started[result](  # type: ignore[valid-type]
         workflow_id=out["workflow_id"], status=out["status"], done=out["done"], error=out.get("error"),
         result=result.model_validate(out["output"]) if out.get("output") else None)
@@ -116,7 +123,7 @@ class PipelineTools(Proxy):
         return out
 
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
-                   progress: Progress | None = None) -> dict[str, Any] | None:
+                   progress: Progress = no_progress) -> dict[str, Any] | None:
         found = {served.info.name: served for served in await store.active_tools(self.services.db)}
         if name not in found:
             return None
@@ -145,7 +152,7 @@ class WorkflowTools(Proxy):
                 for t in await service.workflow_tools(self.services.db) if may_use(principal, t.roles, False)]
 
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
-                   progress: Progress | None = None) -> dict[str, Any] | None:
+                   progress: Progress = no_progress) -> dict[str, Any] | None:
         found = {t.name: t for t in await service.workflow_tools(self.services.db)}
         if name not in found:
             return None
@@ -173,7 +180,7 @@ class Proxies(Proxy):
         return out
 
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
-                   progress: Progress | None = None) -> dict[str, Any] | None:
+                   progress: Progress = no_progress) -> dict[str, Any] | None:
         for proxy in self.proxies:
             result = await proxy.call(name, arguments, principal, progress)
             if result is not None:

@@ -96,6 +96,14 @@ class Fetched:
         return None
 
 
+@dataclass
+class Transfer:
+    """How far a fetch has got, for progress reports: the URL being asked now and its body bytes read so far."""
+
+    url: str = ""
+    received: int = 0
+
+
 def request_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     """The caller's headers, checked, with our User-Agent unless they set one.
 
@@ -121,12 +129,15 @@ def request_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
 
 
 async def fetch(policy: Policy, method: str, url: str, *, headers: Mapping[str, str] | None = None,
-                content: bytes | None = None, follow_redirects: bool = True, approved: bool = False) -> Fetched:
+                content: bytes | None = None, follow_redirects: bool = True, approved: bool = False,
+                transfer: Transfer | None = None) -> Fetched:
     """Send one request, following up to 5 redirects, every hop checked then pinned to its checked address.
 
     `approved=True` skips the address policy for hops on the approved URL's own origin (an approver
     allowed that call); a redirect elsewhere is checked as usual. The body is cut at `max_bytes`
-    (`truncated=True`); the whole exchange, redirects included, must finish within `timeout`.
+    (`truncated=True`); the whole exchange, redirects included, must finish within `timeout`. `transfer`,
+    if given, follows the URL and the bytes received (for progress). Cancelling the caller closes the
+    connection: the request stops there.
 
     Raises:
         InvalidInput: a bad URL, method or header; a redirect to another scheme; more than 5 redirects.
@@ -141,12 +152,14 @@ async def fetch(policy: Policy, method: str, url: str, *, headers: Mapping[str, 
     sent = request_headers(headers)
     started = anyio.current_time()
     hops: list[Hop] = []
+    transfer = transfer if transfer is not None else Transfer()
     try:
         with anyio.fail_after(policy.timeout):
             for _ in range(MAX_REDIRECTS + 1):
                 addresses = await check(target, policy.allow, resolve=policy.resolve,
                                         approved=target.origin == approved_origin)
-                response = await _send_pinned(policy, target, addresses, method, sent, content)
+                transfer.url, transfer.received = target.url, 0
+                response = await _send_pinned(policy, target, addresses, method, sent, content, transfer)
                 location = response.header("location")
                 if not follow_redirects or response.status not in REDIRECTS or not location:
                     response.redirects = hops
@@ -177,12 +190,12 @@ def _redirect_target(current: Target, location: str) -> Target:
 
 
 async def _send_pinned(policy: Policy, target: Target, addresses: list[IPAddress], method: str,
-                       headers: dict[str, str], content: bytes | None) -> Fetched:
+                       headers: dict[str, str], content: bytes | None, transfer: Transfer) -> Fetched:
     """Connect to the checked addresses in turn (never resolving again), sending the original Host and SNI."""
     error: Exception | None = None
     for address in addresses[:ADDRESSES_TRIED]:
         try:
-            return await _send_to(policy, target, address, method, headers, content)
+            return await _send_to(policy, target, address, method, headers, content, transfer)
         except httpx2.ConnectError as exc:
             logger.debug("connect to %s (%s) failed: %s", target.host, address, type(exc).__name__)
             error = exc
@@ -190,7 +203,7 @@ async def _send_pinned(policy: Policy, target: Target, addresses: list[IPAddress
 
 
 async def _send_to(policy: Policy, target: Target, address: IPAddress, method: str,
-                   headers: dict[str, str], content: bytes | None) -> Fetched:
+                   headers: dict[str, str], content: bytes | None, transfer: Transfer) -> Fetched:
     host = f"[{address}]" if isinstance(address, ipaddress.IPv6Address) else str(address)
     url = f"{target.scheme}://{host}:{target.port}{target.target}"
     # sni_hostname: TLS names the original host, and the certificate is verified against it.
@@ -214,7 +227,7 @@ async def _send_to(policy: Policy, target: Target, address: IPAddress, method: s
         except httpx2.HTTPError as exc:
             raise Unavailable(f"request to {target.host} failed: {type(exc).__name__}: {exc}") from None
         try:
-            body, truncated = await _read(response, policy.max_bytes)
+            body, truncated = await _read(response, policy.max_bytes, transfer)
         except httpx2.TimeoutException:
             raise TimeoutError from None
         except httpx2.HTTPError as exc:
@@ -227,8 +240,8 @@ async def _send_to(policy: Policy, target: Target, address: IPAddress, method: s
                    final_url=target.url, truncated=truncated)
 
 
-async def _read(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
-    """The body, decoded (gzip...) and cut at `limit` bytes: reading stops there."""
+async def _read(response: httpx2.Response, limit: int, transfer: Transfer) -> tuple[bytes, bool]:
+    """The body, decoded (gzip...) and cut at `limit` bytes: reading stops there (`transfer` counts it)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
@@ -237,5 +250,6 @@ async def _read(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
             return b"".join(chunks), True
         chunks.append(chunk)
         size += len(chunk)
+        transfer.received = size
     return b"".join(chunks), False
 

@@ -28,13 +28,12 @@ from longtail_mcp.mcp_glue.resources import content_handlers
 from longtail_mcp.tools.invoke import internal_error, invoke
 from longtail_mcp.tools.prompts import PromptSpec
 from longtail_mcp.tools.resources import ResourceSpec
-from longtail_mcp.tools.spec import Services, ToolSpec
+from longtail_mcp.tools.spec import Progress as Progress  # re-exported: its home is the tools layer
+from longtail_mcp.tools.spec import Services, ToolSpec, no_progress
 
 logger = logging.getLogger(__name__)
 ERROR_META = "io.longtail/error"  # the `_meta` key of a tool error's structured details
 PrincipalSource = Callable[[ServerRequestContext[Any]], Awaitable[Principal]]
-# Reports a call's progress to its caller (progress, total, message); a no-op when it asked for none.
-Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 TOOL_EVENTS = ["pipeline.activated", "pipeline.archived", "tools.changed"]  # what changes a tools list
 
 
@@ -129,7 +128,7 @@ class Proxy:
         raise NotImplementedError
 
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
-                   progress: Progress | None = None) -> dict[str, Any] | None:
+                   progress: Progress = no_progress) -> dict[str, Any] | None:
         """The structured result, or None when `name` is not one of the proxied tools. A long call may
         report its `progress`.
 
@@ -166,17 +165,20 @@ def build_server(name: str, specs: list[ToolSpec], services: Services, principal
         arguments = dict(params.arguments or {})
         if list_changed is not None:
             list_changed.track(ctx.session)
+        # A no-op unless the client sent a progressToken (or, in process, a callback); a cancelled call
+        # (notifications/cancelled) cancels this handler, and the tool stops with it (docs/clients.md).
+        progress: Progress = ctx.session.report_progress
         try:
             principal = await principal_of(ctx)
             if spec is None:
-                structured = (await proxy.call(params.name, arguments, principal, ctx.session.report_progress)
+                structured = (await proxy.call(params.name, arguments, principal, progress)
                               if proxy is not None else None)
                 if structured is None:
                     raise NotFound(f"no tool named {params.name!r} on the {name} server")
             else:
                 if not spec.read_only and principal.scope != "full":
                     raise Forbidden(f"{params.name} changes data; the calling key has read scope only")
-                structured = await invoke(spec, name, services, principal, arguments)
+                structured = await invoke(spec, name, services, principal, arguments, progress=progress)
             content = result_content(spec, structured)
         except LongtailError as exc:
             return error_result(exc)

@@ -6,25 +6,38 @@ connection logged in as a role with no write grants (migration 0005), and the tr
 rolled back. A statement timeout and a row cap bound what one call costs. A statement the database
 refused as a write is a `PolicyDenied`: an approver may let that exact statement run once, as the
 writer role (migration 0006: no superuser, no DDL, no secrets), committed.
+
+A caller that gives up (an MCP client cancelling the call) stops the statement in the server: the
+statement runs shielded from the cancellation while a watcher sends Postgres a cancel request, so the
+connection finishes its protocol exchange, rolls back and goes back to its pool clean before the
+cancellation goes on. (Cancelling psycopg mid-statement instead leaves the backend running the query
+and the connection unusable.)
 """
 
 import base64
 import datetime as dt
 import decimal
 import ipaddress
+import logging
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import anyio
 import psycopg
 from psycopg import errors as pg
+from psycopg import pq
 
 from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Forbidden, InvalidInput, PolicyDenied, Unavailable
 from longtail_mcp.humans.identity import Principal, require_write
 
+logger = logging.getLogger(__name__)
 Q = load("reports")
 MAX_SQL_CHARS = 100_000
+CANCEL_SECONDS = 5.0  # how long a cancel request to the server may take
 
 # SQLSTATEs that mean "this statement would change something": the policy refusal an approval lifts.
 _WRITE_REFUSALS: dict[str, str] = {
@@ -69,19 +82,73 @@ async def run_sql(db: Database, actor: Principal, statement: str, *, max_rows: i
     check_statement(statement)
     if approved:
         require_write(actor)
-        async with db.writer() as conn:
-            return await _execute(conn, statement, max_rows=max_rows, timeout_ms=timeout_ms, commit=True)
-    async with db.reader() as conn:
-        return await _execute(conn, statement, max_rows=max_rows, timeout_ms=timeout_ms, commit=False)
+    return await _stoppable(db.writer if approved else db.reader, statement, max_rows=max_rows,
+                            timeout_ms=timeout_ms, commit=approved)
 
 
-async def _execute(conn: Conn, statement: str, *, max_rows: int, timeout_ms: int, commit: bool) -> dict[str, Any]:
+class _Stopped(Exception):
+    """The caller was cancelled before the statement started (replaced by the cancellation itself)."""
+
+
+async def _stoppable(login: Callable[[], AbstractAsyncContextManager[Conn]], statement: str, *, max_rows: int,
+                     timeout_ms: int, commit: bool) -> dict[str, Any]:
+    """`_execute` on a `login` connection, shielded; if the caller is cancelled meanwhile, the server is asked
+    to cancel the statement, and the cancellation goes on once the connection is back in its pool."""
+    stop = anyio.Event()
+    current: list[Conn] = []
+    done = False
+
+    async def watch() -> None:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            if not done:  # the caller was cancelled, not the watcher dismissed
+                stop.set()
+                # Only a command in progress: a cancel request that arrived between commands would hit the
+                # next one (the rollback, or the pool's reset).
+                if current and current[0].pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+                    with anyio.CancelScope(shield=True):
+                        try:
+                            await current[0].cancel_safe(timeout=CANCEL_SECONDS)
+                        except Exception as exc:  # the statement timeout still bounds it
+                            logger.warning("could not cancel a run_sql statement: %s", exc)
+
+    result: dict[str, Any] | None = None
+    error: Exception | None = None
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch)
+        with anyio.CancelScope(shield=True):
+            try:
+                async with login() as conn:
+                    current.append(conn)
+                    try:
+                        result = await _execute(conn, statement, max_rows=max_rows, timeout_ms=timeout_ms,
+                                                commit=commit, stop=stop)
+                    finally:
+                        current.clear()  # going back to its pool: nothing of ours to cancel any more
+            except Exception as exc:  # carried out of the task group by hand (it would wrap it in a group)
+                error = exc
+            finally:
+                done = True
+        tg.cancel_scope.cancel()
+    if stop.is_set():  # the caller was cancelled: what the statement did (it was cancelled too) is nobody's answer
+        await anyio.lowlevel.checkpoint()  # raises the caller's cancellation
+    if error is not None:
+        raise error
+    assert result is not None
+    return result
+
+
+async def _execute(conn: Conn, statement: str, *, max_rows: int, timeout_ms: int, commit: bool,
+                   stop: anyio.Event) -> dict[str, Any]:
     autocommit = conn.autocommit
     if autocommit:
         await conn.set_autocommit(False)
     try:
         cur = conn.cursor()
         await cur.execute(Q["statement_timeout"], {"ms": str(timeout_ms)})
+        if stop.is_set():  # the caller gave up while this connection was being set up: do not start
+            raise _Stopped
         rows: list[list[Any]] = []
         truncated = False
         try:

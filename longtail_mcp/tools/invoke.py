@@ -13,7 +13,7 @@ from typing import Any
 from longtail_mcp.errors import LongtailError, PolicyDenied
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.tools import approvals
-from longtail_mcp.tools.spec import Approvable, Services, ToolCall, ToolSpec, parse_args
+from longtail_mcp.tools.spec import Approvable, Progress, Services, ToolCall, ToolSpec, no_progress, parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +26,10 @@ def internal_error(what: str) -> LongtailError:
 
 
 async def invoke(spec: ToolSpec, server: str, services: Services, principal: Principal,
-                 arguments: dict[str, Any], *, explain: bool = True) -> dict[str, Any]:
-    """Call one tool as `principal` and return its structured result.
+                 arguments: dict[str, Any], *, explain: bool = True,
+                 progress: Progress = no_progress) -> dict[str, Any]:
+    """Call one tool as `principal` and return its structured result; a long call tells `progress`
+    how it stands (an MCP client that asked for progress; in-run calls pass none).
 
     A refusal by policy (`PolicyDenied`) of an `Approvable` tool called with `request_approval: true`
     opens an escalation to the approver role bound to this exact call, and the error names it (in its
@@ -48,7 +50,7 @@ async def invoke(spec: ToolSpec, server: str, services: Services, principal: Pri
             await approvals.spend(services.db, principal, args.approval_id, *action)
             approved = True
     try:
-        result = await spec.handler(ToolCall(services, principal, approved), args)
+        result = await spec.handler(ToolCall(services, principal, approved, progress), args)
         return spec.output.model_validate(result).model_dump(mode="json")
     except PolicyDenied as exc:
         if action is None or approved or not explain:

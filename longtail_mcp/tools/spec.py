@@ -43,6 +43,14 @@ class Services(Protocol):
         ...
 
 
+# Reports a call's progress to its caller: (progress, total, message). Progress only grows; total may be None.
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+async def no_progress(progress: float, total: float | None = None, message: str | None = None) -> None:
+    """The progress of a call nobody watches (in-run calls, and callers that asked for none)."""
+
+
 class Args(BaseModel):
     """Base of every tool's input model: unknown arguments are an error, not ignored."""
 
@@ -58,12 +66,14 @@ class ToolCall:
     """What a handler gets besides its arguments: the services and who is calling.
 
     `approved` is True only when this exact call spent an approval (see `Approvable`): the handler
-    then skips the policy check that the approval covers, and only that one.
+    then skips the policy check that the approval covers, and only that one. `progress` tells the
+    caller how a long call is going (`tools.progress.reporting`); a no-op unless an MCP client asked.
     """
 
     client: Services
     principal: Principal
     approved: bool = False
+    progress: Progress = no_progress
 
 
 class Approvable(BaseModel):

@@ -10,6 +10,7 @@ from longtail_mcp.humans.models import Escalation, EscalationStats, EscalationSt
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime.models import FoundRun, RunStatus
 from longtail_mcp.sql import readonly, reports
+from longtail_mcp.tools.progress import reporting
 from longtail_mcp.tools.prompts import PromptSpec
 from longtail_mcp.tools.resources import Contents, ResourceSpec, json_contents, parse_values
 from longtail_mcp.tools.spec import Approvable, Args, NoArgs, Services, ToolCall, ToolSpec
@@ -149,11 +150,16 @@ async def describe_schema(call: ToolCall, args: SchemaIn) -> SchemaOut:
 
 async def run_sql(call: ToolCall, args: SqlIn) -> SqlOut:
     settings = call.client.settings
-    return SqlOut.model_validate(await readonly.run_sql(
+    timeout_ms = min(args.timeout_ms or settings.sql_timeout_ms, settings.sql_timeout_ms)
+
+    async def status() -> str:
+        return f"the statement is running (statement timeout {timeout_ms / 1000:g} s)"
+
+    # A cancelled call cancels the statement in the server (longtail_mcp.sql.readonly).
+    return SqlOut.model_validate(await reporting(call.progress, readonly.run_sql(
         call.client.db, call.principal, args.sql, approved=call.approved,
-        max_rows=min(args.max_rows or settings.sql_max_rows, settings.sql_max_rows),
-        timeout_ms=min(args.timeout_ms or settings.sql_timeout_ms, settings.sql_timeout_ms),
-    ))
+        max_rows=min(args.max_rows or settings.sql_max_rows, settings.sql_max_rows), timeout_ms=timeout_ms,
+    ), total=timeout_ms / 1000, status=status))
 
 
 TOOLS = [

@@ -7,8 +7,9 @@ from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from longtail_mcp.fetch import reading
-from longtail_mcp.fetch.client import Policy, fetch
+from longtail_mcp.fetch.client import Fetched, Policy, Transfer, fetch
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
+from longtail_mcp.tools.progress import reporting
 from longtail_mcp.tools.prompts import PromptSpec
 from longtail_mcp.tools.resources import ResourceSpec
 from longtail_mcp.tools.spec import Approvable, Services, ToolCall, ToolSpec
@@ -95,14 +96,28 @@ def _policy(call: ToolCall, args: Args) -> Policy:
     return Policy.from_settings(call.client.settings, max_bytes=args.max_bytes, timeout=args.timeout_seconds)
 
 
+async def _fetch(call: ToolCall, args: Args, method: str, **options: Any) -> Fetched:
+    """`fetch`, telling the caller meanwhile which URL it asks and how many bytes came; a cancelled call
+    closes the connection."""
+    policy = _policy(call, args)
+    transfer = Transfer()
+
+    async def status() -> str:
+        got = f": {transfer.received:,} bytes received" if transfer.received else ""
+        return f"fetching {transfer.url or args.url}{got}"
+
+    return await reporting(call.progress, fetch(policy, method, args.url, approved=call.approved, transfer=transfer,
+                                                **options), total=policy.timeout, status=status)
+
+
 async def http_request(call: ToolCall, args: RequestIn) -> RequestOut:
     headers = dict(args.headers)
     content = args.body.encode() if args.body is not None else None
     if args.json_body is not None:
         content = json.dumps(args.json_body).encode()
         headers = reading.with_default(headers, "Content-Type", "application/json")
-    response = await fetch(_policy(call, args), args.method, args.url, headers=headers, content=content,
-                           follow_redirects=args.follow_redirects, approved=call.approved)
+    response = await _fetch(call, args, args.method, headers=headers, content=content,
+                            follow_redirects=args.follow_redirects)
     body, encoding = reading.body(response)
     return RequestOut(status=response.status, headers=reading.joined_headers(response), body=body,
                       body_encoding=encoding,
@@ -112,14 +127,14 @@ async def http_request(call: ToolCall, args: RequestIn) -> RequestOut:
 
 
 async def fetch_json(call: ToolCall, args: Args) -> JsonOut:
-    response = await fetch(_policy(call, args), "GET", args.url, approved=call.approved,
-                           headers=reading.with_default(args.headers, "Accept", reading.JSON_ACCEPT))
+    accept = reading.with_default(args.headers, "Accept", reading.JSON_ACCEPT)
+    response = await _fetch(call, args, "GET", headers=accept)
     return JsonOut(data=reading.as_json(response), status=response.status, final_url=response.final_url)
 
 
 async def fetch_text(call: ToolCall, args: TextIn) -> TextOut:
-    response = await fetch(_policy(call, args), "GET", args.url, approved=call.approved,
-                           headers=reading.with_default(args.headers, "Accept", reading.TEXT_ACCEPT))
+    accept = reading.with_default(args.headers, "Accept", reading.TEXT_ACCEPT)
+    response = await _fetch(call, args, "GET", headers=accept)
     title, text = await reading.as_text(response, links=args.links)
     page = reading.page_of(text, args.start_index, args.max_length)
     return TextOut(title=title, text=page.text, content_type=response.content_type, status=response.status,

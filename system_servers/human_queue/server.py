@@ -15,6 +15,7 @@ from longtail_mcp.humans import inbox
 from longtail_mcp.humans.models import Escalation, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime import service
+from longtail_mcp.tools.progress import reporting
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
 from system_servers.human_queue.content import PROMPTS, RESOURCES
 from system_servers.runnables import Started, start_for
@@ -142,19 +143,30 @@ async def _open(call: ToolCall, args: EscalateIn) -> Escalation:
 
 
 async def _await_decision(call: ToolCall, escalation_id: str, seconds: float) -> Escalation:
-    """The escalation once decided, or as it is when `seconds` run out (events, with a polling backstop)."""
+    """The escalation once decided, or as it is when `seconds` run out (events, with a polling backstop),
+    telling the caller who it waits for meanwhile. A cancelled call only stops waiting: the escalation
+    stays open for its role (cancel_escalation withdraws it)."""
     row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
     if row.status in TERMINAL or seconds <= 0:
         return row
-    with anyio.move_on_after(seconds):
+
+    async def decided() -> None:
         async with call.client.events.subscribe(["escalation.*"]) as feed:
-            row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
-            while row.status not in TERMINAL:
+            current = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+            while current.status not in TERMINAL:
                 with anyio.move_on_after(1.0):
                     async for event in feed:
                         if event.id == escalation_id:
                             break
-                row = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+                current = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+
+    async def status() -> str:
+        now = await esc.get_escalation(call.client.db, call.principal, escalation_id)
+        held = f", claimed by {now.assigned_to}" if now.assigned_to and now.status == "pending" else ""
+        return f"waiting for a person: escalation {escalation_id} (role {now.role}{held})"
+
+    with anyio.move_on_after(seconds):
+        await reporting(call.progress, decided(), total=seconds, status=status)
     return await esc.get_escalation(call.client.db, call.principal, escalation_id)
 
 
@@ -230,7 +242,8 @@ TOOLS = [
              "(use check_resolution to see the decision).", EscalateIn, Escalation, escalate_to_human,
              idempotent=True, tags=TAGS),
     ToolSpec("escalate_and_wait", "Ask a role for a decision and wait for it (at most 50 s). Returns the resolution, "
-             "or status 'pending' with the escalation_id when the wait runs out: then call check_resolution.",
+             "or status 'pending' with the escalation_id when the wait runs out: then call check_resolution. "
+             "Cancelling the call stops the wait; the escalation stays open (cancel_escalation withdraws it).",
              EscalateAndWaitIn, Outcome, escalate_and_wait, idempotent=True, tags=TAGS),
     ToolSpec("check_resolution", "Look at an escalation's outcome, optionally waiting (at most 50 s) for a decision. "
              "An expired escalation is never an approval.", CheckIn, Outcome, check_resolution,

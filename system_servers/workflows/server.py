@@ -14,10 +14,11 @@ from longtail_mcp.humans import runs
 from longtail_mcp.mcp_glue.server import ListChanged, PrincipalSource, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.models import Run, RunExport, RunInfo, RunStatus, RunSummary, WorkflowType
+from longtail_mcp.tools.progress import reporting
 from longtail_mcp.tools.prompts import Message, PromptSpec
 from longtail_mcp.tools.resources import Contents, Listed, ResourceSpec, json_contents, uri_of
 from longtail_mcp.tools.spec import Args, NoArgs, Services, ToolCall, ToolSpec
-from system_servers.runnables import PipelineTools, Proxies, Started, WorkflowTools, start_for
+from system_servers.runnables import PipelineTools, Proxies, Started, WorkflowTools, run_progress, start_for
 from system_servers.workflows.registry_tools import TOOLS as REGISTRY_TOOLS
 
 NAME = "workflows"
@@ -128,8 +129,10 @@ async def get_run(call: ToolCall, args: RunRef) -> RunInfo:
 async def wait_for_run(call: ToolCall, args: WaitIn) -> WaitOut:
     handle = await runs.handle(call.client.db, call.principal, args.workflow_id)
     # A run that failed or was cancelled is reported below like any other: its error is not this tool's.
+    # A cancelled call only stops waiting: the run goes on (cancel_run stops it).
     with anyio.move_on_after(args.timeout_seconds), contextlib.suppress(Exception):
-        await handle.result()
+        await reporting(call.progress, handle.result(), total=args.timeout_seconds,
+                        status=lambda: run_progress(handle))
     run = _run(await handle.info())
     return WaitOut(done=run.status in ("completed", "failed", "cancelled"), run=run)
 
@@ -171,7 +174,8 @@ TOOLS = [
              "started or that asked one of your roles; superadmins see all).",
              RunRef, RunInfo, get_run, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("wait_for_run", "Wait (at most 50 s) for a run to end; returns done=false with the run as it is when "
-             "the wait runs out, so call it again for longer waits.",
+             "the wait runs out, so call it again for longer waits. Cancelling the call stops the wait, not the run "
+             "(cancel_run does that).",
              WaitIn, WaitOut, wait_for_run, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("signal_run", "Send a named signal with a JSON payload to a live run; buffered until the run waits "
              "for it.",

@@ -1,14 +1,19 @@
 """Open an MCP client session to one of our servers over any transport, acting as a given account."""
 
+import logging
 import os
 import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
+import mcp.types as types
+import pytest
 import uvicorn
 from mcp import Client as McpClient
 from mcp import StdioServerParameters
@@ -19,11 +24,65 @@ from longtail_mcp import LongTail
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans.identity import SYSTEM
 from longtail_mcp.mcp_glue.server import fixed_principal
+from longtail_mcp.tools import progress as progress_reports
 from longtail_mcp.web.app import build_app
 from system_servers import builder
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSPORTS = ["memory", "jsonrpc", "stdio", "http", "sse"]
+Report = tuple[float, float | None, str | None]  # one progress notification: progress, total, message
+
+
+def fast_progress(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.2) -> None:
+    """Long calls of in-process servers report every `seconds` instead of every 2 s."""
+    monkeypatch.setattr(progress_reports, "PROGRESS_SECONDS", seconds)
+
+
+async def call_with_progress(c: McpClient, tool: str, args: dict[str, Any],
+                             on_report: Any = None) -> tuple[types.CallToolResult, list[Report]]:
+    """Call `tool` asking for progress: its result and the progress notifications that came first
+    (each also handed to the async `on_report(report, reports)`, if given)."""
+    reports: list[Report] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        reports.append((progress, total, message))
+        if on_report is not None:
+            await on_report(reports[-1], reports)
+
+    with anyio.fail_after(30):
+        result = await c.call_tool(tool, args, progress_callback=on_progress)
+    return result, reports
+
+
+async def cancel_after_progress(c: McpClient, tool: str, args: dict[str, Any], *, reports: int = 1,
+                                before: Any = None) -> list[Report]:
+    """Call `tool` and cancel the call as a client does (over JSON-RPC: notifications/cancelled) once it has
+    reported progress `reports` times (first awaiting `before()`, if given: a look at the work in flight);
+    the reports."""
+    seen: list[Report] = []
+    with anyio.fail_after(30), anyio.CancelScope() as scope:
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append((progress, total, message))
+            if len(seen) >= reports:
+                if before is not None:
+                    await before()
+                scope.cancel()
+
+        await c.call_tool(tool, args, progress_callback=on_progress)
+        raise AssertionError(f"{tool} answered before it was cancelled")
+    return seen
+
+
+def growing(reports: list[Report]) -> bool:
+    """Progress only grows, as the protocol requires."""
+    values = [p for p, _, _ in reports]
+    return all(a < b for a, b in pairwise(values))
+
+
+def loud(records: list[logging.LogRecord]) -> list[str]:
+    """What was logged at warning level or above, or with a traceback (a cancelled call logs neither)."""
+    return [f"{r.name}: {r.getMessage()}" for r in records if r.levelno >= logging.WARNING or r.exc_info]
 
 
 @asynccontextmanager

@@ -1,7 +1,9 @@
 """The db-query server as people and agents use it: reports that respect RBAC, and read-only SQL."""
 
+from contextlib import AsyncExitStack
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client as McpClient
 
@@ -10,7 +12,16 @@ from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans.identity import SYSTEM
 from system_servers import publish_manifests
 from tests.humans.helpers import make_roles, person, sql_exec
-from tests.servers.sessions import session
+from tests.runtime.helpers import until
+from tests.servers.sessions import (
+    call_with_progress,
+    cancel_after_progress,
+    fast_progress,
+    growing,
+    http_server,
+    loud,
+    session,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -132,3 +143,57 @@ async def test_the_server_s_limits_cap_what_a_caller_asks(dsn: str) -> None:
         async with session("memory", app, "db-query") as c:
             out = await call(c, "run_sql", {"sql": "SELECT generate_series(1, 10)", "max_rows": 100})
         assert len(out["rows"]) == 3 and out["truncated"] is True
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_a_long_statement_reports_its_progress_then_its_rows(app: LongTail, transport: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_progress(monkeypatch)
+    async with app, session(transport, app, "db-query") as c:
+        result, reports = await call_with_progress(c, "run_sql", {"sql": "SELECT pg_sleep(1.2), 7 AS n"})
+    assert not result.is_error and result.structured_content is not None
+    assert result.structured_content["rows"] == [["", 7]]
+    assert len(reports) >= 3 and growing(reports), reports
+    assert all(total == 5 and message == "the statement is running (statement timeout 5 s)"
+               for _, total, message in reports), reports
+
+
+async def _backends(app: LongTail, where: str, value: Any) -> list[Any]:
+    async with app.db.connection() as conn:
+        query = {"sleeping": "SELECT pid, state FROM pg_stat_activity WHERE query = %(v)s AND state = 'active'",
+                 "pid": "SELECT pid, state FROM pg_stat_activity WHERE pid = %(v)s"}[where]
+        return await (await conn.execute(query, {"v": value})).fetchall()
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc", "http"])
+async def test_a_cancelled_run_sql_stops_the_statement_in_the_server_and_keeps_the_connection(
+        dsn: str, transport: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    fast_progress(monkeypatch)
+    app = LongTail(dsn, sql_timeout_ms=60_000)  # only the cancellation can end it within the test
+    sleeper: list[int] = []
+    async with app, AsyncExitStack() as stack:
+        base = await stack.enter_async_context(http_server(app)) if transport == "http" else None
+        c = await stack.enter_async_context(session(transport, app, "db-query", base=base))
+
+        async def running() -> None:
+            (row,) = await _backends(app, "sleeping", "SELECT pg_sleep(30)")
+            sleeper.append(row["pid"])
+
+        with anyio.fail_after(10):
+            await cancel_after_progress(c, "run_sql", {"sql": "SELECT pg_sleep(30)", "timeout_ms": 60_000},
+                                        before=running)
+
+            async def stopped() -> bool:
+                return await _backends(app, "sleeping", "SELECT pg_sleep(30)") == []
+
+            await until(stopped, within=3)
+
+            # The same backend is still connected, idle outside any transaction: back in its pool, clean
+            # (over JSON-RPC the client stops waiting before the server has rolled back: wait for that).
+            async def clean() -> bool:
+                return [r["state"] for r in await _backends(app, "pid", sleeper[0])] == ["idle"]
+
+            await until(clean, within=3)
+        again = await call(c, "run_sql", {"sql": "SELECT 1 AS one"})
+    assert again["rows"] == [[1]]
+    assert loud(caplog.records) == []

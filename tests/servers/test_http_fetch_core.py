@@ -53,6 +53,7 @@ class Site:
         self.hits: list[tuple[str, str]] = []
         self.seen_headers: list[dict[str, str]] = []
         self.release = threading.Event()  # frees /slow handlers at teardown
+        self.hung_up = threading.Event()  # a client closed /trickle's connection
         self.servers: list[ThreadingHTTPServer] = []
         self.port = 0
         self.port6: int | None = None
@@ -124,6 +125,16 @@ class Site:
         elif parts.path == "/slow":
             self.release.wait(10)
             self.send(h, 200, b"late", "text/plain")
+        elif parts.path == "/trickle":  # a body that never ends, a little at a time, until the client hangs up
+            h.send_response(200)
+            h.send_header("Content-Type", "text/plain")
+            h.send_header("Content-Length", str(1 << 30))
+            h.end_headers()
+            try:
+                while not self.release.wait(0.05):
+                    h.wfile.write(b"x" * 1000)
+            except OSError:
+                self.hung_up.set()
         elif parts.path == "/redirect":
             h.send_response(int(query.get("status", 302)))
             h.send_header("Location", query["to"])

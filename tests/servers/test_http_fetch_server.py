@@ -11,7 +11,7 @@ from mcp import Client as McpClient
 
 from longtail_mcp import LongTail
 from system_servers.http_fetch import server as http_fetch
-from tests.servers.sessions import session
+from tests.servers.sessions import cancel_after_progress, fast_progress, growing, loud, session
 from tests.servers.test_http_fetch_core import Site, site
 
 pytestmark = pytest.mark.anyio
@@ -181,3 +181,19 @@ def test_every_input_model_takes_approvals_and_refuses_unknown_fields() -> None:
         assert {"request_approval", "approval_id", "url", "headers", "max_bytes", "timeout_seconds"} <= set(
             schema["properties"]), spec.name
         assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_a_cancelled_fetch_reports_bytes_received_then_hangs_up(
+        dsn: str, site: Site, transport: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    fast_progress(monkeypatch)
+    async with LongTail(dsn, http_allow=["127.0.0.1"], http_timeout=60) as app, \
+            session(transport, app, "http-fetch") as c:
+        reports = await cancel_after_progress(c, "fetch_text", {"url": site.url("/trickle")}, reports=2)
+        closed = await anyio.to_thread.run_sync(site.hung_up.wait, 5)
+        assert closed, "the fetch closed its connection when the call was cancelled"
+    assert growing(reports) and all(total == 60 for _, total, _ in reports), reports
+    assert reports[-1][2] is not None and reports[-1][2].startswith(f"fetching {site.url('/trickle')}: ")
+    assert reports[-1][2].endswith(" bytes received"), reports
+    assert loud(caplog.records) == []

@@ -8,6 +8,8 @@ import pytest
 from mcp import Client as McpClient
 
 from longtail_mcp import LongTail
+from longtail_mcp.events.feed import feed_of
+from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM, Principal
@@ -15,7 +17,17 @@ from longtail_mcp.mcp_glue.server import fixed_principal
 from system_servers.human_queue import server as hq
 from tests.conftest import running
 from tests.runtime.helpers import until, wait_status
-from tests.servers.sessions import TRANSPORTS, http_server, session
+from tests.servers.sessions import (
+    TRANSPORTS,
+    Report,
+    call_with_progress,
+    cancel_after_progress,
+    fast_progress,
+    growing,
+    http_server,
+    loud,
+    session,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -121,6 +133,55 @@ async def test_escalate_and_wait_returns_the_decision_or_pending_when_the_wait_r
                                "resolved_by": "sam"}
             waited = await call(rita, "check_resolution", {"escalation_id": "w1", "wait_seconds": 0.2})
             assert waited["status"] == "pending"
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_escalate_and_wait_reports_who_it_waits_for_until_someone_decides(
+        app: LongTail, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_progress(monkeypatch)
+    async with app:
+        _, sam = await people(app)
+        async with session(transport, app, "human-queue", "rita") as rita:
+
+            async def sam_decides_after_two(report: Report, reports: list[Report]) -> None:
+                if len(reports) == 2:
+                    await esc.claim(app.db, sam, "e1")
+                elif len(reports) == 3:
+                    await esc.resolve(app.db, sam, "e1", {"approved": True})
+
+            result, reports = await call_with_progress(rita, "escalate_and_wait", {
+                "role": "reviewer", "message": "ship it?", "wait_seconds": 20, "escalation_id": "e1"},
+                sam_decides_after_two)
+    assert result.structured_content == {"escalation_id": "e1", "status": "resolved", "resolution": {"approved": True},
+                                         "resolved_by": "sam"}
+    assert len(reports) >= 3 and growing(reports) and all(total == 20 for _, total, _ in reports), reports
+    assert reports[0][2] == "waiting for a person: escalation e1 (role reviewer)"
+    assert reports[2][2] == "waiting for a person: escalation e1 (role reviewer, claimed by sam)"
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_a_cancelled_escalate_and_wait_leaves_the_escalation_open_for_its_role(
+        app: LongTail, transport: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    fast_progress(monkeypatch)
+    async with app:
+        rita_p, sam = await people(app)
+        async with session(transport, app, "human-queue", "rita") as rita:
+            feed = feed_of(app.db)
+            idle = feed.subscribers
+
+            async def waiting() -> None:
+                assert feed.subscribers == idle + 1, "escalate_and_wait follows the escalation events"
+
+            reports = await cancel_after_progress(rita, "escalate_and_wait", {
+                "role": "reviewer", "message": "ship it?", "wait_seconds": 50, "escalation_id": "e1"}, before=waiting)
+            await until(lambda: feed.subscribers == idle, within=3)  # the server stopped waiting too
+            assert "escalation e1" in (reports[0][2] or ""), "the progress names it, to find it again"
+            assert (await esc.get_escalation(app.db, rita_p, "e1")).status == "pending"
+            await esc.claim(app.db, sam, "e1")
+            await esc.resolve(app.db, sam, "e1", {"approved": False})
+            checked = await call(rita, "check_resolution", {"escalation_id": "e1"})
+    assert checked["status"] == "resolved" and checked["resolution"] == {"approved": False}
+    assert loud(caplog.records) == []
 
 
 async def test_bad_human_queue_arguments_are_tool_errors_and_change_nothing(app: LongTail) -> None:

@@ -5,16 +5,28 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client as McpClient
 
 from longtail_mcp import LongTail
+from longtail_mcp.events.feed import feed_of
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.mcp_glue.server import fixed_principal
 from system_servers.workflows import server as workflows
 from tests.conftest import running
-from tests.runtime.helpers import wait_status
-from tests.servers.sessions import TRANSPORTS, http_server, session
+from tests.runtime.helpers import until, wait_status
+from tests.servers.sessions import (
+    TRANSPORTS,
+    Report,
+    call_with_progress,
+    cancel_after_progress,
+    fast_progress,
+    growing,
+    http_server,
+    loud,
+    session,
+)
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,3 +154,50 @@ async def test_start_workflow_accepts_types_any_live_worker_runs_and_refuses_unk
         typo = await c.call_tool("start_workflow", {"name": "greeet"})
         assert typo.is_error and "no live worker runs workflow type 'greeet'" in typo.content[0].text
         assert "greet" in typo.content[0].text.split("known types:")[1]
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_wait_for_run_reports_progress_while_the_run_waits_then_answers(
+        app: LongTail, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    register(app)
+    fast_progress(monkeypatch)
+    async with running(app), session(transport, app, "workflows") as c:
+        await call(c, "start_workflow", {"name": "gate", "workflow_id": "w1"})
+        await wait_status(app.handle("w1"), "waiting")
+
+        async def open_after_two(report: Report, reports: list[Report]) -> None:
+            if len(reports) == 2:
+                await app.handle("w1").signal("open", "now")
+
+        result, reports = await call_with_progress(c, "wait_for_run", {"workflow_id": "w1", "timeout_seconds": 20},
+                                                   open_after_two)
+        assert not result.is_error and result.structured_content is not None
+        assert result.structured_content["done"] is True and result.structured_content["run"]["result"] == "now"
+    assert len(reports) >= 2 and growing(reports), reports
+    progress, total, message = reports[0]
+    assert 0 < progress < 20 and total == 20
+    assert message == "run w1 is waiting for the signal 'open'", message
+
+
+@pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
+async def test_a_cancelled_wait_for_run_stops_waiting_and_the_run_goes_on(
+        app: LongTail, transport: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    register(app)
+    fast_progress(monkeypatch)
+    async with running(app), session(transport, app, "workflows") as c:
+        await call(c, "start_workflow", {"name": "gate", "workflow_id": "w1"})
+        await wait_status(app.handle("w1"), "waiting")
+        feed = feed_of(app.db)
+        idle = feed.subscribers  # the worker's wake-ups
+
+        async def waiting() -> None:
+            assert feed.subscribers == idle + 1, "wait_for_run follows the run's end events"
+
+        await cancel_after_progress(c, "wait_for_run", {"workflow_id": "w1", "timeout_seconds": 50}, before=waiting)
+        await until(lambda: feed.subscribers == idle, within=3)  # the server stopped waiting, not just the client
+        assert (await app.handle("w1").status()) == "waiting", "cancelling the call does not cancel the run"
+        await app.handle("w1").signal("open", 1)
+        with anyio.fail_after(10):
+            assert await app.handle("w1").result() == 1
+        assert (await call(c, "get_run", {"workflow_id": "w1"}))["status"] == "completed", "the session goes on"
+    assert loud(caplog.records) == []
