@@ -8,9 +8,8 @@ import sys
 
 import anyio
 
-from longtail_mcp.cli import agents, clients, demo, helptext, pipelines
-from longtail_mcp.cli.people import cmd_runs, identity_parsers
-from longtail_mcp.cli.serve import cmd_db, cmd_migrate, cmd_serve, cmd_status, cmd_stdio, cmd_worker
+from longtail_mcp.cli import clients, helptext
+from longtail_mcp.cli.parsers import agent_parsers, demo_parsers, identity_parsers, lazy, pipeline_parsers
 from longtail_mcp.config import SettingsInvalid
 from longtail_mcp.errors import (
     ConfigurationError,
@@ -39,19 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR",
                        help="a LongTail app whose workflows to run")
     serve.add_argument("--dev", action="store_true", help="loopback only: MCP over HTTP without API keys")
-    serve.set_defaults(run=cmd_serve)
+    serve.set_defaults(run=lazy("serve", "cmd_serve"))
 
     worker = sub.add_parser("worker", help="run workers only (scale-out); shares a running embedded server")
     worker.add_argument("--app", action="append", default=[], metavar="MODULE:ATTR")
     worker.add_argument("--concurrency", type=int, default=None)
-    worker.set_defaults(run=cmd_worker)
+    worker.set_defaults(run=lazy("serve", "cmd_worker"))
 
     status = sub.add_parser("status", help="what is running: the database, a serve of this home, live workers")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(run=cmd_status)
+    status.set_defaults(run=lazy("status", "cmd_status"))
 
     mig = sub.add_parser("migrate", help="apply pending database migrations")
-    mig.set_defaults(run=cmd_migrate)
+    mig.set_defaults(run=lazy("serve", "cmd_migrate"))
 
     runs = sub.add_parser("runs", help="list, show or export runs (`runs` alone lists the latest)")
     runs.set_defaults(action="list", status=None, name=None, limit=50, json=False, as_account=None)
@@ -69,11 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (ls, show, export):
         p.add_argument("--as", dest="as_account", metavar="ACCOUNT",
                        help="only what this account may see (default: every run, as the local operator)")
-    runs.set_defaults(run=cmd_runs)
+    runs.set_defaults(run=lazy("people", "cmd_runs"))
     doors = identity_parsers(sub)
-    doors["pipelines"] = pipelines.parsers(sub)
-    agents.parsers(sub, doors)
-    demo.parsers(sub)
+    doors["pipelines"] = pipeline_parsers(sub)
+    agent_parsers(sub, doors)
+    demo_parsers(sub)
 
     stdio = sub.add_parser("stdio", help="run one MCP server over stdio (for Claude Desktop and other clients)")
     stdio.add_argument("server", choices=["gateway", *SERVER_NAMES])
@@ -82,13 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a LongTail app whose workflows this server's worker runs too")
     stdio.add_argument("--no-worker", action="store_true",
                        help="run no worker here (gateway, workflows, human-queue and compiler run one by default)")
-    stdio.set_defaults(run=cmd_stdio)
+    stdio.set_defaults(run=lazy("serve", "cmd_stdio"))
 
     db = sub.add_parser("db", help="the embedded Postgres of this home: status, start, stop")
     db.add_argument("action", nargs="?", choices=["status", "start", "stop"], default="status")
     db.add_argument("--force", action="store_true", help="stop: even while processes are connected")
     db.add_argument("--json", action="store_true")
-    db.set_defaults(run=cmd_db)
+    db.set_defaults(run=lazy("status", "cmd_db"))
 
     config = sub.add_parser("config", help="configuration for MCP clients: Claude Desktop, Claude Code, VS Code")
     clients.parsers(config.add_subparsers(dest="client", required=True))

@@ -119,11 +119,3 @@ async def _demo(app: LongTail) -> None:
         print(f"\ncompiled {agent_seconds / routed_seconds:.0f}x faster ({agent_seconds:.2f} s with the model, "
               f"{routed_seconds * 1000:.0f} ms without), {first['llm_calls']} LLM calls vs {second['llm_calls']}")
         tg.cancel_scope.cancel()
-
-
-def parsers(sub: Any) -> None:
-    demo = sub.add_parser("demo", help="the closed loop end to end, offline: agent -> pipeline -> MCP tool -> "
-                                       "0 LLM calls")
-    demo.add_argument("--turn-delay", type=float, default=1.0,
-                      help="seconds the scripted model takes a turn, like a real one (default 1)")
-    demo.set_defaults(run=cmd_demo)
