@@ -99,10 +99,10 @@ class BearerAuth:
                     raise Unauthenticated("use Authorization: Bearer <API key>")
                 principal = await self._principal(token.strip())
             except LongtailError as exc:
-                await _refuse(scope, receive, send, exc.message)
+                await self.refuse(scope, receive, send, exc.message)
                 return
         if principal is None:
-            await _refuse(scope, receive, send, "an API key is required: Authorization: Bearer ltk_...")
+            await self.refuse(scope, receive, send, "an API key is required: Authorization: Bearer ltk_...")
             return
         scope.setdefault("state", {})["principal"] = principal
         if header:
@@ -112,6 +112,10 @@ class BearerAuth:
             scope["user"] = AuthenticatedUser(AccessToken(token=key_id, client_id=key_id, subject=principal.id,
                                                           scopes=[principal.scope]))
         await self.app(scope, receive, send)
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        """Answer 401 with `message` (a door with its own error shape, like /api/v1, overrides this)."""
+        await _refuse(scope, receive, send, message)
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
