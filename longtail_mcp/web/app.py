@@ -1,4 +1,4 @@
-"""The Starlette app `longtail-mcp serve` runs: /health today, later /mcp, /sse, /events and the web view."""
+"""The Starlette app `longtail-mcp serve` runs: /health, /events, the JSON API at /api/v1, and /mcp and /sse."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,7 +9,7 @@ from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from longtail_mcp.app.client import Client
 from longtail_mcp.db.migrate import latest_version
@@ -20,6 +20,7 @@ from longtail_mcp.mcp_glue.http import BearerAuth, HostGuard, mcp_routes, reques
 from longtail_mcp.mcp_glue.server import ListChanged
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.worker import Worker
+from longtail_mcp.web.api import JsonApi
 from system_servers import gateway
 
 
@@ -40,7 +41,8 @@ async def health_report(app: Client, worker: Worker | None) -> tuple[bool, dict[
 
 def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, dev: bool = False,
               host: str = "127.0.0.1") -> Any:
-    """The HTTP app: /health, /events, and with `mcp` the whole MCP family at /mcp and /sse.
+    """The HTTP app: /health, /events, the JSON API at /api/v1 (web/api.py), and with `mcp` the whole MCP
+    family at /mcp and /sse.
 
     Every route checks Host and Origin (DNS rebinding). `/events` and MCP need an API key (read scope
     is enough for events, and each subscriber gets only events about what it may see), unless `dev`
@@ -69,7 +71,8 @@ def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, d
 
         return EventSourceResponse(stream(), ping=15)
 
-    routes: list[Any] = [Route("/health", health), Route("/events", BearerAuth(events_endpoint(events), app, dev=dev))]
+    routes: list[Any] = [Route("/health", health), Route("/events", BearerAuth(events_endpoint(events), app, dev=dev)),
+                         Mount("/api/v1", app=JsonApi(app, dev=dev))]
     lifespan = None
     if mcp:
         list_changed = ListChanged()
