@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from longtail_mcp.errors import (
     Conflict,
@@ -84,6 +85,9 @@ class JsonApi:
         self.guarded = ApiAuth(self.serve, client, dev=dev)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await WebSocketClose()(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "GET" and route_segments(scope) == ["openapi.json"]:
             await JSONResponse(self.document)(scope, receive, send)
             return
