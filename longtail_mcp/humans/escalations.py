@@ -10,7 +10,7 @@ import json
 import uuid
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import validator_for
 
 from longtail_mcp.db.pool import Conn, Database, expect_row
@@ -250,16 +250,30 @@ async def release(db: Database, actor: Principal, escalation_id: str) -> Escalat
 
 
 def validate_resolution(schema: dict[str, Any] | None, payload: Any) -> None:
-    """Raises InvalidInput listing what is wrong when `payload` does not satisfy the pinned form."""
+    """Raises InvalidInput listing what is wrong when `payload` does not satisfy the pinned form; its
+    `data` is `{"fields": [{"path": [...], "message": ...}, ...]}`, so a form can show each next to its field
+    (a missing required property's path ends with that property)."""
     if not isinstance(payload, dict):
-        raise InvalidInput("a resolution must be an object")
+        raise InvalidInput("a resolution must be an object", data={"fields": [
+            {"path": [], "message": "a resolution must be an object"}]})
     if not schema:
         return
     cls = validator_for(schema, default=Draft202012Validator)
     errors = sorted(cls(schema).iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:
         detail = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors[:5])
-        raise InvalidInput(f"the resolution does not match the form: {detail}")
+        fields = [{"path": _error_path(e), "message": e.message} for e in errors[:50]]
+        raise InvalidInput(f"the resolution does not match the form: {detail}", data={"fields": fields})
+
+
+def _error_path(error: ValidationError) -> list[str | int]:
+    path: list[str | int] = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        # jsonschema reports a missing property at its parent; name the property it wants.
+        missing = [p for p in error.validator_value  # type: ignore[union-attr]
+                   if p not in error.instance and error.message == f"{p!r} is a required property"]
+        path += missing[:1]
+    return path
 
 
 async def resolve(db: Database, actor: Principal, escalation_id: str, resolution: dict[str, Any], *,
