@@ -1,4 +1,5 @@
-"""The Starlette app `longtail-mcp serve` runs: /health, /events, the JSON API at /api/v1, and /mcp and /sse."""
+"""The Starlette app `longtail-mcp serve` runs: /health, /events, the JSON API at /api/v1, /mcp and /sse, and the
+web view at /."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from longtail_mcp.mcp_glue.server import ListChanged
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.worker import Worker
 from longtail_mcp.web.api import JsonApi
+from longtail_mcp.web.pages import page_routes
 from system_servers import gateway
 
 
@@ -41,8 +43,8 @@ async def health_report(app: Client, worker: Worker | None) -> tuple[bool, dict[
 
 def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, dev: bool = False,
               host: str = "127.0.0.1") -> Any:
-    """The HTTP app: /health, /events, the JSON API at /api/v1 (web/api.py), and with `mcp` the whole MCP
-    family at /mcp and /sse.
+    """The HTTP app: /health, /events, the JSON API at /api/v1 (web/api.py), the web view for people at /
+    (web/pages.py), and with `mcp` the whole MCP family at /mcp and /sse.
 
     Every route checks Host and Origin (DNS rebinding). `/events` and MCP need an API key (read scope
     is enough for events, and each subscriber gets only events about what it may see), unless `dev`
@@ -86,6 +88,7 @@ def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, d
                 yield
                 tg.cancel_scope.cancel()
 
+    routes += page_routes(app, dev=dev)  # after the others: it owns / and whatever they leave
     return HostGuard(Starlette(routes=routes, lifespan=lifespan), host)
 
 
