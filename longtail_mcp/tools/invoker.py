@@ -51,7 +51,8 @@ class FamilyInvoker:
             return await self._escalate(ctx, seq, args)
         spec = self.find(server, tool)
         if spec is None:  # a registered server's: its own errors are answers, an unreachable server is retried
-            remote = StepSpec(fn=partial(registry.call_tool, self.services.db, server, tool, principal=ctx.principal),
+            remote = StepSpec(fn=partial(registry.call_tool, self.services.db, server, tool, principal=ctx.principal,
+                                         sessions=self.services.remote_sessions),
                               name=qualified, retry=replace(retry, non_retryable=(Forbidden, NotFound)))
             return await ctx.run_step(seq, remote, (args,), {}, kind="tool")
         return await self._family_call(ctx, seq, qualified, spec, args, retry)
