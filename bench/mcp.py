@@ -430,7 +430,7 @@ def summary(r: dict[str, Any]) -> str:
         "               (authenticate: SELECT key, UPDATE last_used_at, SELECT account = 3 Postgres round trips)",
         "",
         f"{'round':<6}{'side':<14}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'open ms':>9}"
-        f"{'CPU us/call: client':>21}{'server':>8}{'pg':>7}{'cores: cl/srv/pg/other':>25}",
+        f"{'CPU us/call: client':>21}{'server':>11}{'pg':>7}{'cores: cl/srv/pg/other':>25}",
     ]
     for i, x in enumerate(r["rounds"], 1):
         cores = "/".join(f(x.get(k)) for k in ("client_cores", "server_cores", "postgres_cores", "other_cores"))
@@ -438,7 +438,7 @@ def summary(r: dict[str, Any]) -> str:
         lines.append(
             f"{i:<6}{x['side']:<14}{f(x['calls_per_s']):>9}{f(x['p50_ms']):>9}{f(x['p99_ms']):>9}"
             f"{f(x['session_open_p50_ms']):>9}{f(x.get('client_cpu_us_per_call')):>21}"
-            f"{f(x.get('server_cpu_us_per_call')):>8}{f(x.get('postgres_cpu_us_per_call')):>7}{cores:>25}{noisy}")
+            f"{f(x.get('server_cpu_us_per_call')):>11}{f(x.get('postgres_cpu_us_per_call')):>7}{cores:>25}{noisy}")
     lines.append("")
     for name, s in r["sides"].items():
         lines.append(f"median {name:<13}{f(s['calls_per_s'])} calls/s, p50 {f(s['p50_ms'])} ms, "
