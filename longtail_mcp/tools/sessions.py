@@ -10,10 +10,12 @@ running pool a call opens a session for itself, as before there was one.
 """
 
 import hashlib
+import importlib
 import json
 import logging
 import math
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from longtail_mcp.errors import InvalidInput, Unavailable
 
@@ -38,10 +41,21 @@ def child_env(registered: dict[str, str] | None) -> dict[str, str]:
     return {**base, **(registered or {})}
 
 
+CLIENT_MODULES = ("mcp", "mcp.client.stdio", "mcp.client.sse", "mcp.client.streamable_http")
+
+
+async def load_client() -> None:
+    """Import the MCP client stack, in a thread the first time. It costs about a second: only processes
+    that reach a registered server pay it (`import longtail_mcp` stays light), and imported inside a
+    running step it would stall the event loop that long (a worker's 1 s lease ran out and a tool call
+    that had been made was made again)."""
+    if not all(name in sys.modules for name in CLIENT_MODULES):
+        await anyio.to_thread.run_sync(lambda: [importlib.import_module(name) for name in CLIENT_MODULES])
+
+
 def transport(server: dict[str, Any]) -> Any:
-    """The SDK transport that reaches a registered server (a stdio command, an HTTP or SSE URL)."""
-    # The MCP client stack costs about a second to import: only processes that reach a registered
-    # server pay it (`import longtail_mcp` stays light).
+    """The SDK transport that reaches a registered server (a stdio command, an HTTP or SSE URL); call
+    `load_client()` first."""
     from mcp import StdioServerParameters
     from mcp.client.sse import sse_client
     from mcp.client.stdio import stdio_client
@@ -64,6 +78,7 @@ async def connect(server: dict[str, Any], transport_: Any = None) -> AsyncIterat
     Raises:
         Unavailable: it could not be reached.
     """
+    await load_client()
     from mcp import Client as McpClient
 
     entered = False
@@ -74,7 +89,14 @@ async def connect(server: dict[str, Any], transport_: Any = None) -> AsyncIterat
     except Exception as exc:
         if entered:
             raise
-        raise Unavailable(f"cannot connect to MCP server {server['name']!r}: {exc}") from exc
+        raise Unavailable(f"cannot connect to MCP server {server['name']!r}: {reason(exc)}") from exc
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, for a message: the first real error inside the SDK's task-group exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return str(exc) or type(exc).__name__
 
 
 def connection_key(server: dict[str, Any]) -> str:
@@ -145,7 +167,7 @@ class _Session:
     name: str
     key: str
     client: Any = None
-    error: BaseException | None = None
+    error: str = ""  # why it could not be opened
     usable: bool = True  # False once it is lost or closing: no new request is sent on it
     lost: bool = False
     retired: bool = False  # replaced by a new registration: close once its calls are done
@@ -204,7 +226,7 @@ class RemoteSessions:
                 if not (session.lost or connection_lost(exc)):
                     raise
                 session.mark_lost()
-                logger.warning("MCP server %s: connection lost during %s (%s)", server["name"], tool, exc)
+                logger.warning("MCP server %s: connection lost during %s (%s)", server["name"], tool, reason(exc))
                 if not repeatable or attempt == 2:
                     again = " again" if attempt == 2 else ""
                     why = "" if repeatable else (", so the call may or may not have run and was not repeated "
@@ -220,7 +242,8 @@ class RemoteSessions:
     async def _session(self, server: dict[str, Any]) -> _Session:
         """The server's live session, started (once, however many callers wait for it) if there is none,
         with this caller counted in `busy`."""
-        assert self._tg is not None
+        if self._tg is None:
+            raise Unavailable(f"MCP server {server['name']!r}: this process is closing its sessions")
         name, key = server["name"], connection_key(server)
         session = self._sessions.get(name)
         if session is not None and session.key != key:  # registered again: new calls go to a new session
@@ -239,7 +262,7 @@ class RemoteSessions:
             raise
         if session.client is None:
             session.busy -= 1
-            raise session.error or Unavailable(f"MCP server {name!r}: the session closed as it opened")
+            raise Unavailable(session.error or f"MCP server {name!r}: the session closed as it opened")
         return session
 
     async def _hold(self, server: dict[str, Any], s: _Session) -> None:
@@ -248,6 +271,7 @@ class RemoteSessions:
             # The deadline bounds connecting only; it is lifted once connected. (A scope around the
             # whole session: the client's own scopes are left in order.)
             with anyio.CancelScope(deadline=anyio.current_time() + CONNECT_SECONDS) as connecting:
+                await load_client()
                 async with connect(server, _watched(transport(server), s.mark_lost)) as client:
                     connecting.deadline = math.inf
                     s.client, s.last_used = client, anyio.current_time()
@@ -255,13 +279,13 @@ class RemoteSessions:
                     await self._until_done(s)
                     s.usable = False
             if connecting.cancelled_caught and s.client is None:
-                s.error = Unavailable(f"MCP server {server['name']!r} did not answer within {CONNECT_SECONDS:.0f}s")
+                s.error = f"MCP server {server['name']!r} did not answer within {CONNECT_SECONDS:.0f}s"
         except Exception as exc:  # the session ends; callers see its requests fail, or this error
             if s.client is None:
-                s.error = exc if isinstance(exc, Unavailable) else Unavailable(
-                    f"cannot connect to MCP server {server['name']!r}: {exc}")
+                s.error = exc.message if isinstance(exc, Unavailable) else (
+                    f"cannot connect to MCP server {server['name']!r}: {reason(exc)}")
             else:
-                logger.warning("MCP server %s: session ended: %s", server["name"], exc)
+                logger.warning("MCP server %s: session ended: %s", server["name"], reason(exc))
         finally:
             s.usable = False
             s.ready.set()

@@ -122,3 +122,11 @@ async def test_registering_again_with_other_details_starts_a_new_session(app: Lo
         second = await call(c, "pid")
         assert second != first, "the new environment needs a new process"
         await until_gone(first)  # the replaced session closed once its calls were done
+
+        async with app.db.connection() as conn:  # now it cannot be started
+            await conn.execute("UPDATE mcp_server SET command = ARRAY['/nonexistent/binary'] WHERE name = 'pids'")
+        failed = await c.call_tool("pids__pid", {})
+        assert failed.is_error
+        assert failed.content[0].text.startswith("[unavailable] cannot connect to MCP server 'pids'")
+        await until_gone(second)
+        assert app.remote_sessions.servers() == []
