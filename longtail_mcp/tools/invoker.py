@@ -12,6 +12,9 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound, PolicyDenied, StepFailed
 from longtail_mcp.humans.identity import SYSTEM
 from longtail_mcp.runtime.context import Context
@@ -47,6 +50,8 @@ class FamilyInvoker:
 
     async def call(self, ctx: Context, seq: int, qualified: str, args: dict[str, Any], retry: RetryPolicy) -> Any:
         server, _, tool = qualified.partition("/")
+        if self._family is None:  # importing the servers takes about a second: not on the event loop, where
+            self._family = await anyio.to_thread.run_sync(self._load)  # it stalled lease renewals past 1 s
         if qualified == "human-queue/escalate_and_wait":
             return await self._escalate(ctx, seq, args)
         spec = self.find(server, tool)
