@@ -1,6 +1,7 @@
 """MCP servers benchmark: an echo tool through our framework vs a bare MCPServer echo server, same run.
 
-    python bench/mcp.py [--n 2000] [--concurrency 10] [--rounds 2] [--mode auto|legacy] [--decompose] [--json]
+    python bench/mcp.py [--n 2000] [--concurrency 10] [--rounds 2] [--mode auto|legacy] [--decompose] [--proxy]
+                        [--json]
 
 Each server runs in its own subprocess, served by uvicorn with the config `longtail-mcp serve`
 uses, on a 127.0.0.1 socket the bench binds and hands over. The sides:
@@ -12,6 +13,18 @@ uses, on a 127.0.0.1 socket the bench binds and hands over. The sides:
             Postgres. The cost of that check is included.
   bare      `MCPServer("bare")` with `@mcp.tool() def echo(text: str) -> str`, served by its own
             `streamable_http_app()`.
+With --proxy, the gateway's proxy to a registered (external) server is measured against calls made
+directly to that same server, in the same run:
+  bare          (as above) the direct baseline for HTTP
+  proxy-http    C sessions -> `system_servers.gateway` (HTTP, full-scope key, sessions to registered
+                servers running) -> `bare`, registered as an http server: tool `ext-http__echo`
+  direct-stdio  the bare echo server over stdio, started by this process: one session, shared by C workers
+  proxy-stdio   C sessions -> the same gateway -> that stdio server registered as `ext-stdio` (the
+                gateway starts it and keeps it): tool `ext-stdio__echo`
+  proxy-once    the gateway without running sessions (`Client.open()` only): each call starts the
+                stdio server for itself, as every call did before the sessions. `--once-n` calls (default 20).
+  Server CPU counts the whole process tree of the side (the gateway with its stdio children, and for
+  proxy-http the bare server too).
 With --decompose, two more sides run, to locate the difference:
   ours-dev  the `ours` server with `dev=True` and no key: no database work per request. So
             ours-dev vs bare is the framework alone, and ours vs ours-dev is the key check.
@@ -62,7 +75,13 @@ SIDES = {
     "ours-dev": "the same with dev=True: no key, no database work per request",
     "ours-gw": "ours with echo among the family's and registered tools, as in the gateway",
     "bare": "bare MCPServer, streamable_http_app()",
+    "proxy-http": "the gateway, calling bare (registered as an http server) on its session",
+    "direct-stdio": "bare MCPServer over stdio, one session shared by the workers",
+    "proxy-stdio": "the gateway, calling that stdio server (registered) on its session",
+    "proxy-once": "the gateway with no sessions running: a stdio server started per call (before)",
 }
+SERVED = ("ours", "ours-dev", "ours-gw", "bare", "gw", "gw-once", "bare-stdio")  # what --serve runs
+PROXIED = {"proxy-http": "ext-http__echo", "proxy-stdio": "ext-stdio__echo", "proxy-once": "ext-stdio__echo"}
 TEXT = "hi"
 WARMUP_PER_SESSION = 10
 
@@ -98,9 +117,7 @@ def ours_app(client: Any, *, dev: bool, family: bool) -> Any:
     (none are registered here, but the listing is still read from Postgres), as in
     `system_servers.gateway`.
     """
-    from starlette.applications import Starlette
-
-    from longtail_mcp.mcp_glue.http import HostGuard, mcp_routes, request_principal
+    from longtail_mcp.mcp_glue.http import request_principal
     from longtail_mcp.mcp_glue.server import build_server
 
     if family:  # as system_servers.gateway builds it, with echo added
@@ -110,6 +127,22 @@ def ours_app(client: Any, *, dev: bool, family: bool) -> Any:
         server = build_server("longtail", specs, client, request_principal, proxy=RegisteredTools(client))
     else:
         server = build_server("bench", [echo_spec()], client, request_principal)
+    return mounted(server, client, dev=dev)
+
+
+def gateway_app(client: Any) -> Any:
+    """`system_servers.gateway` itself (registered servers' tools as `<server>__<tool>`), mounted as `serve` does."""
+    from longtail_mcp.mcp_glue.http import request_principal
+    from system_servers import gateway
+
+    return mounted(gateway(client, request_principal), client, dev=False)
+
+
+def mounted(server: Any, client: Any, *, dev: bool) -> Any:
+    from starlette.applications import Starlette
+
+    from longtail_mcp.mcp_glue.http import HostGuard, mcp_routes
+
     routes, mcp_lifespan = mcp_routes(server, client, dev=dev, host="127.0.0.1")
 
     @asynccontextmanager
@@ -120,7 +153,7 @@ def ours_app(client: Any, *, dev: bool, family: bool) -> Any:
     return HostGuard(Starlette(routes=routes, lifespan=lifespan), "127.0.0.1")  # as build_app wraps it
 
 
-def bare_app() -> Any:
+def bare_server() -> Any:
     from mcp.server.mcpserver import MCPServer
 
     mcp = MCPServer("bare")
@@ -130,7 +163,11 @@ def bare_app() -> Any:
         """Return the text it is given."""
         return text
 
-    return mcp.streamable_http_app()
+    return mcp
+
+
+def bare_app() -> Any:
+    return bare_server().streamable_http_app()
 
 
 async def serve(side: str, fd: int) -> None:
@@ -146,12 +183,22 @@ async def serve(side: str, fd: int) -> None:
 
         client = Client(dsn, schema_name=schema)
         await client.open(apply_migrations=False)
-        app = ours_app(client, dev=side == "ours-dev", family=side == "ours-gw")
+        if side in ("gw", "gw-once"):
+            app = gateway_app(client)
+        else:
+            app = ours_app(client, dev=side == "ours-dev", family=side == "ours-gw")
     try:
         # The config `longtail-mcp serve` uses; uvicorn stops gracefully on SIGTERM.
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+
+        async def serve_http() -> None:
+            await server.serve([sock])
+            tg.cancel_scope.cancel()  # stops the sessions too
+
         async with anyio.create_task_group() as tg:
-            tg.start_soon(server.serve, [sock])
+            if side == "gw" and client is not None:  # as `serve` does; gw-once leaves them off (before)
+                await tg.start(client.remote_sessions.run)
+            tg.start_soon(serve_http)
             with anyio.fail_after(30):
                 while not server.started:  # noqa: ASYNC110  # uvicorn offers a flag, not an event
                     await anyio.sleep(0.01)
@@ -170,11 +217,34 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Side:
-    """A server subprocess on a socket of ours."""
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used by `pid`, its reaped children and its live descendants (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return own + sum(tree_cpu(child) for child in children(pid))
 
-    def __init__(self, name: str, proc: subprocess.Popen[str], url: str) -> None:
-        self.name, self.proc, self.url = name, proc, url
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class Side:
+    """A server subprocess on a socket of ours (or, for direct-stdio, a server we reach over stdio),
+    the tool the bench calls there, and the processes whose CPU counts as the server's."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[str] | None, url: str, tool: str = "echo",
+                 extra: list[int] | None = None) -> None:
+        self.name, self.proc, self.url, self.tool = name, proc, url, tool
+        self.extra = extra or []
+
+    def pids(self) -> list[int]:
+        return ([self.proc.pid] if self.proc is not None else []) + self.extra
 
 
 @contextmanager
@@ -227,7 +297,26 @@ async def open_sessions(stack: AsyncExitStack, url: str, key: str | None, c: int
     return sessions, opened
 
 
-async def call_many(sessions: list[Any], n: int) -> list[float]:
+def stdio_command() -> list[str]:
+    """The bare echo server over stdio (what `ext-stdio` is registered with, and what direct-stdio starts)."""
+    return [sys.executable, str(Path(__file__).resolve()), "--serve", "bare-stdio"]
+
+
+async def open_stdio(stack: AsyncExitStack, c: int, mode: str) -> tuple[list[Any], list[float], list[int]]:
+    """One stdio session to the bare echo server, shared by c workers; and the server's pid."""
+    from mcp import Client as McpClient
+    from mcp import StdioServerParameters
+
+    before = set(children(os.getpid()))
+    t = time.perf_counter()
+    command = stdio_command()
+    session = await stack.enter_async_context(McpClient(StdioServerParameters(command=command[0], args=command[1:]),
+                                                        mode=mode))
+    opened = time.perf_counter() - t
+    return [session] * c, [opened], sorted(set(children(os.getpid())) - before)
+
+
+async def call_many(sessions: list[Any], n: int, tool: str = "echo") -> list[float]:
     """n echo calls shared by one worker per session; the latency of each."""
     latencies: list[float] = []
     remaining = n
@@ -237,7 +326,7 @@ async def call_many(sessions: list[Any], n: int) -> list[float]:
         while remaining > 0:
             remaining -= 1
             t = time.perf_counter()
-            result = await session.call_tool("echo", {"text": TEXT})
+            result = await session.call_tool(tool, {"text": TEXT})
             latencies.append(time.perf_counter() - t)
             if result.is_error or TEXT not in result.content[0].text:
                 raise RuntimeError(f"unexpected echo result: {result!r}")
@@ -258,16 +347,20 @@ async def measure(side: Side, key: str | None, n: int, args: argparse.Namespace,
             from runtime import cpu_seconds
 
             pg = cpu_seconds(pg_pid)[1]
-        return {"client": time.process_time(), "server": proc_cpu(side.proc.pid), "postgres": pg,
-                "idle_servers": sum(proc_cpu(p) for p in others), "all": machine_busy_seconds()}
+        return {"client": time.process_time(), "server": sum(tree_cpu(p) for p in side.pids()), "postgres": pg,
+                "idle_servers": sum(tree_cpu(p) for p in others), "all": machine_busy_seconds()}
 
     async with AsyncExitStack() as stack:
-        sessions, opened = await open_sessions(stack, side.url, key, args.concurrency, args.mode)
+        if side.name == "direct-stdio":
+            sessions, opened, side.extra = await open_stdio(stack, args.concurrency, args.mode)
+        else:
+            sessions, opened = await open_sessions(stack, side.url, key, args.concurrency, args.mode)
         protocol = sessions[0].protocol_version
-        await call_many(sessions, WARMUP_PER_SESSION * len(sessions))
+        warmup = 2 if side.name == "proxy-once" else WARMUP_PER_SESSION * len(sessions)
+        await call_many(sessions, warmup, side.tool)
         c0 = cpu()
         t0 = time.perf_counter()
-        latencies = await call_many(sessions, n)
+        latencies = await call_many(sessions, n, side.tool)
         wall = time.perf_counter() - t0
         c1 = cpu()
     used = {k: None if c0[k] is None or c1[k] is None else c1[k] - c0[k] for k in c0}  # type: ignore[operator]
@@ -328,26 +421,27 @@ def summary(r: dict[str, Any]) -> str:
         f"code           longtail_mcp at {r['code']}; mcp {r['mcp_version']}, uvicorn {r['uvicorn_version']}",
         f"postgres       {r['postgres']} ({r['server']}); fsync={r['fsync']}, "
         f"synchronous_commit={r['synchronous_commit']}",
-        f"run            N={r['n']} calls/round (ours-gw: {r['gw_n']}), concurrency {r['concurrency']} "
+        f"run            N={r['n']} calls/round (ours-gw: {r['gw_n']}, proxy-once: {r['once_n']}), "
+        f"concurrency {r['concurrency']} "
         f"(one session each), client mode {r['mode']!r} -> protocol {r['protocol']}",
         f"               {r['rounds_per_side']} rounds per side, in the order {r['order']}",
         "layout         one subprocess per server (uvicorn h11 + asyncio, log_level=warning), client in the",
         "               bench process, all on the same cores; 'ours' checks a real API key on every HTTP request",
         "               (authenticate: SELECT key, UPDATE last_used_at, SELECT account = 3 Postgres round trips)",
         "",
-        f"{'round':<6}{'side':<10}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'open ms':>9}"
-        f"{'CPU us/call: client':>21}{'server':>8}{'pg':>7}{'cores: cl/srv/pg/other':>25}",
+        f"{'round':<6}{'side':<14}{'calls/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'open ms':>9}"
+        f"{'CPU us/call: client':>21}{'server':>11}{'pg':>7}{'cores: cl/srv/pg/other':>25}",
     ]
     for i, x in enumerate(r["rounds"], 1):
         cores = "/".join(f(x.get(k)) for k in ("client_cores", "server_cores", "postgres_cores", "other_cores"))
         noisy = " !" if (x.get("other_cores") or 0) > NOISY else ""
         lines.append(
-            f"{i:<6}{x['side']:<10}{f(x['calls_per_s']):>9}{f(x['p50_ms']):>9}{f(x['p99_ms']):>9}"
+            f"{i:<6}{x['side']:<14}{f(x['calls_per_s']):>9}{f(x['p50_ms']):>9}{f(x['p99_ms']):>9}"
             f"{f(x['session_open_p50_ms']):>9}{f(x.get('client_cpu_us_per_call')):>21}"
-            f"{f(x.get('server_cpu_us_per_call')):>8}{f(x.get('postgres_cpu_us_per_call')):>7}{cores:>25}{noisy}")
+            f"{f(x.get('server_cpu_us_per_call')):>11}{f(x.get('postgres_cpu_us_per_call')):>7}{cores:>25}{noisy}")
     lines.append("")
     for name, s in r["sides"].items():
-        lines.append(f"median {name:<9}{f(s['calls_per_s'])} calls/s, p50 {f(s['p50_ms'])} ms, "
+        lines.append(f"median {name:<13}{f(s['calls_per_s'])} calls/s, p50 {f(s['p50_ms'])} ms, "
                      f"p99 {f(s['p99_ms'])} ms; CPU/call: server {f(s['server_cpu_us_per_call'])} us, "
                      f"all {f(s['cpu_us_per_call'])} us")
         lines.append(f"               [{SIDES[name]}]")
@@ -360,11 +454,32 @@ def summary(r: dict[str, Any]) -> str:
     for name in ("ours-dev", "ours-gw"):
         if f"ratio_{name}" in r:
             lines.append(f"{name + ' / bare':<16}{r[f'ratio_{name}']:.3f}x calls/s   [{SIDES[name]}]")
+    for name, direct in (("proxy-http", "bare"), ("proxy-stdio", "direct-stdio"), ("proxy-once", "direct-stdio")):
+        if f"ratio_{name}" in r:
+            lines.append(f"{name + ' / ' + direct:<27}{r[f'ratio_{name}']:.3f}x calls/s   [{SIDES[name]}]")
     worst = max(s["max_other_cores"] for s in r["sides"].values())
     if worst > NOISY:
         lines.append(f"!! other processes used up to {worst} cores in a round (marked !): those figures are not clean")
     lines.append("")
     return "\n".join(lines)
+
+
+async def register_external(dsn: str, schema: str, http_url: str) -> str:
+    """Register `bare` (http) and the bare stdio server as `ext-http` and `ext-stdio`, callable by the members
+    of role bench-callers; return a full-scope key of `bench`, made a member."""
+    from longtail_mcp import Client
+    from longtail_mcp.humans import identity
+    from longtail_mcp.humans.identity import SYSTEM
+    from longtail_mcp.tools import registry
+
+    async with Client(dsn, schema_name=schema) as client:
+        await identity.create_role(client.db, SYSTEM, "bench-callers")
+        await identity.set_membership(client.db, SYSTEM, "bench-callers", "bench")
+        await registry.register_server(client.db, SYSTEM, "ext-http", url=http_url, access_roles=["bench-callers"])
+        await registry.register_server(client.db, SYSTEM, "ext-stdio", command=stdio_command(),
+                                       access_roles=["bench-callers"])
+        made = await identity.create_key(client.db, SYSTEM, "bench", name="bench/mcp.py proxy", scope="full")
+    return str(made["key"])
 
 
 async def main_async(admin_dsn: str | None, where: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -376,28 +491,46 @@ async def main_async(admin_dsn: str | None, where: str, args: argparse.Namespace
         names = ["ours", "bare"] + (["ours-dev", "ours-gw"] if args.decompose else [])
         with ExitStack() as stack:
             sides = {name: stack.enter_context(spawn(name, None if name == "bare" else dsn, schema)) for name in names}
+            keys = {name: None if name == "ours-dev" else key for name in names}
+            if args.proxy:
+                proxy_key = await register_external(dsn, schema, sides["bare"].url)
+                gw = stack.enter_context(spawn("gw", dsn, schema))
+                once = stack.enter_context(spawn("gw-once", dsn, schema))
+                sides["proxy-http"] = Side("proxy-http", gw.proc, gw.url, PROXIED["proxy-http"],
+                                           extra=[sides["bare"].proc.pid])  # type: ignore[union-attr]
+                sides["direct-stdio"] = Side("direct-stdio", None, "")
+                sides["proxy-stdio"] = Side("proxy-stdio", gw.proc, gw.url, PROXIED["proxy-stdio"])
+                sides["proxy-once"] = Side("proxy-once", once.proc, once.url, PROXIED["proxy-once"])
+                names += ["proxy-http", "direct-stdio", "proxy-stdio", "proxy-once"]
+                keys.update(dict.fromkeys(PROXIED, proxy_key) | {"direct-stdio": None})
             rounds: list[dict[str, Any]] = []
             for i in range(args.rounds):
                 for name in names:
                     side = sides[name]
-                    others = [s.proc.pid for s in sides.values() if s is not side]
-                    n = args.gw_n if name == "ours-gw" else args.n
+                    mine = set(side.pids())
+                    others = sorted({p for s in sides.values() for p in s.pids()} - mine)
+                    n = {"ours-gw": args.gw_n, "proxy-once": args.once_n}.get(name, args.n)
                     log(f"round {i + 1}/{args.rounds}: {name}, {n} calls, concurrency {args.concurrency}")
                     with anyio.fail_after(args.timeout):
-                        x = await measure(side, None if name == "ours-dev" else key, n, args, args.pg_pid, others)
+                        x = await measure(side, keys[name], n, args, args.pg_pid, others)
                     log(f"  {x['calls_per_s']:,.0f} calls/s, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms")
                     rounds.append(x)
     per_side = {name: side_summary([x for x in rounds if x["side"] == name]) for name in names}
     out: dict[str, Any] = {
-        **facts, "server": where, "n": args.n, "gw_n": args.gw_n, "concurrency": args.concurrency,
+        **facts, "server": where, "n": args.n, "gw_n": args.gw_n, "once_n": args.once_n,
+        "concurrency": args.concurrency,
         "mode": args.mode, "protocol": rounds[0]["protocol"], "rounds_per_side": args.rounds,
         "order": ", ".join(x["side"] for x in rounds), "rounds": rounds, "sides": per_side,
         "ratio_calls_per_s": round(per_side["ours"]["calls_per_s"] / per_side["bare"]["calls_per_s"], 3),
         "ratio_p50": round(per_side["ours"]["p50_ms"] / per_side["bare"]["p50_ms"], 3),
         "ratio_cpu": round(per_side["ours"]["cpu_us_per_call"] / per_side["bare"]["cpu_us_per_call"], 3),
     }
-    for name in names[2:]:
-        out[f"ratio_{name}"] = round(per_side[name]["calls_per_s"] / per_side["bare"]["calls_per_s"], 3)
+    for name in ("ours-dev", "ours-gw"):
+        if name in per_side:
+            out[f"ratio_{name}"] = round(per_side[name]["calls_per_s"] / per_side["bare"]["calls_per_s"], 3)
+    if args.proxy:  # each proxied side against direct calls to the same server
+        for name, direct in (("proxy-http", "bare"), ("proxy-stdio", "direct-stdio"), ("proxy-once", "direct-stdio")):
+            out[f"ratio_{name}"] = round(per_side[name]["calls_per_s"] / per_side[direct]["calls_per_s"], 3)
     return out
 
 
@@ -411,12 +544,19 @@ def main() -> None:
     parser.add_argument("--decompose", action="store_true",
                         help="also run ours-dev (dev mode: no key) and ours-gw (echo among the family's tools)")
     parser.add_argument("--gw-n", type=int, default=300, help="measured calls per round for ours-gw (default 300)")
+    parser.add_argument("--proxy", action="store_true",
+                        help="also measure the gateway's proxy to a registered server (http and stdio) against "
+                             "direct calls to it, and the per-call connection it replaced (proxy-once)")
+    parser.add_argument("--once-n", type=int, default=20, help="measured calls per round for proxy-once (default 20)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up on a round after this many seconds")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the summary")
-    parser.add_argument("--serve", choices=tuple(SIDES), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=SERVED, help=argparse.SUPPRESS)
     parser.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s %(message)s")
+    if args.serve == "bare-stdio":
+        bare_server().run()  # stdio
+        return
     if args.serve:
         anyio.run(serve, args.serve, args.fd)
         return

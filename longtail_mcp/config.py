@@ -96,6 +96,9 @@ class Settings(BaseSettings):
                                      description="How long a call of a pipeline or workflow tool waits for its run "
                                                  "(sending progress notifications) before answering `done: false` "
                                                  "with the run's id, to follow with `wait_for_run`.")
+    remote_idle_seconds: float = Field(300.0, gt=0, description="A registered MCP server's session unused this "
+                                                               "long is closed (a stdio server's process stops); "
+                                                               "the next call opens a new one.")
     # -- agents and routers (docs/agents.md) --
     llm: str | None = Field(None, exclude=True, description="Short form of the model settings: `anthropic`, or "
                             "`scripted:<script.yaml>`; the `LONGTAIL_LLM_*` variables win over it.")

@@ -71,7 +71,8 @@ class RegisteredTools(Proxy):
         server, sep, tool = name.partition("__")
         if not sep or await registry.get_manifest(self.client.db, server, tool) is None:
             return None
-        result = await registry.call_tool(self.client.db, server, tool, arguments, principal=principal)
+        result = await registry.call_tool(self.client.db, server, tool, arguments, principal=principal,
+                                          sessions=self.client.remote_sessions)
         return result if isinstance(result, dict) else {"result": result}
 
 

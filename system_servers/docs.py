@@ -65,6 +65,14 @@ keys only with `read_scope: true`, and only its read-only tools); a stdio server
 minimal environment plus the one registered for it, whose values are never shown again. Our own
 servers' manifests are stored by `serve` on start, generated from the definitions.
 
+Each process keeps **one session per registered server** (a stdio server: one child process), shared
+by the gateway and by runs, and by concurrent calls. It closes after `LONGTAIL_REMOTE_IDLE_SECONDS`
+(default 300) without calls, and when `serve` or `worker` stops (the child with it). If the server
+dies, the next call starts it again; a call in flight when it died is sent again once only if the tool
+is annotated `readOnlyHint` or `idempotentHint`, and otherwise fails with `[unavailable]` (the call may
+or may not have run). Registering a server again with another command, URL or environment starts a
+new session.
+
 Inside a durable run, `ctx.call_tool("human-queue/escalate_and_wait", {...})` does not poll: the run
 suspends durably (like `ctx.escalate`) until a person decides, with no 50 s bound, and returns the
 tool's result shape `{escalation_id, status, resolution}`.

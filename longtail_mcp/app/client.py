@@ -23,6 +23,7 @@ from longtail_mcp.runtime.models import FoundRun, Run, RunExport, RunSummary, Sc
 from longtail_mcp.runtime.ports import Extensions
 from longtail_mcp.tools.catalog import Catalog
 from longtail_mcp.tools.invoker import FamilyInvoker
+from longtail_mcp.tools.sessions import RemoteSessions
 from longtail_mcp.tools.spec import ToolSpec
 
 
@@ -41,6 +42,9 @@ class Client:
         self._db: Database | None = None
         self.embedded: EmbeddedPostgres | None = None
         self.events = EventBus(lambda: self.db)
+        # Sessions to registered MCP servers, held while `async with` lasts (`serve` and `worker` run
+        # them in their own task groups); without that, each call connects for itself.
+        self.remote_sessions = RemoteSessions(idle_seconds=self.settings.remote_idle_seconds)
         self._extensions: Extensions | None = None
         self._llm: LLM | None = None
         self._stack: AsyncExitStack | None = None
@@ -126,6 +130,7 @@ class Client:
             stack.callback(tg.cancel_scope.cancel)
             stack.callback(setattr, self.events, "spawn", None)
             self.events.spawn = lambda: tg.start_soon(self.events.run)
+            await tg.start(self.remote_sessions.run)  # cancelled on exit: every session closes
             if self.events.has_handlers:  # dispatch only when someone listens (it reads every event)
                 await tg.start(self.events.run)
         except BaseException:

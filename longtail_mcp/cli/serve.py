@@ -128,6 +128,7 @@ async def cmd_serve(args: argparse.Namespace) -> None:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_signal, stop)
+            await tg.start(app.remote_sessions.run)  # registered servers' sessions, closed with the task group
             await tg.start(worker.run)
             tg.start_soon(serve_http)
             while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
@@ -153,6 +154,7 @@ async def cmd_worker(args: argparse.Namespace) -> None:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_until_signal, tg.cancel_scope.cancel)
+            await tg.start(app.remote_sessions.run)
             worker = await tg.start(app.worker(**({"concurrency": args.concurrency} if args.concurrency else {})).run)
             names = ", ".join(app.registry.names()) or "(none)"
             print(f"longtail-mcp worker ready: {worker.worker_id} workflows: {names}", flush=True)

@@ -12,6 +12,9 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound, PolicyDenied, StepFailed
 from longtail_mcp.humans.identity import SYSTEM
 from longtail_mcp.runtime.context import Context
@@ -47,11 +50,14 @@ class FamilyInvoker:
 
     async def call(self, ctx: Context, seq: int, qualified: str, args: dict[str, Any], retry: RetryPolicy) -> Any:
         server, _, tool = qualified.partition("/")
+        if self._family is None:  # importing the servers takes about a second: not on the event loop, where
+            self._family = await anyio.to_thread.run_sync(self._load)  # it stalled lease renewals past 1 s
         if qualified == "human-queue/escalate_and_wait":
             return await self._escalate(ctx, seq, args)
         spec = self.find(server, tool)
         if spec is None:  # a registered server's: its own errors are answers, an unreachable server is retried
-            remote = StepSpec(fn=partial(registry.call_tool, self.services.db, server, tool, principal=ctx.principal),
+            remote = StepSpec(fn=partial(registry.call_tool, self.services.db, server, tool, principal=ctx.principal,
+                                         sessions=self.services.remote_sessions),
                               name=qualified, retry=replace(retry, non_retryable=(Forbidden, NotFound)))
             return await ctx.run_step(seq, remote, (args,), {}, kind="tool")
         return await self._family_call(ctx, seq, qualified, spec, args, retry)

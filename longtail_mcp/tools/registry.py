@@ -9,10 +9,7 @@ them, and then only the tools it marks read-only.
 """
 
 import json
-import os
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -24,21 +21,11 @@ from longtail_mcp.events import Event, emit
 from longtail_mcp.humans.identity import Principal, audit, require_superadmin
 from longtail_mcp.records import iso
 from longtail_mcp.runtime.codec import dumps
+from longtail_mcp.tools.sessions import CONNECT_SECONDS, RemoteSessions, connect
 
 Q = load("tools")
 H = load("humans")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-CONNECT_SECONDS = 30.0
-# What a registered stdio server inherits from this process: enough to find programs and run them in
-# the user's locale, nothing that carries a secret or our configuration.
-INHERITED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR",
-                 "SYSTEMROOT")
-
-
-def child_env(registered: dict[str, str] | None) -> dict[str, str]:
-    """The environment a registered stdio server starts with."""
-    base = {k: v for k in INHERITED_ENV if (v := os.environ.get(k))}
-    return {**base, **(registered or {})}
 
 
 def may_call(principal: Principal | None, server: dict[str, Any], read_only_tool: bool) -> bool:
@@ -71,35 +58,6 @@ def manifest_row(tool: Any, tags: list[str]) -> dict[str, Any]:
     return {"name": tool.name, "description": tool.description or "", "input_schema": tool.input_schema,
             "output_schema": tool.output_schema, "annotations": annotations, "tags": tags,
             "arg_names": arg_names(tool.input_schema)}
-
-
-@asynccontextmanager
-async def connect(server: dict[str, Any]) -> AsyncIterator[Any]:
-    """An MCP client session (`mcp.Client`) to a registered server."""
-    # The MCP client stack costs about a second to import: only processes that reach a registered
-    # server pay it (`import longtail_mcp` stays light).
-    from mcp import Client as McpClient
-    from mcp import StdioServerParameters
-    from mcp.client.sse import sse_client
-
-    if server["transport"] == "stdio":
-        target: Any = StdioServerParameters(command=server["command"][0], args=list(server["command"][1:]),
-                                            env=child_env(server.get("env")))
-    elif server["transport"] == "sse":
-        target = sse_client(server["url"])
-    elif server["transport"] == "http":
-        target = server["url"]
-    else:
-        raise InvalidInput(f"server {server['name']!r} is built in; call its tools directly")
-    entered = False
-    try:
-        async with McpClient(target) as client:
-            entered = True
-            yield client
-    except Exception as exc:
-        if entered:
-            raise
-        raise Unavailable(f"cannot connect to MCP server {server['name']!r}: {exc}") from exc
 
 
 async def register_server(
@@ -252,25 +210,29 @@ async def manifests_for_gateway(db: Database) -> list[dict[str, Any]]:
 
 
 async def call_tool(db: Database, server: str, tool: str, args: dict[str, Any], *,
-                    principal: Principal | None = None) -> Any:
-    """Call a registered server's tool as `principal` (None: trusted code); its structured content (or
-    text) is the result.
+                    principal: Principal | None = None, sessions: RemoteSessions | None = None) -> Any:
+    """Call a registered server's tool as `principal` (None: trusted code), on the server's session in
+    `sessions` (None: a session for this call alone); its structured content (or text) is the result.
 
     Raises:
         NotFound: no such server or tool.  Forbidden: `principal` may not call it (see `may_call`).
         NonRetryableError: the tool answered with an error (retrying would not change it).
-        Unavailable: the server could not be reached (worth retrying).
+        Unavailable: the server could not be reached, or died during a call that is not safe to repeat
+            (worth retrying).
     """
     manifest = await get_manifest(db, server, tool)
     if manifest is None:
         raise NotFound(f"no tool {tool!r} on MCP server {server!r}")
     check_access(principal, manifest)
     row = await _server(db, server)
-    async with connect(row) as client:
-        try:
-            result = await client.call_tool(tool, args)
-        except Exception as exc:
-            raise Unavailable(f"{server}/{tool}: {exc}") from exc
+    hints = manifest.get("annotations") or {}
+    repeatable = bool(hints.get("readOnlyHint") or hints.get("idempotentHint"))
+    try:
+        result = await (sessions or RemoteSessions()).call(row, tool, args, repeatable=repeatable)
+    except LongtailError:
+        raise
+    except Exception as exc:
+        raise Unavailable(f"{server}/{tool}: {exc}") from exc
     text = "\n".join(getattr(c, "text", "") for c in result.content or [])
     if result.is_error:
         raise NonRetryableError(f"{server}/{tool} returned an error: {text[:2000]}")

@@ -17,20 +17,23 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.events import EventBus
 from longtail_mcp.humans.identity import Principal
+from longtail_mcp.tools.sessions import RemoteSessions
 
 if TYPE_CHECKING:
     from longtail_mcp.tools.catalog import Catalog
 
 
 class Services(Protocol):
-    """What a tool handler may use: the database, the settings, the event feed, and which workflow
-    types this process runs. The composition root's `Client` (and `LongTail`) provide it."""
+    """What a tool handler may use: the database, the settings, the event feed, the sessions to registered
+    servers, and which workflow types this process runs. The composition root's `Client` (and
+    `LongTail`) provide it."""
 
     @property
     def db(self) -> Database: ...
 
     settings: Settings
     events: EventBus
+    remote_sessions: RemoteSessions
 
     def served_workflows(self) -> list[str]: ...
 
