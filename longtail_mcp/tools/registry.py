@@ -204,6 +204,17 @@ async def get_manifest(db: Database, server: str, name: str) -> dict[str, Any] |
         return await (await conn.execute(Q["get_manifest"], {"server": server, "name": name})).fetchone()
 
 
+async def server_tools(db: Database) -> dict[str, list[dict[str, Any]]]:
+    """Every known server's cached tools (name, description, input schema, annotations, tags), by server name:
+    what `find_tools` searches, listed whole."""
+    async with db.connection() as conn:
+        rows = await (await conn.execute(Q["server_tools"])).fetchall()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row["server"], []).append(dict(row))
+    return out
+
+
 async def manifests_for_gateway(db: Database) -> list[dict[str, Any]]:
     async with db.connection() as conn:
         return list(await (await conn.execute(Q["all_manifests"])).fetchall())

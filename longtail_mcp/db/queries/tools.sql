@@ -52,6 +52,10 @@ UPDATE mcp_server SET refreshed_at = now(), last_error = %(error)s WHERE name = 
 SELECT t.*, s.access_roles, s.read_scope FROM tool_manifest t JOIN mcp_server s ON s.name = t.server
 WHERE t.server = %(server)s AND t.name = %(name)s
 
+-- server_tools --
+-- Every tool of every known server (built in too), for the web view's servers page.
+SELECT server, name, description, input_schema, annotations, tags FROM tool_manifest ORDER BY server, name
+
 -- all_manifests --
 -- Every registered (non-built-in) tool, with who may call its server, for the gateway.
 SELECT t.*, s.access_roles, s.read_scope FROM tool_manifest t JOIN mcp_server s ON s.name = t.server
