@@ -29,6 +29,7 @@ from longtail_mcp.humans.identity import Principal
 from longtail_mcp.humans.models import Escalation
 from longtail_mcp.humans.runs import EventAudience
 from longtail_mcp.web import forms
+from longtail_mcp.web.pipeline_pages import PipelinePages
 from longtail_mcp.web.run_pages import RunPages
 from longtail_mcp.web.session import CSRF_FIELD, Sessions, Visitor
 
@@ -141,6 +142,7 @@ class Pages:
             Route("/escalations/{escalation_id:path}", self.act, methods=["POST"]),
             Route("/live", self.live, methods=["GET"]),
             *RunPages(self).routes(),
+            *PipelinePages(self).routes(),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
