@@ -19,14 +19,12 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
 from longtail_mcp.errors import (
-    Conflict,
     Forbidden,
     InvalidInput,
     LongtailError,
     NotFound,
     PolicyDenied,
     Unauthenticated,
-    Unavailable,
 )
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans.identity import Principal
@@ -34,13 +32,12 @@ from longtail_mcp.humans.models import Escalation
 from longtail_mcp.mcp_glue.http import BearerAuth
 from longtail_mcp.tools.invoke import internal_error, invoke
 from longtail_mcp.tools.spec import Services, ToolCall, ToolSpec, describe_errors
+from longtail_mcp.web.errors import status_code
 from longtail_mcp.web.openapi import Endpoint, document
 from system_servers.human_queue import server as human_queue
 from system_servers.workflows import server as workflows
 
 MAX_BODY_BYTES = 4 << 20
-STATUS = [(InvalidInput, 400), (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409),
-          (Unavailable, 503)]
 
 
 def _tool(tools: list[ToolSpec], name: str) -> ToolSpec:
@@ -138,8 +135,7 @@ def error_response(exc: LongtailError) -> JSONResponse:
         detail["data"] = exc.data
     if isinstance(exc, PolicyDenied):
         detail["rule"] = exc.rule
-    status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
-    return JSONResponse({"error": detail}, status_code=status)
+    return JSONResponse({"error": detail}, status_code=status_code(exc))
 
 
 def route_segments(scope: Scope) -> list[str]:

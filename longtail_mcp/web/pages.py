@@ -23,12 +23,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from longtail_mcp.app.client import Client
-from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, LongtailError, NotFound, Unauthenticated
+from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NotFound
 from longtail_mcp.humans import escalations, identity, sessions
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.humans.models import Escalation
 from longtail_mcp.humans.runs import EventAudience
 from longtail_mcp.web import forms
+from longtail_mcp.web.errors import status_code
 from longtail_mcp.web.pipeline_pages import PipelinePages
 from longtail_mcp.web.run_pages import RunPages
 from longtail_mcp.web.session import CSRF_FIELD, Sessions, Visitor
@@ -41,8 +42,6 @@ SORTS = {"priority": "Most urgent first", "oldest": "Oldest first", "newest": "N
 DONE = {"claimed": "You claimed this escalation.", "released": "You released your claim.",
         "resolved": "Resolved. The run waiting on it (if any) goes on.", "rerouted": "Sent to another role.",
         "cancelled": "Cancelled."}
-HTTP_STATUS: dict[type[LongtailError], int] = {NotFound: 404, Forbidden: 403, Conflict: 409, InvalidInput: 400,
-                                               Unauthenticated: 401}
 HEADERS = {
     # Everything comes from this server; no inline script or style, no framing, forms post only here.
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -53,10 +52,6 @@ HEADERS = {
 }
 
 templates = Jinja2Templates(directory=HERE / "templates")
-
-
-def _status_code(exc: LongtailError) -> int:
-    return next((code for cls, code in HTTP_STATUS.items() if isinstance(exc, cls)), 500)
 
 
 def _when(value: str | None) -> datetime | None:
@@ -183,7 +178,7 @@ class Pages:
             token, _ = await sessions.open_session(self.client.db, _text(form, "key").strip())
         except LongtailError as exc:
             return self.render(request, visitor, "signin.html", {"next": target, "error": exc.message},
-                               status=_status_code(exc))
+                               status=status_code(exc))
         if visitor.session:  # signing in as someone else ends the session this browser had
             await sessions.close_session(self.client.db, visitor.session)
         response = RedirectResponse(f"{request.scope.get('root_path', '')}{target}", status_code=303)
@@ -240,7 +235,7 @@ class Pages:
         try:
             context["sections"] = await self.sections(who, q)
         except LongtailError as exc:
-            context["error"], status = exc.message, _status_code(exc)
+            context["error"], status = exc.message, status_code(exc)
         return self.render(request, visitor, "inbox.html", context, status=status)
 
     async def inbox_lists(self, request: Request) -> Response:
@@ -252,7 +247,7 @@ class Pages:
         try:
             found = await self.sections(who, q)
         except LongtailError as exc:
-            return self.render(request, visitor, "_error.html", {"error": exc.message}, status=_status_code(exc))
+            return self.render(request, visitor, "_error.html", {"error": exc.message}, status=status_code(exc))
         return self.render(request, visitor, "_inbox_lists.html", {"q": q, "sections": found})
 
     # -- one escalation -------------------------------------------------------------------------------------
@@ -265,7 +260,7 @@ class Pages:
             esc = await humans.get(escalation_id)
             history = await escalations.history(self.client.db, who, escalation_id)
         except LongtailError as exc:
-            return self.render(request, visitor, "error.html", {"error": exc.message}, status=_status_code(exc))
+            return self.render(request, visitor, "error.html", {"error": exc.message}, status=status_code(exc))
         until = _when(esc.assigned_until)
         live_claim = esc.assigned_to is not None and until is not None and until > datetime.now(UTC)
         mine = live_claim and esc.assigned_to == who.id
@@ -327,7 +322,7 @@ class Pages:
             if isinstance(exc, NotFound):  # invisible and absent look the same: nothing to draw
                 return self.render(request, visitor, "error.html", {"error": exc.message}, status=404)
             return await self.page(request, visitor, who, escalation_id, fields=fields, error=message,
-                                   status=_status_code(exc), kept=form)
+                                   status=status_code(exc), kept=form)
         done = {"claim": "claimed", "release": "released", "resolve": "resolved", "reroute": "rerouted",
                 "cancel": "cancelled"}[action]
         root = request.scope.get("root_path", "")

@@ -25,7 +25,7 @@ from longtail_mcp.humans.identity import Principal
 from longtail_mcp.pipelines import service, store
 from longtail_mcp.pipelines.model import STATUSES, Pipeline
 from longtail_mcp.pipelines.records import PipelineInfo
-from longtail_mcp.web.api import STATUS
+from longtail_mcp.web.errors import status_code
 from longtail_mcp.web.session import CSRF_FIELD, Visitor
 from longtail_mcp.web.step_graph import layout
 from system_servers.runnables import start_and_wait
@@ -45,10 +45,6 @@ PATHS = {
     "agent": "The agent answered: no active pipeline fit the request.",
     "fallback": "A pipeline started and failed; the agent went on from its finished steps.",
 }
-
-
-def _status_code(exc: LongtailError) -> int:
-    return next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -103,7 +99,7 @@ class PipelinePages:
         }, status=status)
 
     def refused(self, request: Request, visitor: Visitor, exc: LongtailError) -> Response:
-        return self.render(request, visitor, "error.html", {"error": exc.message}, status=_status_code(exc))
+        return self.render(request, visitor, "error.html", {"error": exc.message}, status=status_code(exc))
 
     # -- the list -------------------------------------------------------------------------------------------
 
@@ -182,7 +178,7 @@ class PipelinePages:
         except LongtailError as exc:
             if isinstance(exc, NotFound):
                 return self.refused(request, visitor, exc)
-            return await self.page(request, visitor, who, name, error=exc.message, status=_status_code(exc))
+            return await self.page(request, visitor, who, name, error=exc.message, status=status_code(exc))
         root = request.scope.get("root_path", "")
         return RedirectResponse(f"{root}/pipelines/{quote(name, safe='')}?done={done}", status_code=303)
 
@@ -202,7 +198,7 @@ class PipelinePages:
                 if run.name != router.WORKFLOW:
                     raise NotFound(f"run {run_id!r} is not a request (a `{router.WORKFLOW}` run)")
             except LongtailError as exc:
-                context["error"], status = exc.message, _status_code(exc)
+                context["error"], status = exc.message, status_code(exc)
             else:
                 asked = run.input if isinstance(run.input, dict) else {}
                 result = QueryResult.model_validate(run.result) if run.status == "completed" and run.result else None
@@ -228,7 +224,7 @@ class PipelinePages:
             out = await start_and_wait(self.client, who, router.WORKFLOW, asked.model_dump(exclude_none=True))
         except LongtailError as exc:
             return self.render(request, visitor, "ask.html", {"text": text, "tags": tags, "error": exc.message},
-                               status=_status_code(exc))
+                               status=status_code(exc))
         root = request.scope.get("root_path", "")
         return RedirectResponse(f"{root}/ask?{urlencode({'run': out['workflow_id']})}", status_code=303)
 

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NotFound, Unauthenticated
+from longtail_mcp.errors import InvalidInput, LongtailError, NotFound
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.humans.models import Escalation
 from longtail_mcp.humans.runs import EventAudience
@@ -29,6 +29,7 @@ from longtail_mcp.runtime.service import LIVE, STATUSES
 from longtail_mcp.sql import reports
 from longtail_mcp.tools import registry
 from longtail_mcp.web.api import route_segments
+from longtail_mcp.web.errors import status_code
 from longtail_mcp.web.session import Visitor
 
 if TYPE_CHECKING:
@@ -40,13 +41,6 @@ SHOWN_CHARS = 20_000  # a value longer than this, pretty-printed, is cut on the 
 RUN_EVENTS = ["run.*", "step.*", "escalation.*"]
 PARTS = ("timeline", "export")  # /runs/{id}/timeline, /runs/{id}/export
 EXPORT_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
-
-
-def _status_code(exc: LongtailError) -> int:
-    for kind, code in ((NotFound, 404), (Forbidden, 403), (InvalidInput, 400), (Unauthenticated, 401)):
-        if isinstance(exc, kind):
-            return code
-    return 500
 
 
 def run_url(root: str, workflow_id: str, part: str = "") -> str:
@@ -148,7 +142,7 @@ class RunPages:
             **(context or {})}, status=status)
 
     def error(self, request: Request, visitor: Visitor, exc: LongtailError) -> Response:
-        return self.render(request, visitor, "error.html", {"error": exc.message}, status=_status_code(exc))
+        return self.render(request, visitor, "error.html", {"error": exc.message}, status=status_code(exc))
 
     # -- the runs list --------------------------------------------------------------------------------------
 
@@ -185,7 +179,7 @@ class RunPages:
         try:
             context["rows"], context["more"] = await self.listing(who, q)
         except LongtailError as exc:
-            context["error"], status = exc.message, _status_code(exc)
+            context["error"], status = exc.message, status_code(exc)
         return self.render(request, visitor, "runs.html", context, status=status)
 
     # -- one run --------------------------------------------------------------------------------------------
@@ -211,7 +205,7 @@ class RunPages:
             context = await self.run_context(who, workflow_id)
         except LongtailError as exc:
             if part == "timeline":
-                return self.render(request, visitor, "_error.html", {"error": exc.message}, status=_status_code(exc))
+                return self.render(request, visitor, "_error.html", {"error": exc.message}, status=status_code(exc))
             return self.error(request, visitor, exc)
         return self.render(request, visitor, "_timeline.html" if part == "timeline" else "run.html", context)
 
