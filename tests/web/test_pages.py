@@ -90,9 +90,12 @@ def url(escalation_id: str) -> str:
 
 
 def check_page(html: str) -> None:
-    """Accessible basics and nothing from elsewhere: every control has a label, no URL names another host."""
+    """Accessible basics and nothing from elsewhere: every control has a label, no two labels read the same,
+    no URL names another host."""
     doc = page(html)
     labelled = {str(label["for"]) for label in doc.find_all("label") if label.get("for")}
+    texts = [label.get_text(" ", strip=True) for label in doc.find_all("label")]
+    assert len(texts) == len(set(texts)), f"labels read the same: {sorted(t for t in texts if texts.count(t) > 1)}"
     for control in doc.find_all(["input", "select", "textarea"]):
         if control.name == "input" and control.get("type") in ("hidden", "submit", "button"):
             continue
