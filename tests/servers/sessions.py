@@ -89,19 +89,21 @@ def loud(records: list[logging.LogRecord]) -> list[str]:
 async def http_server(app: LongTail, *, dev: bool = False) -> AsyncIterator[str]:
     """`serve`'s HTTP app (the whole family at /mcp and /sse) on a free 127.0.0.1 port."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_app(app, mcp=True, dev=dev), log_level="warning", lifespan="on"))
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
-                await anyio.sleep(0.01)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-    sock.close()
+    try:  # closed however the test ends (a failing one too), else Python warns of an unclosed socket later
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(build_app(app, mcp=True, dev=dev), log_level="warning", lifespan="on"))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            with anyio.fail_after(10):
+                while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
+                    await anyio.sleep(0.01)
+            try:
+                yield f"http://127.0.0.1:{port}"
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()
 
 
 @asynccontextmanager
