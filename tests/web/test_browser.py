@@ -1,12 +1,17 @@
 """The web view in a real browser: headless Chromium, through Playwright, against uvicorn on 127.0.0.1.
 
 The same cast as tests/web/test_pages.py (rita and ray review, lena is in legal only), with one more rule in
-the reviewers' form that no HTML attribute expresses (tags are unique), so the server's own check shows.
+the reviewers' form that no HTML attribute expresses (tags are unique), so the server's own check shows. Runs of
+`ship` pack an order (the first attempt fails), then wait for the `truck` signal. The pipeline tests use the cast
+and pipelines of tests/web/test_pipeline_pages.py (admin, a superadmin; mia, no role) on an app with a files root.
 Each test saves screenshots of the pages it visits (tests/web/browser.py says where).
 """
 
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import pytest
@@ -14,10 +19,16 @@ import pytest
 from longtail_mcp import Context, LongTail
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans.identity import SYSTEM
+from longtail_mcp.pipelines import store
+from system_servers import publish_manifests
 from tests.conftest import running
+from tests.pipelines.helpers import files_app, publish
+from tests.runtime.helpers import wait_status
 from tests.servers.sessions import http_server
 from tests.web import browser
+from tests.web import test_pipeline_pages as pipelines
 from tests.web.test_pages import FORM, cast, url, waiting_review
+from tests.web.test_run_pages import run_url
 
 pytestmark = pytest.mark.anyio
 if (reason := browser.missing()) is not None:
@@ -33,9 +44,27 @@ UNIQUE_TAGS = {**FORM, "properties": {**FORM["properties"],
 def app(dsn: str) -> LongTail:
     app = LongTail(dsn, poll_seconds=0.2, lease_seconds=5)
 
+    tries: dict[str, int] = {}
+
     @app.workflow()
     async def review(ctx: Context, doc: str) -> dict[str, Any]:
         return await ctx.escalate("reviewers", f"review {doc}", {"doc": doc})
+
+    @app.step(name="pack", retries=3, backoff=0)
+    async def pack(order: str) -> dict[str, str]:
+        tries[order] = tries.get(order, 0) + 1
+        if tries[order] == 1:
+            raise ConnectionError("the scale is busy")
+        return {"box": f"box-{order}"}
+
+    @app.workflow()
+    async def ship(ctx: Context, order: str) -> dict[str, Any]:
+        await ctx.state.merge({"order": order, "stage": "packing"})
+        box = await ctx.run(pack, order)
+        await ctx.state.set("stage", "waiting for the truck")
+        truck = await ctx.wait_for_signal("truck")
+        await ctx.state.set("stage", "shipped")
+        return {**box, "truck": truck}
 
     return app
 
@@ -58,6 +87,19 @@ async def sign_in(page: Any, base: str, key: str) -> None:
     await key_input.fill(key)
     await key_input.press("Enter")
     await page.wait_for_url(f"{base}/")
+
+
+async def listen_for_ready(page: Any, path: str) -> anyio.Event:
+    """An event set when an EventSource of the page on `path` gets its `ready` (the server listens), as Chromium's
+    DevTools protocol reports it."""
+    ready, streams = anyio.Event(), set()
+    devtools = await page.context.new_cdp_session(page)
+    devtools.on("Network.requestWillBeSent",
+                lambda sent: streams.add(sent["requestId"]) if urlsplit(sent["request"]["url"]).path == path else None)
+    devtools.on("Network.eventSourceMessageReceived",
+                lambda got: ready.set() if got["eventName"] == "ready" and got["requestId"] in streams else None)
+    await devtools.send("Network.enable")
+    return ready
 
 
 def decide(page: Any) -> Any:
@@ -104,11 +146,7 @@ async def test_the_inbox_shows_a_new_escalation_without_a_reload(chromium: Any, 
         keys = await cast(app)
         async with http_server(app) as base:
             page = await open_page(chromium)
-            listening = anyio.Event()
-            devtools = await page.context.new_cdp_session(page)  # Chromium tells what its EventSources hear
-            devtools.on("Network.eventSourceMessageReceived",
-                        lambda message: listening.set() if message["eventName"] == "ready" else None)
-            await devtools.send("Network.enable")
+            listening = await listen_for_ready(page, "/live")
             await sign_in(page, base, keys["rita"])
             await expect(page.get_by_text("Nothing is waiting for your roles.")).to_be_visible()
             with anyio.fail_after(10):
@@ -222,3 +260,131 @@ async def test_a_member_of_another_role_gets_a_404_page_without_buttons_for_the_
             await expect(page.get_by_role("link", name="review doc-b5")).to_have_count(0)
         row = await app.humans(SYSTEM).get(esc)
         assert (row.status, row.assigned_to) == ("pending", None)
+
+
+async def test_a_run_page_follows_its_run_live_until_it_completes(chromium: Any, app: LongTail) -> None:
+    async with running(app):
+        keys = await cast(app)
+        rita = app.runs(await ident.get_principal(app.db, "rita"))
+        await rita.start("ship", "A-6", workflow_id="ship-A-6")
+        await wait_status(app.handle("ship-A-6"), "waiting")
+        await rita.signal("ship-A-6", "truck", {"plate": "LT-06"})
+        await waiting_review(app, "doc-b6")
+        await rita.start("ship", "A-7", workflow_id="ship-A-7")
+        await wait_status(app.handle("ship-A-7"), "waiting")
+        await publish_manifests(app, refresh_registered=False)  # the servers page lists their tools
+        async with http_server(app) as base:
+            page = await open_page(chromium)
+            await sign_in(page, base, keys["rita"])
+            await page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
+            await page.wait_for_url(f"{base}/runs")
+            runs = page.locator("table tbody tr")
+            await expect(runs).to_have_count(3)
+            await expect(runs.first).to_contain_text("waiting")
+            await browser.screenshot(page, "runs")
+
+            ready = await listen_for_ready(page, "/live/run")
+            await page.get_by_role("link", name="ship-A-7").click()
+            await page.wait_for_url(f"{base}{run_url('ship-A-7')}")
+            status = page.locator(".run-status")
+            await expect(status).to_contain_text("waiting (waiting for signal:truck)")
+            await expect(page.locator("#run-state")).to_contain_text("waiting for the truck")
+            pack = page.locator(".timeline > li", has=page.locator(".step-name", has_text="pack"))
+            await expect(pack.locator(".attempts")).to_have_text("2")
+            await browser.screenshot(page, "run")
+            with anyio.fail_after(10):
+                await ready.wait()  # run.js is subscribed: /live/run sends `ready` once it listens
+            await page.evaluate("window.sameDocument = true")
+
+            await rita.signal("ship-A-7", "truck", {"plate": "LT-07"})
+            await expect(status).to_have_text("completed")
+            await expect(page.get_by_role("status")).to_have_text("Updated: the run is completed.")
+            await expect(page.get_by_role("heading", name="Result")).to_be_visible()
+            await expect(page.locator("#run-state")).to_contain_text("shipped")
+            await expect(page.locator(".kind", has_text="signal")).not_to_have_count(0)
+            assert await page.evaluate("window.sameDocument") is True, "swapped in, not reloaded"
+            await browser.screenshot(page, "run-live")
+
+            await page.get_by_role("link", name="Servers and tools").click()
+            await page.wait_for_url(f"{base}/servers")
+            await expect(page.locator("#server-workflows .transport")).to_have_text("built in")
+            await expect(page.locator("#tool-workflows-export_run")).to_be_visible()
+            await browser.screenshot(page, "servers")
+        assert (await app.handle("ship-A-7").result(timeout=10))["truck"] == {"plate": "LT-07"}
+
+
+@pytest.fixture
+def files(dsn: str, tmp_path: Path) -> LongTail:
+    """An app whose files server writes under a temporary root (the pipelines' steps write files)."""
+    return files_app(dsn, tmp_path / "files", llm_provider="scripted")
+
+
+async def test_an_admin_archives_a_pipeline_from_its_page_and_a_member_sees_it_archived_without_buttons(
+        chromium: Any, files: LongTail) -> None:
+    async with files:
+        keys = await pipelines.cast(files)
+        await ident.create_role(files.db, SYSTEM, "reviewers")  # the diamond's human step asks them
+        await publish(files, pipelines.GREET)
+        await publish(files, pipelines.DIAMOND)
+        await pipelines.save(files, pipelines.NOTES)
+        async with http_server(files) as base:
+            admin = await open_page(chromium)
+            await sign_in(admin, base, keys["admin"])
+            await admin.goto(f"{base}/pipelines")
+            active = admin.locator("#pipelines-active + table tbody a")
+            assert sorted(await active.all_inner_texts()) == ["diamond", "greet_file"]
+            await expect(admin.locator("#pipelines-draft + table tbody a")).to_have_text(["note_saver"])
+            await browser.screenshot(admin, "pipelines")
+            await admin.get_by_role("link", name="diamond").click()
+            await admin.wait_for_url(f"{base}/pipelines/diamond")
+            status = admin.locator(".facts .status")
+            await expect(status).to_have_text("active")
+            await expect(admin.locator("svg.graph g.node")).to_have_count(4)
+            await browser.screenshot(admin, "pipeline")
+            await browser.screenshot(admin.locator("section", has=admin.locator("#steps-heading")), "pipeline-graph")
+
+            archive = admin.get_by_role("button", name="Archive")
+            await archive.focus()
+            await admin.keyboard.press("Enter")
+            await admin.wait_for_url(f"{base}/pipelines/diamond?done=archived")
+            await expect(admin.get_by_role("status")).to_contain_text("Archived: its tool is gone")
+            await expect(status).to_have_text("archived")
+            await expect(admin.locator("form button[name=action]")).to_have_text(["Restore as a draft"])
+            await browser.screenshot(admin, "pipeline-archived")
+            assert (await store.get(files.db, "diamond")).status == "archived"
+
+            member = await open_page(chromium)
+            await sign_in(member, base, keys["mia"])
+            for name, shown in (("diamond", "archived"), ("greet_file", "active")):
+                await member.goto(f"{base}/pipelines/{name}")
+                await expect(member.locator(".facts .status")).to_have_text(shown)
+                await expect(member.get_by_role("heading", name="Lifecycle")).to_have_count(0)
+                assert await member.get_by_role("button").all_inner_texts() == ["Sign out"]
+            await browser.screenshot(member, "pipeline-member")
+
+
+async def test_ask_answers_through_a_pipeline_with_no_model_call_and_links_its_runs(
+        chromium: Any, files: LongTail) -> None:
+    async with running(files):
+        keys = await pipelines.cast(files)
+        await publish(files, pipelines.NOTES)
+        async with http_server(files) as base:
+            page = await open_page(chromium)
+            await sign_in(page, base, keys["mia"])
+            await page.get_by_role("link", name="Ask", exact=True).click()
+            await page.get_by_label("Request").fill("save a note titled groceries saying buy milk")
+            await page.get_by_role("button", name="Ask").click()
+            await page.wait_for_url(re.compile(r"/ask\?run="))
+            answer = page.locator("section.answer")
+            facts = answer.locator("dl.facts")
+            await expect(facts.locator("dt:text-is('Path') + dd")).to_contain_text("template")
+            await expect(facts.locator("dt:text-is('Path') + dd")).to_contain_text("no model call")
+            await expect(facts.locator("dt:text-is('Model calls') + dd")).to_have_text("0")
+            await expect(answer.get_by_role("link", name="note_saver")).to_be_visible()
+            await expect(answer.locator("pre")).to_contain_text("notes/groceries.md")
+            await browser.screenshot(page, "ask")
+
+            await answer.get_by_role("link", name="the pipeline's run").click()
+            await expect(page.locator(".run-status")).to_have_text("completed")
+            await expect(page.get_by_role("heading", level=1)).to_contain_text("/pipeline")
+    assert (Path(files.settings.files_dir) / "notes" / "groceries.md").read_text() == "buy milk"
