@@ -297,7 +297,8 @@ HEAVY = ("anthropic", "mcp", "system_servers", "longtail_mcp.app", "longtail_mcp
          "longtail_mcp.pipelines", "longtail_mcp.humans")
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["status"], ["db", "status"], ["config", "claude"]])
+@pytest.mark.parametrize("argv", [["--help"], ["status"], ["db", "status"], ["config", "claude"], ["runs"],
+                                  ["escalations", "list"]])
 def test_the_command_line_answers_help_and_status_without_loading_the_runtime(argv: list[str], home: Path) -> None:
     code = ("import sys, runpy\n"
             f"sys.argv = ['longtail-mcp', *{argv!r}]\n"

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (ls, show, export):
         p.add_argument("--as", dest="as_account", metavar="ACCOUNT",
                        help="only what this account may see (default: every run, as the local operator)")
-    runs.set_defaults(run=lazy("people", "cmd_runs"))
+    runs.set_defaults(run=lazy("people", "cmd_runs", reads=True))
     doors = identity_parsers(sub)
     doors["pipelines"] = pipeline_parsers(sub)
     agent_parsers(sub, doors)

@@ -7,16 +7,37 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+
+def _a_database_runs() -> None:
+    """Raise what attaching would (keeper.not_running) when no DATABASE_URL is set and no embedded one runs."""
+    from longtail_mcp.config import load_settings
+    from longtail_mcp.db import keeper
+    from longtail_mcp.db.embedded import EmbeddedPostgres
+
+    settings = load_settings()
+    if settings.database_url is None:
+        server = EmbeddedPostgres.for_settings(settings)
+        if server.running_pid() is None:
+            raise keeper.not_running(server)
+
+
 POLICIES = ("off", "draft", "activate")  # agents.closed_loop.POLICIES
 ROUTERS = ("query", "triage")  # agents.closed_loop.ROUTERS
 MEMBERSHIPS = ("member", "admin", "superadmin")  # humans.identity.MEMBERSHIPS
 ESCALATION_STATUSES = ("pending", "resolved", "cancelled", "expired")  # humans.inbox.STATUSES
 
 
-def lazy(module: str, name: str) -> Callable[[argparse.Namespace], Awaitable[None]]:
-    """The command `longtail_mcp.cli.<module>.<name>`, imported when it runs."""
+# The verbs' actions that only read: they never start a database (people.client_for attaches only).
+READ_ONLY = {"list", "show", "export", "history", "stats", "versions", "strategies"}
+
+
+def lazy(module: str, name: str, *, reads: bool = False) -> Callable[[argparse.Namespace], Awaitable[None]]:
+    """The command `longtail_mcp.cli.<module>.<name>`, imported when it runs. With `reads`, a read-only
+    action first checks that there is a database to read, so "none is running" costs no runtime import."""
 
     async def run(args: argparse.Namespace) -> None:
+        if reads and getattr(args, "action", None) in (*READ_ONLY, None):  # `runs` alone lists
+            _a_database_runs()
         command = getattr(importlib.import_module(f"longtail_mcp.cli.{module}"), name)
         await command(args)
 
@@ -37,7 +58,7 @@ def identity_parsers(sub: Any) -> dict[str, Any]:
     c.add_argument("--kind", choices=["human", "bot"], default="human")
     c.add_argument("--email")
     common(users.add_parser("list"))
-    sub.choices["users"].set_defaults(run=lazy("people", "cmd_users"))
+    sub.choices["users"].set_defaults(run=lazy("people", "cmd_users", reads=True))
 
     roles = sub.add_parser("roles", help="roles, memberships, forms, chains").add_subparsers(dest="action",
                                                                                            required=True)
@@ -59,7 +80,7 @@ def identity_parsers(sub: Any) -> dict[str, Any]:
     c.add_argument("role")
     c.add_argument("--stage-seconds", type=float, required=True)
     c.add_argument("--next", metavar="ROLE")
-    sub.choices["roles"].set_defaults(run=lazy("people", "cmd_roles"))
+    sub.choices["roles"].set_defaults(run=lazy("people", "cmd_roles", reads=True))
 
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     c = common(keys.add_parser("create"))
@@ -71,7 +92,7 @@ def identity_parsers(sub: Any) -> dict[str, Any]:
     c.add_argument("--account")
     c = common(keys.add_parser("revoke"))
     c.add_argument("key_id")
-    sub.choices["keys"].set_defaults(run=lazy("people", "cmd_keys"))
+    sub.choices["keys"].set_defaults(run=lazy("people", "cmd_keys", reads=True))
 
     esc = sub.add_parser("escalations", help="the human queue").add_subparsers(dest="action", required=True)
     c = common(esc.add_parser("list"))
@@ -97,14 +118,14 @@ def identity_parsers(sub: Any) -> dict[str, Any]:
     c.add_argument("--role")
     c.add_argument("--minutes", type=float, default=30)
     common(esc.add_parser("stats"))
-    sub.choices["escalations"].set_defaults(run=lazy("people", "cmd_escalations"))
+    sub.choices["escalations"].set_defaults(run=lazy("people", "cmd_escalations", reads=True))
 
     audit = sub.add_parser("audit", help="the append-only audit log").add_subparsers(dest="action", required=True)
     c = audit.add_parser("export", help="as JSON lines, oldest first")
     c.add_argument("--after", type=int, default=0, help="only records with a larger id")
     c.add_argument("--limit", type=int, default=1_000_000)
     c.add_argument("--as", dest="as_account", metavar="ACCOUNT", help="act as this account (default: system)")
-    sub.choices["audit"].set_defaults(run=lazy("people", "cmd_audit"))
+    sub.choices["audit"].set_defaults(run=lazy("people", "cmd_audit", reads=True))
     return {"escalations": esc}
 
 
@@ -144,7 +165,7 @@ def pipeline_parsers(sub: Any) -> Any:
     c.add_argument("--input", default="{}", help="the inputs as a JSON object")
     c.add_argument("--version", type=int)
     c.add_argument("--wait", type=float, default=60.0, help="seconds to wait for the result (default 60)")
-    sub.choices["pipelines"].set_defaults(run=lazy("pipelines", "cmd_pipelines"))
+    sub.choices["pipelines"].set_defaults(run=lazy("pipelines", "cmd_pipelines", reads=True))
     return verbs
 
 
@@ -180,7 +201,7 @@ def agent_parsers(sub: Any, verbs_of: dict[str, Any]) -> None:
         if verb == "strategy":
             p.add_argument("role")
             p.add_argument("strategy", help="default (a person), triage, or a workflow type a running worker serves")
-    policy.set_defaults(run=lazy("agents", "cmd_agents"))
+    policy.set_defaults(run=lazy("agents", "cmd_agents", reads=True))
 
     tri = verbs_of["escalations"].add_parser("triage", help="triage an escalation now (a pipeline, else the agent)")
     tri.add_argument("id")

@@ -9,6 +9,7 @@ import anyio
 
 from longtail_mcp.agents.loop import usage
 from longtail_mcp.app import Client
+from longtail_mcp.cli.parsers import READ_ONLY
 from longtail_mcp.errors import InvalidInput, NotFound
 from longtail_mcp.humans import escalations, identity, inbox, runs
 from longtail_mcp.humans.identity import SYSTEM, Principal
@@ -88,7 +89,6 @@ def _done(args: argparse.Namespace, data: Any, text: str) -> None:
     print(as_json(data) if getattr(args, "json", False) else text)
 
 
-READ_ONLY = {"list", "show", "export", "history", "stats", "versions", "strategies"}
 
 
 def client_for(args: argparse.Namespace) -> Client:
