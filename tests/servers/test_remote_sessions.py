@@ -12,6 +12,7 @@ import pytest
 from mcp import Client as McpClient
 
 from longtail_mcp import LongTail
+from longtail_mcp.db.embedded import pid_alive
 from longtail_mcp.humans.identity import SYSTEM
 from longtail_mcp.mcp_glue.server import fixed_principal
 from longtail_mcp.tools import registry
@@ -34,17 +35,11 @@ async def call(c: McpClient, tool: str, args: dict[str, Any] | None = None) -> A
     return result.structured_content["result"]
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def until_gone(pid: int) -> None:
     with anyio.fail_after(10):
-        while alive(pid):  # noqa: ASYNC110 - a process exit offers no event to wait on
+        while pid_alive(pid):  # noqa: ASYNC110 - a process exit offers no event to wait on
             await anyio.sleep(0.02)
 
 
@@ -58,7 +53,7 @@ async def test_calls_share_one_server_process_until_it_has_been_idle(dsn: str) -
         await until_gone(first)  # idle for 0.5 s: the session closed and the process exited
         assert app.remote_sessions.servers() == []
         later = await call(c, "pid")
-        assert later != first and alive(later)
+        assert later != first and pid_alive(later)
 
 
 async def test_concurrent_calls_are_multiplexed_on_one_session(app: LongTail) -> None:
@@ -110,8 +105,8 @@ async def test_runs_share_the_session_and_closing_the_app_stops_the_server(app: 
             pid = await call(c, "pid")
         result = await (await app.start("twice")).result(timeout=30)
         assert result == [{"result": pid}, {"result": pid}], "steps in a run use the gateway's session"
-        assert alive(pid)
-    assert not alive(pid), "closing the app stopped the server it started"
+        assert pid_alive(pid)
+    assert not pid_alive(pid), "closing the app stopped the server it started"
 
 
 async def test_registering_again_with_other_details_starts_a_new_session(app: LongTail) -> None:
