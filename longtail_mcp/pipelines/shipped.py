@@ -10,7 +10,9 @@ from longtail_mcp.pipelines import store
 from longtail_mcp.pipelines.checks import ToolLookup
 from longtail_mcp.pipelines.records import PipelineInfo
 
-SHIPPED = Path(__file__).resolve().parents[2] / "pipelines"
+# The repository's top-level pipelines/, reached through the symlink `shipped_yaml` beside this file; an
+# installed wheel has the files themselves there (pyproject.toml package-data), so both find them.
+SHIPPED = Path(__file__).parent / "shipped_yaml"
 
 
 async def load_shipped(db: Database, tools: ToolLookup, directory: Path = SHIPPED) -> list[PipelineInfo]:

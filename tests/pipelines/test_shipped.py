@@ -60,3 +60,20 @@ async def test_each_shipped_pipeline_does_its_job(app: LongTail, site: Site) -> 
         assert (await health.result(timeout=30))["workers_alive"] >= 1
         snapshot = json.loads((files / "health.json").read_text())
         assert {"health", "runs"} <= set(snapshot)
+
+
+def test_the_built_package_carries_the_shipped_pipelines(tmp_path: Path) -> None:
+    """What a wheel would hold (setuptools' build_py, offline): the files themselves, where `SHIPPED` looks, so a
+    package installed from a wheel, not from this checkout, loads the same pipelines."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", "from setuptools import setup; setup()", "-q", "build_py", "-d",
+                    str(tmp_path)], cwd=root, check=True, capture_output=True, timeout=300)
+    built = tmp_path / SHIPPED.relative_to(root)
+    shipped = sorted((root / "pipelines").glob("*.yaml"))
+    assert shipped and sorted(p.name for p in built.glob("*.yaml")) == [p.name for p in shipped]
+    for path in shipped:
+        copy = built / path.name
+        assert not copy.is_symlink() and copy.read_bytes() == path.read_bytes()
