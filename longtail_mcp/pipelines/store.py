@@ -11,6 +11,7 @@ serving the version it was activated with until it is activated again.
 import contextlib
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -178,7 +179,9 @@ async def search(db: Database, *, status: str | None = None, tags: list[str] | N
 # -- lifecycle ------------------------------------------------------------------------------------------
 
 async def _move(db: Database, actor: Principal, name: str, to: str, allowed_from: tuple[str, ...], *,
-                active_version: Any = "keep", event: str | None = None) -> tuple[PipelineInfo, PipelineInfo]:
+                active_version: Any = "keep", event: str | None = None,
+                then: Callable[[Conn], Awaitable[None]] | None = None) -> tuple[PipelineInfo, PipelineInfo]:
+    """Change a pipeline's status (and what else `then` does on the same connection) in one transaction."""
     async with db.transaction() as conn:
         row = await (await conn.execute(Q["lock_pipeline"], {"name": name})).fetchone()
         if row is None:
@@ -191,6 +194,8 @@ async def _move(db: Database, actor: Principal, name: str, to: str, allowed_from
                                                            "active_version": keep})).fetchone()
         await audit(conn, actor, f"pipeline.{to}", "pipeline", name, before=row["status"], after=to,
                     data={"version": row["version"], "active_version": keep})
+        if then is not None:
+            await then(conn)
         if event is not None:
             await emit(conn, db, [Event(event, id=name, name=name, status=to)])
     return PipelineInfo.of(row), PipelineInfo.of(new)
@@ -217,14 +222,18 @@ async def activate(db: Database, actor: Principal, name: str, *, force: bool = F
     if info.verified_version != info.version and not force:
         raise Conflict(f"pipeline {name!r} version {info.version} has not passed verify_pipeline; verify it "
                        "first (or activate with force)")
-    _, new = await _move(db, actor, name, "active", ("deployed", "active"), active_version=info.version,
-                         event="pipeline.activated")
     pipeline = await definition(db, name, info.version)
-    if pipeline.schedule is not None:
-        await service.upsert_schedule(db, schedule_name(name), pipeline.schedule.cron,
-                                      {"pipeline": name, "inputs": pipeline.schedule.input}, workflow=WORKFLOW)
-    else:
-        await _unschedule(db, name)
+    schedule = pipeline.schedule
+
+    async def reschedule(conn: Conn) -> None:  # the schedule changes with the status, or neither does
+        if schedule is not None:
+            await service.upsert_schedule(db, schedule_name(name), schedule.cron,
+                                          {"pipeline": name, "inputs": schedule.input}, workflow=WORKFLOW, conn=conn)
+        else:
+            await _unschedule(db, name, conn)
+
+    _, new = await _move(db, actor, name, "active", ("deployed", "active"), active_version=info.version,
+                         event="pipeline.activated", then=reschedule)
     return new
 
 
@@ -232,8 +241,7 @@ async def archive(db: Database, actor: Principal, name: str) -> PipelineInfo:
     """Any status but archived -> archived: no longer a tool, its schedule stops. Superadmins."""
     require_superadmin(actor, "archive pipelines")
     _, new = await _move(db, actor, name, "archived", ("draft", "deployed", "active"), active_version=None,
-                         event="pipeline.archived")
-    await _unschedule(db, name)
+                         event="pipeline.archived", then=lambda conn: _unschedule(db, name, conn))
     return new
 
 
@@ -257,9 +265,9 @@ async def delete(db: Database, actor: Principal, name: str) -> None:
         await audit(conn, actor, "pipeline.delete", "pipeline", name, after="deleted")
 
 
-async def _unschedule(db: Database, name: str) -> None:
+async def _unschedule(db: Database, name: str, conn: Conn | None = None) -> None:
     with contextlib.suppress(NotFound):
-        await service.delete_schedule(db, schedule_name(name))
+        await service.delete_schedule(db, schedule_name(name), conn=conn)
 
 
 async def record_verification(db: Database, name: str, number: int, verification: dict[str, Any]) -> PipelineInfo:

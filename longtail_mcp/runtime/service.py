@@ -1,14 +1,15 @@
 """Run services: the one implementation behind the Python API, the CLI and (later) the MCP tools."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from croniter import croniter
 from psycopg import errors as pg_errors
 
-from longtail_mcp.db.pool import Database
+from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.db.search import find_runs_query
 from longtail_mcp.errors import Conflict, InvalidInput, NotFound
@@ -254,24 +255,41 @@ def cron_iter(cron: str, start: datetime) -> croniter:
 
 async def upsert_schedule(
     db: Database, name: str, cron: str, input: Any = None, *, workflow: str | None = None, declared: bool = False,
+    conn: Conn | None = None,
 ) -> Schedule:
-    """Create or change a schedule. `declared` (a workflow's own cron=...) never overwrites its input."""
+    """Create or change a schedule. `declared` (a workflow's own cron=...) never overwrites its input. With
+    `conn`, inside the caller's transaction (the workers hear of it when that commits)."""
     check_id(name, "schedule name")
     now = datetime.now(UTC)
     next_at = cron_iter(cron, now).get_next(datetime)
-    async with db.connection() as conn:
-        await conn.execute(S["register_cron" if declared else "upsert_schedule"], {
+    async with _on(db, conn) as c:
+        await c.execute(S["register_cron" if declared else "upsert_schedule"], {
             "name": name, "workflow": workflow or name, "cron": cron, "input": dumps_or_none(input), "next_at": next_at,
         })
-        await db.wake(conn)
+        await db.wake(c)
     return Schedule(name=name, workflow=workflow or name, cron=cron, input=input, next_at=next_at.isoformat())
 
 
-async def delete_schedule(db: Database, name: str) -> None:
-    async with db.connection() as conn:
-        row = await (await conn.execute(S["delete_schedule"], {"name": name})).fetchone()
+async def delete_schedule(db: Database, name: str, *, conn: Conn | None = None) -> None:
+    """Remove a schedule (with `conn`, inside the caller's transaction).
+
+    Raises:
+        NotFound: there is none of that name.
+    """
+    async with _on(db, conn) as c:
+        row = await (await c.execute(S["delete_schedule"], {"name": name})).fetchone()
     if row is None:
         raise NotFound(f"no schedule named {name!r}")
+
+
+@asynccontextmanager
+async def _on(db: Database, conn: Conn | None) -> AsyncIterator[Conn]:
+    """The caller's connection, or one of the pool's for this statement."""
+    if conn is not None:
+        yield conn
+        return
+    async with db.connection() as own:
+        yield own
 
 
 async def list_schedules(db: Database) -> list[Schedule]:
