@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from longtail_mcp.agents import closed_loop
 from longtail_mcp.agents.loop import AgentInput, AgentResult, AgentServices, Decision, run_loop
 from longtail_mcp.agents.router import Router, choose, fallback_why, run_chosen
-from longtail_mcp.db.pool import Database
+from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound
 from longtail_mcp.humans import escalations as esc
@@ -249,13 +249,16 @@ async def dispatch(db: Database) -> int:
     for row in rows:
         wid = strategy_run_id(row["role"], row["id"])
         name = WORKFLOW if row["strategy"] == "triage" else row["strategy"]
-        _, created = await runs.start_run(db, SYSTEM, name, {"escalation_id": row["id"]}, workflow_id=wid)
-        if created:
-            started += 1
-            async with db.transaction() as conn:
-                await audit(conn, SYSTEM, "escalation.strategy", "escalation", row["id"], before="pending",
-                            after="pending", data={"strategy": row["strategy"], "run": wid})
+        # the history line is written with the run, so no crash leaves a strategy run without it
+        _, created = await runs.start_run(db, SYSTEM, name, {"escalation_id": row["id"]}, workflow_id=wid,
+                                          then=partial(_strategy_line, escalation=row, run=wid))
+        started += created
     return started
+
+
+async def _strategy_line(conn: Conn, *, escalation: Any, run: str) -> None:
+    await audit(conn, SYSTEM, "escalation.strategy", "escalation", escalation["id"], before="pending",
+                after="pending", data={"strategy": escalation["strategy"], "run": run})
 
 
 def dispatch_task(db: Database) -> Callable[[], Awaitable[int]]:

@@ -13,7 +13,7 @@ import builtins  # `Runs.list` shadows `list` in the annotations of its class
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from longtail_mcp.db.pool import Database
+from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.errors import NotFound
 from longtail_mcp.events import Event
 from longtail_mcp.humans.identity import Principal, require_use, require_write
@@ -48,15 +48,16 @@ async def is_visible(db: Database, actor: Principal | None, workflow_id: str) ->
 
 
 async def start_run(db: Database, actor: Principal, name: str, input: Any = None, *,
-                    workflow_id: str | None = None) -> tuple[str, bool]:
+                    workflow_id: str | None = None,
+                    then: Callable[[Conn], Awaitable[None]] | None = None) -> tuple[str, bool]:
     """Start a run acting for `actor` (its principal is recorded on the run). An id someone else
-    started is a Conflict, not their run.
+    started is a Conflict, not their run. `then` is written in the run's transaction (service.start_run).
 
     Raises:
         Forbidden: a read-only key.  Conflict: the id is taken by another account's run.
     """
     require_write(actor)
-    return await service.start_run(db, name, input, workflow_id=workflow_id, principal=actor)
+    return await service.start_run(db, name, input, workflow_id=workflow_id, principal=actor, then=then)
 
 
 async def get_run(db: Database, actor: Principal | None, workflow_id: str) -> Run:

@@ -1,7 +1,7 @@
 """Run services: the one implementation behind the Python API, the CLI and (later) the MCP tools."""
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -66,8 +66,9 @@ def _starter(principal: Any) -> str:
 
 
 async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: str | None = None,
-                    principal: Any = None) -> tuple[str, bool]:
+                    principal: Any = None, then: Callable[[Conn], Awaitable[None]] | None = None) -> tuple[str, bool]:
     """Insert a run (the id is the idempotency key) on behalf of `principal`. Returns (id, created).
+    `then` runs in the same transaction when the run is created (what must be written with it, or not at all).
 
     Starting an existing id again returns that run only to the one who started it (with the same
     type); anyone else gets Conflict and learns nothing about it.
@@ -86,6 +87,8 @@ async def start_run(db: Database, name: str, input: Any = None, *, workflow_id: 
             "principal": dumps(principal.to_json()) if principal is not None else None,
         })).fetchone()
         if row is not None:
+            if then is not None:
+                await then(conn)
             await emit(conn, db, [Event("run.started", workflow_id=wid, name=name, status="pending")])
             await db.wake(conn)
             return wid, True
