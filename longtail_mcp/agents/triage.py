@@ -237,7 +237,7 @@ async def list_strategies(db: Database) -> list[dict[str, Any]]:
 
 
 def strategy_run_id(role: str, escalation_id: str) -> str:
-    return f"strategy-{role}-{escalation_id}"
+    return f"strategy/{role}/{escalation_id}"  # a form no caller may choose (service.check_caller_id)
 
 
 async def dispatch(db: Database) -> int:

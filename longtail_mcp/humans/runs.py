@@ -16,7 +16,7 @@ from typing import Any
 from longtail_mcp.db.pool import Conn, Database
 from longtail_mcp.errors import NotFound
 from longtail_mcp.events import Event
-from longtail_mcp.humans.identity import Principal, require_use, require_write
+from longtail_mcp.humans.identity import SYSTEM, Principal, require_use, require_write
 from longtail_mcp.humans.waits import cancel_listener
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.context import Context
@@ -55,8 +55,11 @@ async def start_run(db: Database, actor: Principal, name: str, input: Any = None
 
     Raises:
         Forbidden: a read-only key.  Conflict: the id is taken by another account's run.
+        InvalidInput: an id of the form the runtime gives child runs and cron ticks (`check_caller_id`).
     """
     require_write(actor)
+    if workflow_id is not None and actor is not SYSTEM:  # only the local operator's own code names runs freely
+        service.check_caller_id(workflow_id)
     return await service.start_run(db, name, input, workflow_id=workflow_id, principal=actor, then=then)
 
 

@@ -1,5 +1,6 @@
 """Run services: the one implementation behind the Python API, the CLI and (later) the MCP tools."""
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -38,6 +39,23 @@ STATUSES = (*LIVE, *TERMINAL)
 def check_id(workflow_id: str, what: str = "workflow_id") -> None:
     if not workflow_id or len(workflow_id) > 200 or not workflow_id.isprintable():
         raise InvalidInput(f"{what} must be 1-200 printable characters")
+
+
+# The ids the runtime makes for runs nobody named: a child `<parent>/<n>`, a cron tick `<schedule>@<time>`.
+_SYSTEM_ID = re.compile(r"/|@\d{4}-\d{2}-\d{2}T")
+
+
+def check_caller_id(workflow_id: str) -> None:
+    """An id an untrusted caller chose must not have the form of an id the runtime will make: taken first,
+    it would stop another account's child run from starting, or a schedule's tick from firing.
+
+    Raises:
+        InvalidInput: it contains `/` or an `@<ISO time>`.
+    """
+    check_id(workflow_id)
+    if _SYSTEM_ID.search(workflow_id):
+        raise InvalidInput("workflow_id must not contain '/' (child runs are named <parent>/<n>) or '@' and a time "
+                           "(cron runs are named <schedule>@<time>); choose another id")
 
 
 # Who may see a run: None (trusted code, superadmins) sees every run; (account id, role names) sees

@@ -132,6 +132,30 @@ async def test_a_workflow_id_someone_else_took_is_a_conflict_not_their_run(app: 
             assert again == {"workflow_id": "ord-3", "created": False, "status": again["status"]}
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_nobody_takes_the_id_of_anothers_child_run_or_a_cron_tick_first(app: LongTail, transport: str) -> None:
+    @app.workflow()
+    async def parent(ctx: Context, n: int) -> Any:
+        return await ctx.child("child", n)
+
+    @app.workflow()
+    async def child(ctx: Context, n: int) -> int:
+        return n * 2
+
+    async with running(app):
+        await cast(app)
+        async with parties(transport, app, "workflows", "alice") as c:
+            # bob's run `par-1` will start its child as `par-1/1`; a cron tick runs as `<schedule>@<time>`.
+            for squat in ("par-1/1", "nightly@2026-12-07T03:00:00+00:00"):
+                text = await refused(c["alice"], "start_workflow", {"name": "child", "workflow_id": squat,
+                                                                     "input": 0})
+                assert "[invalid_input]" in text and "choose another id" in text
+        bob = await ident.get_principal(app.db, "bob")
+        await runs.start_run(app.db, bob, "parent", 21, workflow_id="par-1")
+        assert await app.handle("par-1").result(timeout=10) == 42, "its child started under its own id"
+        assert (await app.get_run("par-1/1"))["parent_id"] == "par-1"
+
+
 # -- 3. the workflows tools apply one visibility rule ----------------------------------------------------
 
 # actor -> (account, key scope): bob started the run, which asked b-team (carl); alice is unrelated.

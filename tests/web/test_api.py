@@ -155,16 +155,20 @@ async def test_starting_again_with_a_workflow_id_answers_the_first_run(app: Long
     async with running(app), http_server(app) as base:
         keys = await cast(app)
         async with api(base, keys["bob"]) as bob, api(base, keys["alice"]) as alice:
-            first = await bob.post("/runs", json={"name": "echo", "input": 1, "workflow_id": "batch/7"})
-            again = await bob.post("/runs", json={"name": "echo", "input": 2, "workflow_id": "batch/7"})
+            first = await bob.post("/runs", json={"name": "echo", "input": 1, "workflow_id": "batch 7"})
+            again = await bob.post("/runs", json={"name": "echo", "input": 2, "workflow_id": "batch 7"})
             assert (first.status_code, first.json()["created"]) == (201, True)
             assert (again.status_code, again.json()["created"]) == (200, False)
-            assert await app.handle("batch/7").result(timeout=10) == 1
-            # The id holds a `/`: percent-encoded, it is one path segment.
-            assert (await bob.get(f"/runs/{quote('batch/7', safe='')}")).json()["result"] == 1
-            assert (await bob.get(f"/runs/{quote('batch/7', safe='')}/export")).json()["run"]["input"] == 1
-            taken = error(await alice.post("/runs", json={"name": "echo", "workflow_id": "batch/7"}), 409)
+            assert await app.handle("batch 7").result(timeout=10) == 1
+            # Percent-encoded, the id is one path segment.
+            assert (await bob.get(f"/runs/{quote('batch 7', safe='')}")).json()["result"] == 1
+            assert (await bob.get(f"/runs/{quote('batch 7', safe='')}/export")).json()["run"]["input"] == 1
+            taken = error(await alice.post("/runs", json={"name": "echo", "workflow_id": "batch 7"}), 409)
             assert taken["code"] == "conflict" and "bob" not in taken["message"]
+            # The forms the runtime gives child runs and cron ticks are not for callers to take first.
+            for reserved in ("batch 7/1", "nightly@2026-12-07T03:00:00+00:00"):
+                refused = error(await alice.post("/runs", json={"name": "echo", "workflow_id": reserved}), 400)
+                assert refused["code"] == "invalid_input" and "choose another id" in refused["message"]
 
 
 async def test_an_unknown_workflow_type_is_a_400_naming_the_known_types(app: LongTail) -> None:
