@@ -21,11 +21,14 @@ from longtail_mcp.events import Event, emit
 from longtail_mcp.humans.identity import Principal, audit, require_superadmin
 from longtail_mcp.records import iso
 from longtail_mcp.runtime.codec import dumps
+from longtail_mcp.runtime.replay import current_step_var
 from longtail_mcp.tools.sessions import CONNECT_SECONDS, RemoteSessions, connect
 
 Q = load("tools")
 H = load("humans")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# The `_meta` key of a call made from a run: `<workflow id>:<seq or key>`, the same across retries and replays.
+IDEMPOTENCY_META = "io.longtail/idempotency-key"
 
 
 def may_call(principal: Principal | None, server: dict[str, Any], read_only_tool: bool) -> bool:
@@ -238,8 +241,12 @@ async def call_tool(db: Database, server: str, tool: str, args: dict[str, Any], 
     row = await _server(db, server)
     hints = manifest.get("annotations") or {}
     repeatable = bool(hints.get("readOnlyHint") or hints.get("idempotentHint"))
+    # Inside a run, the call's step: its idempotency key (stable across retries and replays) goes with the
+    # request, so a server can recognise a call it already made (a step retried after its server died).
+    step = current_step_var.get()
+    meta = {IDEMPOTENCY_META: step.idempotency_key} if step is not None else None
     try:
-        result = await (sessions or RemoteSessions()).call(row, tool, args, repeatable=repeatable)
+        result = await (sessions or RemoteSessions()).call(row, tool, args, repeatable=repeatable, meta=meta)
     except LongtailError:
         raise
     except Exception as exc:

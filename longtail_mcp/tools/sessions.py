@@ -205,7 +205,8 @@ class RemoteSessions:
             finally:
                 self._tg = None  # later calls connect for themselves; the holders are being cancelled
 
-    async def call(self, server: dict[str, Any], tool: str, args: dict[str, Any], *, repeatable: bool) -> Any:
+    async def call(self, server: dict[str, Any], tool: str, args: dict[str, Any], *, repeatable: bool,
+                   meta: dict[str, Any] | None = None) -> Any:
         """Call `tool` on the server's session (the SDK's `CallToolResult`), opening one when there is none.
 
         A session found dead before the call is replaced before anything is sent. A session lost during
@@ -217,11 +218,11 @@ class RemoteSessions:
         """
         if self._tg is None:  # no pool running in this process: a session for this call alone
             async with connect(server) as client:
-                return await client.call_tool(tool, args)
+                return await client.call_tool(tool, args, meta=meta)
         for attempt in (1, 2):
             session = await self._session(server)  # counted busy from here: it is not closed under the call
             try:
-                return await session.client.call_tool(tool, args)
+                return await session.client.call_tool(tool, args, meta=meta)
             except Exception as exc:
                 if not (session.lost or connection_lost(exc)):
                     raise

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
 
 server = MCPServer("pid")
@@ -32,6 +32,13 @@ async def gather(n: int) -> int:
         _all_here.set()
     await _all_here.wait()
     return os.getpid()
+
+
+@server.tool(description="The idempotency key the caller sent in the request's _meta (null without one)",
+             annotations=READ_ONLY)
+def idempotency_key(ctx: Context) -> str | None:
+    meta = ctx.request_context.meta or {}
+    return meta.get("io.longtail/idempotency-key")  # type: ignore[return-value]
 
 
 @server.tool(description="End this server's process in the middle of the call")

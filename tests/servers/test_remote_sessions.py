@@ -109,6 +109,21 @@ async def test_runs_share_the_session_and_closing_the_app_stops_the_server(app: 
     assert not pid_alive(pid), "closing the app stopped the server it started"
 
 
+async def test_a_call_from_a_run_carries_its_steps_idempotency_key_in_meta(app: LongTail) -> None:
+    @app.workflow()
+    async def keyed(ctx):
+        first = await ctx.call_tool("pids/idempotency_key", {})
+        return [first, await ctx.call_tool("pids/idempotency_key", {}, key="again")]
+
+    async with running(app):
+        await register_pids(app)
+        async with McpClient(gateway(app, fixed_principal(SYSTEM))) as c:
+            assert await call(c, "idempotency_key") is None, "a call from a client is not a step: no key"
+        result = await (await app.start("keyed", workflow_id="keyed-1")).result(timeout=30)
+    # `<workflow id>:<seq>`, or `:<key>` for a keyed call: what the step keeps across retries and replays
+    assert result == [{"result": "keyed-1:1"}, {"result": "keyed-1:again"}]
+
+
 async def test_registering_again_with_other_details_starts_a_new_session(app: LongTail) -> None:
     async with app, McpClient(gateway(app, fixed_principal(SYSTEM))) as c:
         await register_pids(app)
