@@ -124,10 +124,10 @@ class PipelineTools(Proxy):
 
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
                    progress: Progress = no_progress) -> dict[str, Any] | None:
-        found = {served.info.name: served for served in await store.active_tools(self.services.db)}
-        if name not in found:
+        served = await store.active_tool(self.services.db, name)
+        if served is None:
             return None
-        info, pipeline, digest = found[name]
+        info, pipeline, digest = served
         if not may_use(principal, info.access_roles, info.read_only):
             raise Forbidden(f"{principal.id} may not call pipeline {name!r}"
                             + (" with a read-scope key" if principal.scope != "full" else ""))

@@ -294,8 +294,20 @@ async def active_tools(db: Database) -> list[Served]:
     """The active pipelines with the definition each serves: the MCP tools they publish."""
     async with db.connection() as conn:
         rows = await (await conn.execute(Q["active_tools"])).fetchall()
-    return [Served(PipelineInfo.of({**r, "status": "active", "version": r["active_version"]}),
-                   _definition_of(json.dumps(r["definition"], sort_keys=True)), r["hash"]) for r in rows]
+    return [_served(r) for r in rows]
+
+
+def _served(row: Any) -> Served:
+    return Served(PipelineInfo.of({**row, "status": "active", "version": row["active_version"]}),
+                  _definition_of(json.dumps(row["definition"], sort_keys=True)), row["hash"])
+
+
+async def active_tool(db: Database, name: str) -> Served | None:
+    """The active pipeline `name` with the definition it serves, or None (a tool call reads one row, not
+    every active pipeline as `active_tools` does for a listing)."""
+    async with db.connection() as conn:
+        row = await (await conn.execute(Q["active_tool"], {"name": name})).fetchone()
+    return _served(row) if row is not None else None
 
 
 async def active_templates(db: Database) -> tuple[int, list[dict[str, Any]]]:

@@ -81,6 +81,12 @@ FROM pipeline p JOIN pipeline_version v ON v.name = p.name AND v.version = p.act
 WHERE p.status = 'active'
 ORDER BY p.name
 
+-- active_tool --
+-- One active pipeline by name, with the definition of the version it serves (a call of its MCP tool).
+SELECT p.name, p.description, p.read_only, p.access_roles, p.active_version, v.definition, v.hash
+FROM pipeline p JOIN pipeline_version v ON v.name = p.name AND v.version = p.active_version
+WHERE p.status = 'active' AND p.name = %(name)s
+
 -- active_templates --
 -- The prompt template, tags and input schema of the version each active pipeline serves (the router's index).
 SELECT p.name, p.active_version AS version, v.hash, p.tags, v.definition->>'prompt_template' AS template,

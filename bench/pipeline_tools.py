@@ -1,0 +1,86 @@
+"""Pipeline tool lookup benchmark: what a call of an active pipeline's MCP tool reads to find it.
+
+    python bench/pipeline_tools.py [--n 1000] [--rounds 30]
+
+Creates `--n` active pipelines on a throwaway embedded Postgres (a temp LONGTAIL_HOME, stopped and
+removed afterwards; DATABASE_URL is ignored), then times, in the same run:
+  baseline  `store.active_tools(db)`: every active pipeline with its definition (what a tools/list
+            reads, and what the gateway's PipelineTools.call read to find one tool before)
+  lookup    `store.active_tool(db, name)`: the one row a call reads now
+and prints the median of `--rounds` of each.
+"""
+
+import argparse
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# bench/ holds mcp.py: first on sys.path it would hide the MCP SDK the servers import.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import anyio  # noqa: E402
+
+from longtail_mcp import LongTail  # noqa: E402
+from longtail_mcp.db import keeper  # noqa: E402
+from longtail_mcp.humans.identity import SYSTEM  # noqa: E402
+from longtail_mcp.pipelines import store  # noqa: E402
+
+Y = """name: p{i}
+description: Write a greeting {i}
+input_schema: {{type: object, required: [who], properties: {{who: {{type: string}}}}}}
+steps:
+  - id: save
+    tool: files/write_file
+    args: {{path: "hello-{{{{ inputs.who }}}}-{i}.txt", content: "hello {{{{ inputs.who }}}}"}}
+output: {{path: "{{{{ steps.save.path }}}}"}}
+"""
+
+
+async def main(home: Path, port: int, n: int, rounds: int) -> None:
+    app = LongTail(home=home, pg_port=port, database_url=None)
+    try:
+        async with app:
+            tools = await app.tool_catalog()
+            t = time.perf_counter()
+            for i in range(n):
+                await store.save(app.db, SYSTEM, Y.format(i=i), tools=tools)
+                await store.deploy(app.db, SYSTEM, f"p{i}")
+                await store.activate(app.db, SYSTEM, f"p{i}", force=True)
+            print(f"setup {n} active pipelines: {time.perf_counter()-t:.1f} s")
+            medians = {}
+            for label, fn in (("baseline active_tools (all, pick one)", lambda: store.active_tools(app.db)),
+                              ("lookup   active_tool(name)", lambda: store.active_tool(app.db, f"p{n // 2}"))):
+                times = []
+                for _ in range(rounds):
+                    t = time.perf_counter()
+                    await fn()
+                    times.append(time.perf_counter() - t)
+                medians[label] = statistics.median(times)
+                print(f"{label}: p50 {medians[label] * 1000:.2f} ms")
+            base, now = medians.values()
+            print(f"lookup is {base / now:.0f}x faster than the baseline at {n} active pipelines")
+    finally:
+        await anyio.to_thread.run_sync(lambda: keeper.stop(app.settings, force=True))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=30)
+    options = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="longtail-bench-"))
+    home.chmod(0o755)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    try:
+        anyio.run(main, home, port, options.n, options.rounds)
+    finally:
+        cluster = home / "pgdata"
+        if cluster.is_symlink():
+            shutil.rmtree(cluster.resolve().parent, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
