@@ -23,7 +23,7 @@ from longtail_mcp.web import run_pages
 from system_servers import publish_manifests
 from system_servers.workflows import server as workflows
 from tests.conftest import running
-from tests.runtime.helpers import wait_status
+from tests.runtime.helpers import until, wait_status
 from tests.servers.sessions import http_server
 from tests.servers.test_registry import register_echo
 from tests.web.test_pages import browser, check_page, page, sign_in
@@ -174,7 +174,13 @@ async def test_a_run_page_shows_each_steps_kind_arguments_result_attempts_and_er
     async with running(app):
         keys = await cast(app)
         wid = await start(app, "rita", "order", "o-1", "order-1", "waiting")
-        history = await app.runs(await as_(app, "rita")).export(wid)
+        rita = app.runs(await as_(app, "rita"))
+
+        async def at_the_review() -> Any:  # "waiting" is also its wait for the child: wait for the person
+            history = await rita.export(wid)
+            return history if any(s.kind == "escalation" for s in history.steps) else None
+
+        history = await until(at_the_review, within=20)
         seq = {s.name.rpartition(".")[2]: s.seq for s in history.steps}  # a step is named by its qualname
         child_id = next(s.input["workflow_id"] for s in history.steps if s.kind == "child")
         escalation_id = next(s.input["escalation_id"] for s in history.steps if s.kind == "escalation")
