@@ -95,6 +95,17 @@ async def start(app: LongTail, who: str, name: str, arg: str, workflow_id: str, 
     return workflow_id
 
 
+async def at_the_review(app: LongTail, workflow_id: str) -> Any:
+    """The export of an `order` run once it waits for its reviewer ("waiting" is also its wait for the child)."""
+    rita = app.runs(await as_(app, "rita"))
+
+    async def asked() -> Any:
+        history = await rita.export(workflow_id)
+        return history if any(s.kind == "escalation" for s in history.steps) else None
+
+    return await until(asked, within=20)
+
+
 def run_url(workflow_id: str, part: str = "") -> str:
     return f"/runs/{quote(workflow_id, safe='')}" + (f"/{part}" if part else "")
 
@@ -174,13 +185,7 @@ async def test_a_run_page_shows_each_steps_kind_arguments_result_attempts_and_er
     async with running(app):
         keys = await cast(app)
         wid = await start(app, "rita", "order", "o-1", "order-1", "waiting")
-        rita = app.runs(await as_(app, "rita"))
-
-        async def at_the_review() -> Any:  # "waiting" is also its wait for the child: wait for the person
-            history = await rita.export(wid)
-            return history if any(s.kind == "escalation" for s in history.steps) else None
-
-        history = await until(at_the_review, within=20)
+        history = await at_the_review(app, wid)
         seq = {s.name.rpartition(".")[2]: s.seq for s in history.steps}  # a step is named by its qualname
         child_id = next(s.input["workflow_id"] for s in history.steps if s.kind == "child")
         escalation_id = next(s.input["escalation_id"] for s in history.steps if s.kind == "escalation")
@@ -262,6 +267,7 @@ async def test_a_member_gets_a_404_for_another_accounts_run_and_its_export_timel
     async with running(app):
         keys = await cast(app)
         wid = await start(app, "rita", "order", "o-3", "order-3", "waiting")
+        await at_the_review(app, wid)  # from then on the reviewers may see it
         await start(app, "rita", "note", "mine", "note-r", "completed")
         paths = [run_url(wid), run_url(wid, "export"), run_url(wid, "timeline"), f"/live/run?workflow_id={wid}",
                  run_url("no-such-run")]
