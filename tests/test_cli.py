@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from longtail_mcp import LongTail
+from longtail_mcp.db.embedded import pid_alive
 from longtail_mcp.db.migrate import available, latest_version
 from tests.apps.cli_app import tally
 from tests.conftest import free_port, running
@@ -62,14 +63,6 @@ def get_json(url: str) -> tuple[int, Any]:
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, json.loads(exc.read())
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 class Serve:

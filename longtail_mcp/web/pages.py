@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 
 from longtail_mcp.app.client import Client
 from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NotFound
-from longtail_mcp.humans import escalations, identity, sessions
+from longtail_mcp.humans import escalations, identity, inbox, sessions
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.humans.models import Escalation
 from longtail_mcp.humans.runs import EventAudience
@@ -37,7 +37,7 @@ from longtail_mcp.web.session import CSRF_FIELD, Sessions, Visitor
 HERE = Path(__file__).parent
 LIST_LIMIT = 200  # rows a section shows; past it, the page asks for a narrower filter
 FETCH_LIMIT = 1000  # rows read to filter by type (the inbox services filter by role only)
-STATUSES = ("pending", "resolved", "cancelled", "expired")
+STATUSES = inbox.STATUSES  # the inbox services' statuses, not a copy
 SORTS = {"priority": "Most urgent first", "oldest": "Oldest first", "newest": "Newest first"}
 DONE = {"claimed": "You claimed this escalation.", "released": "You released your claim.",
         "resolved": "Resolved. The run waiting on it (if any) goes on.", "rerouted": "Sent to another role.",
