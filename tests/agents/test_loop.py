@@ -23,6 +23,7 @@ from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
 from tests.humans.helpers import eventually
 from tests.pipelines.helpers import files_app
+from tests.runtime.helpers import wait_status
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,7 +206,7 @@ async def test_the_model_can_ask_a_person_and_the_run_waits_durably_for_the_answ
             handle = await app.start("agent", {"request": "clean up", "tags": ["files"]})
             await wait_for(lambda: len(model.requests) == 1)
             pending = await eventually(partial(inbox.find_escalations, app.db, SYSTEM, role="reviewer"), 30)
-            assert (await handle.info())["status"] == "waiting"
+            await wait_status(handle, "waiting")  # the step's wait row, then the run's status: two transactions
             await esc.resolve(app.db, SYSTEM, pending[0]["id"], {"delete": False})
             result = await handle.result(timeout=30)
     assert result["status"] == "completed" and '"delete":false' in result["answer"], result
@@ -266,7 +267,8 @@ async def test_a_call_a_safety_policy_refuses_waits_for_an_approver_then_goes_th
             handle = await app.start("agent", {"request": "rotate the token", "tags": ["files"]})
             (asked,) = await eventually(partial(inbox.find_escalations, app.db, olga, role="approver"), 30)
             assert asked["type"] == "approval" and asked["data"]["arguments"]["path"] == ".env"
-            assert (await handle.info())["status"] == "waiting" and len(model.requests) == 1
+            await wait_status(handle, "waiting")
+            assert len(model.requests) == 1, "the model is not asked again while the call waits for its approver"
             await esc.resolve(app.db, olga, asked["id"], {"approved": True, "reason": "planned rotation"})
             result = await handle.result(timeout=30)
     assert result["status"] == "completed" and '"path":".env"' in result["answer"], result
