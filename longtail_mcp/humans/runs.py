@@ -10,11 +10,12 @@ call these functions; trusted Python code that passes no principal sees everythi
 from __future__ import annotations
 
 import builtins  # `Runs.list` shadows `list` in the annotations of its class
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from longtail_mcp.db.pool import Conn, Database
-from longtail_mcp.errors import NotFound
+from longtail_mcp.errors import NotFound, Unauthenticated
 from longtail_mcp.events import Event
 from longtail_mcp.humans.identity import SYSTEM, Principal, require_use, require_write
 from longtail_mcp.humans.waits import cancel_listener
@@ -153,12 +154,28 @@ class EventAudience:
 
     REMEMBER = 4096  # runs whose visibility is remembered per subscriber
 
-    def __init__(self, db: Database, actor: Principal | None) -> None:
+    def __init__(self, db: Database, actor: Principal | None, *,
+                 recheck: Callable[[], Awaitable[Principal]] | None = None, every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`recheck`, if given, says who the subscriber is now (its key or session looked up again) and
+        raises Unauthenticated once that ended. It is asked before the first event is judged and then at
+        most every `every` seconds, so a revoked key, a signed-out session or a lost role changes what a
+        long-lived stream receives from then on, not only at its next connection."""
         self.db = db
         self.actor = actor
         self._runs: dict[str, bool] = {}
+        self._recheck = recheck
+        self._every = every
+        self._clock = clock
+        self._next_check = clock()  # the first event is judged by who the subscriber is then
 
     async def sees(self, event: Event) -> bool:
+        """Whether this subscriber may receive `event`.
+
+        Raises:
+            Unauthenticated: (with `recheck`) the subscriber's key or session has ended: end the stream.
+        """
+        await self._refresh()
         actor = self.actor
         if actor is None or actor.superadmin:
             return True
@@ -181,6 +198,18 @@ class EventAudience:
             known = await is_visible(self.db, self.actor, workflow_id)
             self._remember(workflow_id, known)
         return known
+
+    async def _refresh(self) -> None:
+        if self._recheck is None or self._clock() < self._next_check:
+            return
+        try:
+            actor = await self._recheck()
+        except NotFound as exc:  # the account is gone
+            raise Unauthenticated(exc.message) from None
+        self._next_check = self._clock() + self._every
+        if actor != self.actor:  # roles or scope changed: what it may see is decided again
+            self.actor = actor
+            self._runs.clear()
 
     def _remember(self, workflow_id: str, visible: bool) -> None:
         if len(self._runs) >= self.REMEMBER:

@@ -9,6 +9,7 @@ the stateless 2026-07-28 era).
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from mcp.server import Server, ServerRequestContext
@@ -105,6 +106,8 @@ class BearerAuth:
             await self.refuse(scope, receive, send, "an API key is required: Authorization: Bearer ltk_...")
             return
         scope.setdefault("state", {})["principal"] = principal
+        if header:  # for a long-lived response (an event stream): who this key stands for now
+            scope["state"]["reauthenticate"] = partial(self._principal, token.strip())
         if header:
             # The SDK binds an MCP session (streamable HTTP and SSE) to the user that opened it: a
             # request carrying another key is answered as if the session did not exist.

@@ -6,7 +6,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +21,7 @@ from longtail_mcp.mcp_glue.server import ListChanged
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.worker import Worker
 from longtail_mcp.web.api import JsonApi
+from longtail_mcp.web.live import event_stream
 from longtail_mcp.web.pages import page_routes
 from system_servers import gateway
 
@@ -62,16 +62,9 @@ def build_app(app: Client, worker: Worker | None = None, *, mcp: bool = False, d
         except InvalidInput as exc:
             return JSONResponse({"error": exc.message}, status_code=400)
         workflow_id = request.query_params.get("workflow_id") or None
-        audience = EventAudience(app.db, request.scope["state"]["principal"])
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            async with app.events.subscribe(types, workflow_id) as feed:
-                yield {"event": "ready", "data": "{}"}  # subscribed: later events will arrive
-                async for event in feed:
-                    if await audience.sees(event):
-                        yield {"event": event.type, "data": event.to_json()}
-
-        return EventSourceResponse(stream(), ping=15)
+        state = request.scope["state"]
+        audience = EventAudience(app.db, state["principal"], recheck=state.get("reauthenticate"))
+        return event_stream(app, audience, types, workflow_id)
 
     routes: list[Any] = [Route("/health", health), Route("/events", BearerAuth(events_endpoint(events), app, dev=dev)),
                          Mount("/api/v1", app=JsonApi(app, dev=dev))]

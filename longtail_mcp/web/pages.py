@@ -7,14 +7,12 @@ visibility rule are theirs; this module holds no SQL.
 """
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sse_starlette import EventSourceResponse
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -27,9 +25,9 @@ from longtail_mcp.errors import Forbidden, InvalidInput, LongtailError, NotFound
 from longtail_mcp.humans import escalations, identity, inbox, sessions
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.humans.models import Escalation
-from longtail_mcp.humans.runs import EventAudience
 from longtail_mcp.web import forms
 from longtail_mcp.web.errors import status_code
+from longtail_mcp.web.live import event_stream
 from longtail_mcp.web.pipeline_pages import PipelinePages
 from longtail_mcp.web.run_pages import RunPages
 from longtail_mcp.web.session import CSRF_FIELD, Sessions, Visitor
@@ -337,16 +335,8 @@ class Pages:
         who = (await self.sessions.visitor(request)).principal
         if who is None:
             return JSONResponse({"error": "sign in first"}, status_code=401)
-        audience = EventAudience(self.client.db, who)
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            async with self.client.events.subscribe(["escalation.*"]) as feed:
-                yield {"event": "ready", "data": "{}"}
-                async for event in feed:
-                    if await audience.sees(event):
-                        yield {"event": event.type, "data": event.to_json()}
-
-        return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+        return event_stream(self.client, self.sessions.audience(request, who), ["escalation.*"],
+                            headers={"Cache-Control": "no-store"})
 
 
 def _text(form: FormData | None, name: str) -> str:

@@ -9,13 +9,11 @@ export: the runs visibility rule), `reports.find_runs` (db-query's `find_runs`),
 
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -23,13 +21,13 @@ from starlette.routing import BaseRoute, Route
 from longtail_mcp.errors import InvalidInput, LongtailError, NotFound
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.humans.models import Escalation
-from longtail_mcp.humans.runs import EventAudience
 from longtail_mcp.runtime.models import Run, RunExport, RunSummary, Step
 from longtail_mcp.runtime.service import LIVE, STATUSES
 from longtail_mcp.sql import reports
 from longtail_mcp.tools import registry
 from longtail_mcp.web.api import route_segments
 from longtail_mcp.web.errors import status_code
+from longtail_mcp.web.live import event_stream
 from longtail_mcp.web.session import Visitor
 
 if TYPE_CHECKING:
@@ -270,16 +268,8 @@ class RunPages:
             await self.client.runs(who).get(workflow_id)
         except NotFound as exc:
             return JSONResponse({"error": exc.message}, status_code=404)
-        audience = EventAudience(self.client.db, who)
-
-        async def stream() -> AsyncIterator[dict[str, str]]:
-            async with self.client.events.subscribe(RUN_EVENTS, workflow_id) as feed:
-                yield {"event": "ready", "data": "{}"}
-                async for event in feed:
-                    if event.workflow_id == workflow_id and await audience.sees(event):
-                        yield {"event": event.type, "data": event.to_json()}
-
-        return EventSourceResponse(stream(), ping=15, headers={"Cache-Control": "no-store"})
+        return event_stream(self.client, self.pages.sessions.audience(request, who), RUN_EVENTS, workflow_id,
+                            headers={"Cache-Control": "no-store"})
 
     # -- servers and tools ----------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import Forbidden, Unauthenticated
 from longtail_mcp.humans.identity import SYSTEM, Principal
+from longtail_mcp.humans.runs import EventAudience
 from longtail_mcp.humans.sessions import SESSION_SECONDS, session_principal
 
 SESSION_COOKIE = "longtail_session"
@@ -59,6 +61,15 @@ class Sessions:
         if not binding or len(binding) > 100:
             binding = fresh = secrets.token_urlsafe(24)
         return Visitor(SYSTEM if self.dev else None, None, _mac(self._secret, binding.encode()), fresh)
+
+    def audience(self, request: Request, who: Principal) -> EventAudience:
+        """Who a live stream opened by `request` (for `who`) sends events to: its session is looked up again
+        while the stream is open, so signing out or a revoked key ends it (in --dev without a session: the
+        local operator, for good)."""
+        token = request.cookies.get(SESSION_COOKIE)
+        if not token or (self.dev and who is SYSTEM):
+            return EventAudience(self.db, who)
+        return EventAudience(self.db, who, recheck=partial(session_principal, self.db, token))
 
     @staticmethod
     def check_csrf(visitor: Visitor, submitted: object) -> None:

@@ -7,16 +7,20 @@ role's escalation looks absent (NotFound), never Forbidden, to someone outside t
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import pytest
 
 from longtail_mcp import Forbidden, LongTail, NotFound
+from longtail_mcp.errors import Unauthenticated
+from longtail_mcp.events import Event
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans import inbox
 from longtail_mcp.humans.identity import SYSTEM, Principal
-from tests.humans.helpers import make_roles, person, read_only
+from longtail_mcp.humans.runs import EventAudience
+from tests.humans.helpers import make_roles, person, read_only, sql_exec
 
 pytestmark = pytest.mark.anyio
 
@@ -181,3 +185,26 @@ async def test_another_roles_escalation_is_indistinguishable_from_a_missing_one(
             with pytest.raises(NotFound) as missing:
                 await call(db, rita, "e-nothing")
             assert hidden.value.message.replace("e-legal", "X") == missing.value.message.replace("e-nothing", "X")
+
+
+async def test_a_long_lived_event_audience_follows_role_changes_and_ends_with_its_account(app: LongTail) -> None:
+    """What an /events or /live stream sends is decided with who its subscriber is now (looked up at most
+    every `every` seconds), not who it was when it connected."""
+    async with app:
+        await make_roles(app.db, "reviewer")
+        rita = await person(app.db, "rita", {"reviewer": "member"})
+        now = [0.0]
+        audience = EventAudience(app.db, rita, recheck=partial(ident.get_principal, app.db, "rita"), every=10,
+                                 clock=lambda: now[0])
+        asked = Event("escalation.created", workflow_id="w1", name="reviewer", id="w1:1")
+        assert await audience.sees(asked)
+        await ident.remove_membership(app.db, SYSTEM, "reviewer", "rita")
+        assert await audience.sees(asked), "within `every` of the last look, the remembered roles hold"
+        now[0] += 10
+        assert not await audience.sees(asked), "she left the role: its escalations are no longer hers to hear"
+        assert not await audience.sees(Event("run.completed", workflow_id="w1")), \
+            "and the run its escalation made visible to her is decided again"
+        await sql_exec(app.db, "UPDATE account SET disabled_at = now() WHERE id = 'rita'")
+        now[0] += 10
+        with pytest.raises(Unauthenticated, match="disabled"):
+            await audience.sees(Event("file.written", id="a.txt"))

@@ -487,3 +487,41 @@ async def test_escalation_ids_refuse_control_and_bidi_characters_and_the_cli_esc
             capture_output=True, text=True, timeout=60))
         assert out.returncode == 0, out.stderr
         assert "\u202e" not in out.stdout and "\x1b" not in out.stdout and "\\u202e" in out.stdout
+
+
+async def test_an_open_events_stream_ends_when_its_key_is_revoked(
+        app: LongTail) -> None:
+    """Checked when the stream opens and again while it is open (humans.runs.EventAudience's recheck), with the
+    key cache's delay (KEY_CACHE_SECONDS) at most: not only at the next connection."""
+    async with running(app):
+        await cast(app)
+        made = await ident.create_key(app.db, SYSTEM, "carl", scope="read")
+        lines: list[str] = []
+        ready, ended = anyio.Event(), anyio.Event()
+
+        async def watch(base: str) -> None:
+            async with httpx2.AsyncClient(base_url=base, timeout=30,
+                                          headers={"Authorization": f"Bearer {made['key']}"}) as http, \
+                    http.stream("GET", "/events") as resp:
+                assert resp.status_code == 200
+                async for line in resp.aiter_lines():
+                    lines.append(line)
+                    if line == "event: ready":
+                        ready.set()
+            ended.set()  # the server closed the stream
+
+        async with http_server(app) as base, anyio.create_task_group() as tg:
+            tg.start_soon(watch, base)
+            with anyio.fail_after(30):
+                await ready.wait()
+                await ident.revoke_key(app.db, SYSTEM, made["id"])
+                async with session("memory", app, "files") as files:
+                    n = 0
+                    while not ended.is_set():  # file events reach every key: one each 0.2 s until it ends
+                        n += 1
+                        await ok(files, "write_file", {"path": f"f{n}.txt", "content": "."})
+                        with anyio.move_on_after(0.2):
+                            await ended.wait()
+        assert "event: ended" in lines and "this API key was revoked" in lines[lines.index("event: ended") + 1]
+        assert lines.index("event: ended") == max(i for i, line in enumerate(lines) if line.startswith("event:")), \
+            "nothing is sent after `ended`"

@@ -448,6 +448,36 @@ async def test_live_events_tell_the_inbox_of_new_escalations_and_of_claims_by_ot
         assert seen["rita"][0]["id"] == esc
 
 
+async def test_an_open_live_stream_ends_when_its_session_is_signed_out(app: LongTail) -> None:
+    async with running(app):
+        keys = await cast(app)
+        async with http_server(app) as base, browser(base) as rita:
+            await sign_in(rita, keys["rita"])
+            inbox_page = await rita.get("/")
+            lines: list[str] = []
+            ready = anyio.Event()
+
+            async def watch() -> None:
+                async with rita.stream("GET", "/live") as resp:
+                    assert resp.status_code == 200
+                    async for line in resp.aiter_lines():
+                        lines.append(line)
+                        if line == "event: ready":
+                            ready.set()
+
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch)
+                    await ready.wait()
+                    out = await rita.post("/signout", data={"csrf": csrf_of(inbox_page.text)})
+                    assert out.status_code == 303
+                    await waiting_review(app, "doc-10")  # an escalation of her role, after she signed out
+        events = [line for line in lines if line.startswith("event:")]
+        assert events == ["event: ready", "event: ended"], "the stream ended instead of sending it"
+        assert "your session has ended" in lines[lines.index("event: ended") + 1]
+        assert not any("doc-10" in line for line in lines)
+
+
 # -- dev mode, pages as a whole, the form converter -----------------------------------------------------
 
 async def test_dev_mode_acts_as_the_operator_without_sign_in_and_says_so_on_every_page(app: LongTail) -> None:

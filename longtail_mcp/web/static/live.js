@@ -8,6 +8,8 @@
   function listen(url, onEvent) {
     if (!window.EventSource || !url) { return; }
     var source = new EventSource(url);
+    // The session ended (signed out elsewhere, key revoked): stop, and reload to the sign-in page.
+    source.addEventListener("ended", function () { source.close(); window.location.reload(); });
     TYPES.forEach(function (type) {
       source.addEventListener("escalation." + type, function (message) {
         var event = {};

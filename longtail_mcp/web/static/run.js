@@ -53,6 +53,8 @@
     };
     // Subscribed (again, after a reconnection): fetch once for what changed while no one listened.
     source.addEventListener("ready", soon);
+    // The session ended (signed out elsewhere, key revoked): stop, and reload to the sign-in page.
+    source.addEventListener("ended", function () { source.close(); window.location.reload(); });
     TYPES.forEach(function (type) {
       source.addEventListener(type, function () {
         if (ENDED.indexOf(type) !== -1) { source.close(); }  // the last change: fetch it, then stop listening
