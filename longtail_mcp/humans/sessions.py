@@ -59,3 +59,12 @@ async def close_session(db: Database, token: str) -> None:
         row = await (await conn.execute(Q["close_web_session"], {"hash": _hash(token)})).fetchone()
         if row is not None:
             await audit(conn, Principal(row["account_id"]), "session.close", "api_key", row["key_id"])
+
+
+async def form_secret(db: Database) -> bytes:
+    """The key of the web view's pre-sign-in CSRF tokens: random, made once per database (migration 0013), so
+    every process serving the web view on it accepts the others' forms, and a restart keeps them valid."""
+    async with db.transaction() as conn:
+        await conn.execute(Q["make_web_secret"], {"name": "csrf", "secret": secrets.token_bytes(32)})
+        row = expect_row(await (await conn.execute(Q["web_secret"], {"name": "csrf"})).fetchone(), "web_secret")
+    return bytes(row["secret"])

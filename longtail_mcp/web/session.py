@@ -2,8 +2,9 @@
 
 Signed in, the cookie holds a session token (`humans.sessions`); its CSRF token is an HMAC of that token,
 so it needs no storage and dies with the session. Before sign-in (the sign-in form itself) and in --dev
-mode without a session, a random double-submit cookie is the binding, HMAC'd with a per-process secret
-(a page on another port of the same host can set a cookie for us, but cannot compute the token).
+mode without a session, a random double-submit cookie is the binding, HMAC'd with a secret kept in the
+database, the same for every process serving it (a page on another port of the same host can set a cookie
+for us, but cannot compute the token).
 Both cookies are HttpOnly and SameSite=Strict; every POST must carry the token in the `csrf` field.
 """
 
@@ -20,7 +21,7 @@ from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import Forbidden, Unauthenticated
 from longtail_mcp.humans.identity import SYSTEM, Principal
 from longtail_mcp.humans.runs import EventAudience
-from longtail_mcp.humans.sessions import SESSION_SECONDS, session_principal
+from longtail_mcp.humans.sessions import SESSION_SECONDS, form_secret, session_principal
 
 SESSION_COOKIE = "longtail_session"
 CSRF_COOKIE = "longtail_csrf"
@@ -44,7 +45,7 @@ class Sessions:
     def __init__(self, db: Database, *, dev: bool) -> None:
         self.db = db
         self.dev = dev
-        self._secret = secrets.token_bytes(32)  # per process: a restart only asks for the sign-in form again
+        self._secret: bytes | None = None  # read once: the database's (form_secret), shared by every process
 
     async def visitor(self, request: Request) -> Visitor:
         """Who sent `request`. A cookie of an ended session counts as none (in --dev: the local operator)."""
@@ -60,6 +61,8 @@ class Sessions:
         fresh = None
         if not binding or len(binding) > 100:
             binding = fresh = secrets.token_urlsafe(24)
+        if self._secret is None:
+            self._secret = await form_secret(self.db)
         return Visitor(SYSTEM if self.dev else None, None, _mac(self._secret, binding.encode()), fresh)
 
     def audience(self, request: Request, who: Principal) -> EventAudience:

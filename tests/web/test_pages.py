@@ -547,12 +547,31 @@ def test_form_fields_become_typed_json_and_service_errors_find_their_fields() ->
     assert broken is None and drawn[0].error.startswith("not valid JSON")
 
 
-async def test_run_sql_roles_can_neither_read_nor_forge_sessions(app: LongTail) -> None:
+async def test_run_sql_roles_can_neither_read_nor_forge_sessions_or_form_tokens(app: LongTail) -> None:
     async with app:
         for table in ("sql_reader", "sql_writer"):
             row = await sql_one(app.db, f"SELECT role_name FROM {table}")  # noqa: S608 - a fixed name
             assert row is not None, f"{table} exists on the test server"
-            for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
-                granted = await sql_one(app.db, "SELECT has_table_privilege(%s, 'web_session', %s) AS ok",
-                                        [row["role_name"], privilege])
-                assert granted["ok"] is False, (table, privilege)
+            for secret_table in ("web_session", "web_secret"):
+                for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+                    granted = await sql_one(app.db, "SELECT has_table_privilege(%s, %s, %s) AS ok",
+                                            [row["role_name"], secret_table, privilege])
+                    assert granted["ok"] is False, (table, secret_table, privilege)
+
+
+async def test_a_sign_in_form_drawn_by_one_serve_process_is_accepted_by_another(app: LongTail) -> None:
+    """Two `serve` processes on one database (behind one load balancer, or one restarted in between) share
+    the key of the pre-sign-in CSRF tokens; a token from elsewhere is still refused."""
+    async with app:
+        keys = await cast(app)
+        async with http_server(app) as first, http_server(app) as second, \
+                httpx2.AsyncClient(timeout=20) as http:  # one cookie jar: cookies are the host's, not the port's
+            form = await http.get(f"{first}/signin")
+            token = csrf_of(form.text)
+            done = await http.post(f"{second}/signin", data={"csrf": token, "key": keys["rita"], "next": "/"})
+            assert done.status_code == 303 and done.headers["location"] == "/", done.text
+            assert "rita" in (await http.get(f"{first}/")).text, "signed in, on either process"
+            async with httpx2.AsyncClient(timeout=20) as other:
+                await other.get(f"{second}/signin")  # another browser: its own double-submit cookie
+                forged = await other.post(f"{second}/signin", data={"csrf": token, "key": keys["rita"]})
+                assert forged.status_code == 403

@@ -18,3 +18,10 @@ WHERE s.token_hash = %(hash)s AND s.expires_at > now()
 -- close_web_session --
 -- Sign out: the session ends now.
 DELETE FROM web_session WHERE token_hash = %(hash)s RETURNING key_id, account_id
+
+-- make_web_secret --
+-- The first process to need a named secret makes it (the value is random bytes from Python).
+INSERT INTO web_secret (name, secret) VALUES (%(name)s, %(secret)s) ON CONFLICT (name) DO NOTHING
+
+-- web_secret --
+SELECT secret FROM web_secret WHERE name = %(name)s
