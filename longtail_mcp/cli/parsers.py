@@ -25,6 +25,7 @@ POLICIES = ("off", "draft", "activate")  # agents.closed_loop.POLICIES
 ROUTERS = ("query", "triage")  # agents.closed_loop.ROUTERS
 MEMBERSHIPS = ("member", "admin", "superadmin")  # humans.identity.MEMBERSHIPS
 ESCALATION_STATUSES = ("pending", "resolved", "cancelled", "expired")  # humans.inbox.STATUSES
+ESCALATION_SORTS = ("priority", "oldest", "newest")  # humans.inbox.SORTS
 
 
 # The verbs' actions that only read: they never start a database (people.client_for attaches only).
@@ -96,13 +97,17 @@ def identity_parsers(sub: Any) -> dict[str, Any]:
 
     esc = sub.add_parser("escalations", help="the human queue").add_subparsers(dest="action", required=True)
     c = common(esc.add_parser("list"))
-    c.add_argument("--available", action="store_true", help="claimable work, most urgent first")
-    c.add_argument("--mine", action="store_true", help="what I hold a claim on")
-    c.add_argument("--status", choices=list(ESCALATION_STATUSES))
-    c.add_argument("--role")
-    c.add_argument("--type")
-    c.add_argument("--priority", type=int)
-    c.add_argument("--limit", type=int, default=50)
+    c.add_argument("--available", action="store_true", help="claimable work (most urgent first by default)")
+    c.add_argument("--mine", action="store_true", help="what I hold a claim on (most urgent first by default)")
+    c.add_argument("--status", choices=list(ESCALATION_STATUSES), help="only this status (not with --available/--mine)")
+    c.add_argument("--role", help="only this role (one of mine)")
+    c.add_argument("--type", help="only this type (e.g. approval)")
+    c.add_argument("--priority", type=int,
+                   help="only this priority, 1 (most urgent) to 5 (not with --available/--mine)")
+    c.add_argument("--sort", choices=list(ESCALATION_SORTS),
+                   help="the order: most urgent first, oldest or newest first (default: priority for --available "
+                        "and --mine, else newest)")
+    c.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
     for name in ("show", "history", "claim", "release", "resolve", "cancel", "reroute"):
         c = common(esc.add_parser(name))
         c.add_argument("id")

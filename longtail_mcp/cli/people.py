@@ -171,12 +171,15 @@ async def cmd_escalations(args: argparse.Namespace) -> None:
         columns = ["id", "role", "status", "priority", "assigned_to", "message"]
         if args.action == "list":
             if args.available:
-                rows = await inbox.available_work(db, actor, role=args.role, limit=args.limit)
+                rows = await inbox.available_work(db, actor, role=args.role, type=args.type,
+                                                  sort=args.sort or "priority", limit=args.limit)
             elif args.mine:
-                rows = await inbox.my_work(db, actor, limit=args.limit)
+                rows = await inbox.my_work(db, actor, role=args.role, type=args.type, sort=args.sort or "priority",
+                                           limit=args.limit)
             else:
                 rows = await inbox.find_escalations(db, actor, status=args.status, role=args.role, type=args.type,
-                                                          priority=args.priority, limit=args.limit)
+                                                    priority=args.priority, sort=args.sort or "newest",
+                                                    limit=args.limit)
             _print(rows, args.json, columns)
         elif args.action == "show":
             print(as_json(await escalations.get_escalation(db, actor, args.id)))  # always JSON

@@ -7,6 +7,7 @@ from pydantic import Field
 from longtail_mcp.records import Record
 
 EscalationStatus = Literal["pending", "resolved", "cancelled", "expired"]
+EscalationSort = Literal["priority", "oldest", "newest"]  # inbox.SORTS: most urgent first (then oldest), by age
 Membership = Literal["member", "admin", "superadmin"]
 
 

@@ -43,11 +43,14 @@ class HumanQueue:
     async def reroute(self, escalation_id: str, role: str, *, reason: str | None = None) -> Escalation:
         return await escalations.reroute(self.db, self.actor, escalation_id, role, reason=reason)
 
-    async def available(self, *, role: str | None = None, limit: int = 50) -> list[Escalation]:
-        return await inbox.available_work(self.db, self.actor, role=role, limit=limit)
+    async def available(self, *, role: str | None = None, type: str | None = None, sort: str = "priority",
+                        limit: int = 50, offset: int = 0) -> list[Escalation]:
+        return await inbox.available_work(self.db, self.actor, role=role, type=type, sort=sort, limit=limit,
+                                          offset=offset)
 
-    async def mine(self, *, limit: int = 50) -> list[Escalation]:
-        return await inbox.my_work(self.db, self.actor, limit=limit)
+    async def mine(self, *, role: str | None = None, type: str | None = None, sort: str = "priority",
+                   limit: int = 50, offset: int = 0) -> list[Escalation]:
+        return await inbox.my_work(self.db, self.actor, role=role, type=type, sort=sort, limit=limit, offset=offset)
 
     async def find(self, **filters: Any) -> list[Escalation]:
         return await inbox.find_escalations(self.db, self.actor, **filters)

@@ -34,9 +34,9 @@ from longtail_mcp.web.session import CSRF_FIELD, Sessions, Visitor
 
 HERE = Path(__file__).parent
 LIST_LIMIT = 200  # rows a section shows; past it, the page asks for a narrower filter
-FETCH_LIMIT = 1000  # rows read to filter by type (the inbox services filter by role only)
-STATUSES = inbox.STATUSES  # the inbox services' statuses, not a copy
-SORTS = {"priority": "Most urgent first", "oldest": "Oldest first", "newest": "Newest first"}
+STATUSES = inbox.STATUSES  # the inbox services' statuses and orders, not copies
+SORT_LABELS = {"priority": "Most urgent first", "oldest": "Oldest first", "newest": "Newest first"}
+SORTS = {sort: SORT_LABELS[sort] for sort in inbox.SORTS}
 DONE = {"claimed": "You claimed this escalation.", "released": "You released your claim.",
         "resolved": "Resolved. The run waiting on it (if any) goes on.", "rerouted": "Sent to another role.",
         "cancelled": "Cancelled."}
@@ -100,11 +100,6 @@ class InboxQuery:
     def query_string(self) -> str:
         return urlencode({k: v for k, v in (("role", self.role), ("type", self.type), ("status", self.status),
                                              ("sort", self.sort)) if v})
-
-    def order(self, rows: list[Escalation]) -> list[Escalation]:
-        if self.sort == "priority":
-            return sorted(rows, key=lambda e: (e.priority, e.created_at, e.id))
-        return sorted(rows, key=lambda e: (e.created_at, e.id), reverse=self.sort == "newest")
 
 
 @dataclass
@@ -200,19 +195,18 @@ class Pages:
 
     async def sections(self, who: Principal, q: InboxQuery) -> list[Section]:
         humans = self.client.humans(who)
+        page: dict[str, Any] = {"role": q.role, "type": q.type, "sort": q.sort, "limit": LIST_LIMIT + 1}  # by SQL
 
         def cut(section: Section, rows: list[Escalation]) -> Section:
-            rows = [r for r in rows if q.type is None or r.type == q.type]
-            rows = [r for r in rows if q.role is None or r.role == q.role]
-            section.rows, section.more = q.order(rows)[:LIST_LIMIT], len(rows) > LIST_LIMIT
+            section.rows, section.more = rows[:LIST_LIMIT], len(rows) > LIST_LIMIT
             return section
 
         if q.status != "pending":
-            found = await humans.find(status=q.status, role=q.role, type=q.type, limit=LIST_LIMIT + 1)
+            found = await humans.find(status=q.status, **page)
             return [cut(Section("found", f"{q.status.capitalize()} escalations", f"No {q.status} escalations."),
                         found)]
-        mine = await humans.mine(limit=FETCH_LIMIT)
-        available = await humans.available(role=q.role, limit=FETCH_LIMIT)
+        mine = await humans.mine(**page)
+        available = await humans.available(**page)
         return [cut(Section("mine", "Claimed by me", "You hold no claims."), mine),
                 cut(Section("available", "Available to claim", "Nothing is waiting for your roles."), available)]
 

@@ -6,7 +6,7 @@ from mcp.server import Server
 from pydantic import BaseModel, ConfigDict, Field
 
 from longtail_mcp.humans import inbox
-from longtail_mcp.humans.models import Escalation, EscalationStats, EscalationStatus
+from longtail_mcp.humans.models import Escalation, EscalationSort, EscalationStats, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime.models import FoundRun, RunStatus
 from longtail_mcp.sql import readonly, reports
@@ -41,6 +41,7 @@ class FindEscalationsIn(Args):
     priority: int | None = Field(None, ge=1, le=5)
     metadata: dict[str, Any] | None = Field(None, description="Escalations whose metadata contains this object")
     workflow_id: str | None = Field(None, max_length=200)
+    sort: EscalationSort = Field("newest", description="newest or oldest first, or priority: most urgent first")
     limit: int = Field(50, ge=1, le=1000)
 
 

@@ -12,7 +12,7 @@ from longtail_mcp.agents import triage
 from longtail_mcp.agents.triage import TriageResult
 from longtail_mcp.humans import escalations as esc
 from longtail_mcp.humans import inbox
-from longtail_mcp.humans.models import Escalation, EscalationStatus
+from longtail_mcp.humans.models import Escalation, EscalationSort, EscalationStatus
 from longtail_mcp.mcp_glue.server import PrincipalSource, build_server
 from longtail_mcp.runtime import service
 from longtail_mcp.tools.progress import reporting
@@ -65,6 +65,9 @@ class CheckIn(Ref):
 
 class WorkIn(Args):
     role: str | None = Field(None, max_length=100, description="Only this role (default: all of mine)")
+    type: str | None = Field(None, max_length=100, description="Only this type (e.g. approval)")
+    sort: EscalationSort = Field("priority", description="priority: most urgent first, then oldest; or oldest or "
+                                                         "newest first")
     limit: int = Field(20, ge=1, le=200)
     offset: int = Field(0, ge=0, description="Skip this many (pass the previous page's next_offset)")
 
@@ -189,12 +192,13 @@ def _work(rows: list[Escalation], args: WorkIn) -> WorkOut:
 
 
 async def get_available_work(call: ToolCall, args: WorkIn) -> WorkOut:
-    return _work(await inbox.available_work(call.client.db, call.principal, role=args.role, limit=args.limit + 1,
-                                          offset=args.offset), args)
+    return _work(await inbox.available_work(call.client.db, call.principal, role=args.role, type=args.type,
+                                            sort=args.sort, limit=args.limit + 1, offset=args.offset), args)
 
 
 async def list_my_work(call: ToolCall, args: WorkIn) -> WorkOut:
-    return _work(await inbox.my_work(call.client.db, call.principal, limit=args.limit + 1, offset=args.offset), args)
+    return _work(await inbox.my_work(call.client.db, call.principal, role=args.role, type=args.type, sort=args.sort,
+                                     limit=args.limit + 1, offset=args.offset), args)
 
 
 async def claim_escalation(call: ToolCall, args: ClaimIn) -> Escalation:
@@ -248,7 +252,7 @@ TOOLS = [
     ToolSpec("check_resolution", "Look at an escalation's outcome, optionally waiting (at most 50 s) for a decision. "
              "An expired escalation is never an approval.", CheckIn, Outcome, check_resolution,
              read_only=True, idempotent=True, tags=TAGS),
-    ToolSpec("get_available_work", "Escalations I may claim (my roles), most urgent first, then oldest.",
+    ToolSpec("get_available_work", "Escalations I may claim (my roles), most urgent first, then oldest (or by age).",
              WorkIn, WorkOut, get_available_work, read_only=True, idempotent=True, tags=TAGS),
     ToolSpec("list_my_work", "Escalations I hold a live claim on.", WorkIn, WorkOut, list_my_work,
              read_only=True, idempotent=True, tags=TAGS),

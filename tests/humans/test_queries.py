@@ -59,6 +59,39 @@ async def test_available_work_is_by_priority_then_age_and_skips_live_claims_but_
             await inbox.available_work(app.db, rita, role="legal")
 
 
+async def test_work_queues_filter_by_type_and_role_and_sort_in_the_database_past_any_page(app: LongTail) -> None:
+    """The filters and the order apply to the whole queue, not to its first page: the one match of a type
+    behind 30 more urgent escalations is found, and 'oldest first' starts at the oldest of them all."""
+    async with app:
+        await make_roles(app.db, "reviewer", "legal")
+        rita = await person(app.db, "rita", {"reviewer": "member", "legal": "member"})
+        for i in range(30):
+            await new(app, f"u{i:02}", priority=1)
+        await new(app, "approve-me", priority=5, type="approval")
+        await new(app, "legal-approval", "legal", priority=5, type="approval")
+        await sql_exec(app.db, "UPDATE escalation SET created_at = now() - interval '1 day' WHERE id = 'approve-me'")
+        page = {"limit": 10}
+        assert ids(await inbox.available_work(app.db, rita, type="approval", **page)) == ["approve-me",
+                                                                                         "legal-approval"]
+        assert ids(await inbox.available_work(app.db, rita, type="approval", role="legal", **page)) == [
+            "legal-approval"]
+        assert ids(await inbox.available_work(app.db, rita, **page))[:3] == ["u00", "u01", "u02"]
+        assert ids(await inbox.available_work(app.db, rita, sort="oldest", **page))[0] == "approve-me"
+        newest = ids(await inbox.available_work(app.db, rita, sort="newest", limit=2))
+        assert newest == ["legal-approval", "u29"]
+
+        for eid in ("u05", "approve-me", "legal-approval"):
+            await esc.claim(app.db, rita, eid)
+        assert ids(await inbox.my_work(app.db, rita)) == ["u05", "approve-me", "legal-approval"]
+        assert ids(await inbox.my_work(app.db, rita, type="approval", sort="newest")) == ["legal-approval",
+                                                                                          "approve-me"]
+        assert ids(await inbox.my_work(app.db, rita, role="reviewer", type="approval")) == ["approve-me"]
+        found = await inbox.find_escalations(app.db, rita, status="pending", sort="oldest", limit=1)
+        assert ids(found) == ["approve-me"]
+        with pytest.raises(InvalidInput, match="unknown sort 'urgent'; one of priority, oldest, newest"):
+            await inbox.available_work(app.db, rita, sort="urgent")
+
+
 async def test_a_claim_can_be_taken_over_once_its_ttl_has_passed(app: LongTail) -> None:
     async with app:
         await make_roles(app.db, "reviewer")

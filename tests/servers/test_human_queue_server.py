@@ -77,6 +77,9 @@ async def test_every_human_queue_tool_works_over_every_transport(app: LongTail, 
         work = await call(sam, "get_available_work", {})
         assert work["escalations"][0]["id"] == "e1", "most urgent first"
         assert len(work["escalations"]) == 2
+        newest = await call(sam, "get_available_work", {"sort": "newest", "limit": 1})
+        assert newest["escalations"][0]["workflow_id"] == handle.workflow_id and newest["next_offset"] == 1
+        assert (await call(sam, "get_available_work", {"type": "nothing-of-this-type"}))["escalations"] == []
 
         await call(sam, "claim_escalation", {"escalation_id": "e1"})
         refused = await rita.call_tool("claim_escalation", {"escalation_id": "e1"})
@@ -196,6 +199,7 @@ async def test_bad_human_queue_arguments_are_tool_errors_and_change_nothing(app:
                 ("claim_escalation", {"escalation_id": "nope"}, "no escalation"),
                 ("resolve_escalation", {"escalation_id": "nope"}, "resolution"),
                 ("get_available_work", {"limit": 1000}, "limit"),
+                ("get_available_work", {"sort": "urgent"}, "sort"),
             ]:
                 result = await c.call_tool(tool, args)
                 assert result.is_error and mentions in result.content[0].text, (tool, result.content[0].text)

@@ -248,6 +248,9 @@ async def test_an_escalation_is_listed_claimed_resolved_against_its_form_and_the
             claimed = (await carl.post(f"/escalations/{eid}/claim", json={"minutes": 5})).json()
             assert claimed["assigned_to"] == "carl"
             assert [e["id"] for e in (await carl.get("/claims")).json()["escalations"]] == [eid]
+            assert (await carl.get("/claims", params={"type": "approval", "sort": "oldest"})).json()[
+                "escalations"] == [], "the tool's filters, as query parameters"
+            assert "sort" in error(await carl.get("/claims", params={"sort": "urgent"}), 400)["message"]
             held = error(await bob.post(f"/escalations/{eid}/claim"), 409)
             assert "carl" in held["message"]
 

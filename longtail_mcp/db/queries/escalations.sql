@@ -101,18 +101,6 @@ SELECT * FROM escalation
 WHERE action_hash = %(hash)s AND created_by = %(who)s AND status = 'pending' AND type = 'approval'
 ORDER BY created_at LIMIT 1
 
--- available_work --
--- Pending, unclaimed (or claim expired) work for some roles: most urgent first, then oldest.
-SELECT * FROM escalation
-WHERE status = 'pending' AND role = ANY(%(roles)s) AND (assigned_to IS NULL OR assigned_until < now())
-ORDER BY priority, created_at, id LIMIT %(limit)s OFFSET %(offset)s
-
--- my_work --
--- What a person holds a live claim on.
-SELECT * FROM escalation
-WHERE status = 'pending' AND assigned_to = %(who)s AND assigned_until >= now()
-ORDER BY priority, created_at, id LIMIT %(limit)s OFFSET %(offset)s
-
 -- escalation_stats --
 -- Counts by status and role, and throughput over the last hour and day, for some roles (NULL: all).
 SELECT role, status, count(*) AS n,

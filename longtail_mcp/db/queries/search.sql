@@ -58,6 +58,32 @@ metadata @> %(metadata)s::jsonb
 -- Of one run.
 workflow_id = %(workflow_id)s
 
--- escalations_order --
--- Newest first, one page.
-ORDER BY created_at DESC, id LIMIT %(limit)s OFFSET %(offset)s
+-- escalations_order_newest --
+-- Newest first, one page (find_escalations' default).
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- escalations_order_oldest --
+-- Oldest first, one page.
+ORDER BY created_at, id LIMIT %(limit)s OFFSET %(offset)s
+
+-- escalations_order_priority --
+-- Most urgent first, then oldest, one page.
+ORDER BY priority, created_at, id LIMIT %(limit)s OFFSET %(offset)s
+
+-- work_available --
+-- Pending work someone may claim: unclaimed (or the claim expired), of some roles (escalation_available).
+SELECT * FROM escalation
+WHERE status = 'pending' AND role = ANY(%(roles)s) AND (assigned_to IS NULL OR assigned_until < now())
+
+-- work_mine --
+-- Pending work an account holds a live claim on (escalation_assignee).
+SELECT * FROM escalation
+WHERE status = 'pending' AND assigned_to = %(who)s AND assigned_until >= now()
+
+-- work_role --
+-- And of one role.
+AND role = %(role)s
+
+-- work_type --
+-- And of one type.
+AND type = %(type)s
