@@ -10,7 +10,7 @@ of its kind; `openapi.json` describes it all and needs no key.
 
 import json
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -55,7 +55,8 @@ GET_ESCALATION = ToolSpec("get_escalation", "An escalation you may see: of your 
 WF, HQ = "workflows", "human-queue"
 ENDPOINTS = [
     Endpoint("GET", "/workflow-types", WF, _tool(workflows.TOOLS, "list_workflow_types"), "List the workflow types"),
-    Endpoint("POST", "/runs", WF, _tool(workflows.TOOLS, "start_workflow"), "Start a run", status=201),
+    Endpoint("POST", "/runs", WF, _tool(workflows.TOOLS, "start_workflow"), "Start a run", status=201,
+             location="/runs/{workflow_id}"),
     Endpoint("GET", "/runs", WF, _tool(workflows.TOOLS, "list_runs"), "List the runs you may see"),
     Endpoint("GET", "/runs/{workflow_id}", WF, _tool(workflows.TOOLS, "get_run"), "Get a run"),
     Endpoint("GET", "/runs/{workflow_id}/export", WF, _tool(workflows.TOOLS, "export_run"), "Export a run's history"),
@@ -116,7 +117,12 @@ class JsonApi:
         status = endpoint.status
         if status == 201 and result.get("created") is False:
             status = 200  # an idempotent start: the first run, not a new one
-        return JSONResponse(result, status_code=status)
+        headers = {}
+        if endpoint.location:
+            path = "/".join(quote(str(result[s[1:-1]]), safe="") if s.startswith("{") else s
+                            for s in endpoint.location.split("/"))
+            headers["Location"] = f"{request.scope.get('root_path', '')}{path}"
+        return JSONResponse(result, status_code=status, headers=headers)
 
 
 class ApiAuth(BearerAuth):

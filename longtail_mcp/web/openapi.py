@@ -21,7 +21,8 @@ REF = "#/components/schemas/{model}"
 @dataclass(frozen=True)
 class Endpoint:
     """One route below /api/v1: a method, a path whose `{field}` segments are fields of the tool's input,
-    the tool it calls (by its server), and the status of a success."""
+    the tool it calls (by its server), the status of a success, and (for a create) the path of what it made,
+    its `{field}` segments fields of the result, sent as `Location`."""
 
     method: str
     path: str
@@ -29,6 +30,7 @@ class Endpoint:
     tool: ToolSpec
     summary: str
     status: int = 200
+    location: str | None = None
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -131,6 +133,9 @@ def _responses(e: Endpoint, output: dict[str, Any]) -> dict[str, Any]:
     if e.status == 201:  # an idempotent create: the key used again answers the first object
         out[str(e.status)]["description"] = "Created"
         out["200"] = {"description": "The id was used before, by you: the first one, unchanged", **ok}
+        if e.location:
+            where = {"Location": {"description": f"Where it is: /api/v1{e.location}", "schema": {"type": "string"}}}
+            out["201"]["headers"] = out["200"]["headers"] = where
     errors = ["400", "401", "403", *(["404"] if e.params else []), *(["409"] if e.method != "GET" else []), "503"]
     out.update({code: {"$ref": f"#/components/responses/{code}"} for code in errors})
     return out

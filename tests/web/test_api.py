@@ -159,7 +159,10 @@ async def test_starting_again_with_a_workflow_id_answers_the_first_run(app: Long
             again = await bob.post("/runs", json={"name": "echo", "input": 2, "workflow_id": "batch 7"})
             assert (first.status_code, first.json()["created"]) == (201, True)
             assert (again.status_code, again.json()["created"]) == (200, False)
+            assert first.headers["location"] == again.headers["location"] == "/api/v1/runs/batch%207"
             assert await app.handle("batch 7").result(timeout=10) == 1
+            followed = await bob.get(httpx2.URL(base).join(first.headers["location"]))
+            assert followed.json()["id"] == "batch 7", "Location names the run"
             # Percent-encoded, the id is one path segment.
             assert (await bob.get(f"/runs/{quote('batch 7', safe='')}")).json()["result"] == 1
             assert (await bob.get(f"/runs/{quote('batch 7', safe='')}/export")).json()["run"]["input"] == 1
