@@ -59,9 +59,13 @@ ENDPOINTS = [
              location="/runs/{workflow_id}"),
     Endpoint("GET", "/runs", WF, _tool(workflows.TOOLS, "list_runs"), "List the runs you may see"),
     Endpoint("GET", "/runs/{workflow_id}", WF, _tool(workflows.TOOLS, "get_run"), "Get a run"),
+    Endpoint("GET", "/runs/{workflow_id}/wait", WF, _tool(workflows.TOOLS, "wait_for_run"),
+             "Wait (at most 50 s) for a run to end"),
     Endpoint("GET", "/runs/{workflow_id}/export", WF, _tool(workflows.TOOLS, "export_run"), "Export a run's history"),
     Endpoint("POST", "/runs/{workflow_id}/signal", WF, _tool(workflows.TOOLS, "signal_run"), "Signal a run"),
     Endpoint("POST", "/runs/{workflow_id}/cancel", WF, _tool(workflows.TOOLS, "cancel_run"), "Cancel a run"),
+    Endpoint("POST", "/escalations", HQ, _tool(human_queue.TOOLS, "escalate_to_human"), "Ask a role for a decision",
+             status=201, location="/escalations/{id}"),
     Endpoint("GET", "/escalations", HQ, _tool(human_queue.TOOLS, "get_available_work"), "List what you may claim"),
     Endpoint("GET", "/claims", HQ, _tool(human_queue.TOOLS, "list_my_work"), "List what you hold a claim on"),
     Endpoint("GET", "/escalations/{escalation_id}", HQ, GET_ESCALATION, "Get an escalation"),
@@ -71,6 +75,12 @@ ENDPOINTS = [
              "Resolve an escalation"),
     Endpoint("POST", "/escalations/{escalation_id}/release", HQ, _tool(human_queue.TOOLS, "release_escalation"),
              "Release your claim"),
+    Endpoint("POST", "/escalations/{escalation_id}/reroute", HQ, _tool(human_queue.TOOLS, "reroute_escalation"),
+             "Send an escalation to another role"),
+    Endpoint("POST", "/escalations/{escalation_id}/cancel", HQ, _tool(human_queue.TOOLS, "cancel_escalation"),
+             "Withdraw an escalation"),
+    Endpoint("GET", "/escalations/{escalation_id}/history", HQ, _tool(human_queue.TOOLS, "escalation_history"),
+             "What happened to an escalation"),
 ]
 
 

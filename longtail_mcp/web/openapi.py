@@ -130,12 +130,16 @@ def document(endpoints: Sequence[Endpoint]) -> dict[str, Any]:
 def _responses(e: Endpoint, output: dict[str, Any]) -> dict[str, Any]:
     ok = {"content": {"application/json": {"schema": output}}}
     out: dict[str, Any] = {str(e.status): {"description": "Done", **ok}}
-    if e.status == 201:  # an idempotent create: the key used again answers the first object
-        out[str(e.status)]["description"] = "Created"
-        out["200"] = {"description": "The id was used before, by you: the first one, unchanged", **ok}
+    if e.status == 201:
+        out["201"]["description"] = "Created (or, with an id used before by you, the first one, unchanged)"
+        if "created" in e.tool.output.model_fields:  # it says whether it made one: the first one answers 200
+            out["201"]["description"] = "Created"
+            out["200"] = {"description": "The id was used before, by you: the first one, unchanged", **ok}
         if e.location:
             where = {"Location": {"description": f"Where it is: /api/v1{e.location}", "schema": {"type": "string"}}}
-            out["201"]["headers"] = out["200"]["headers"] = where
+            for code in ("201", "200"):
+                if code in out:
+                    out[code]["headers"] = where
     errors = ["400", "401", "403", *(["404"] if e.params else []), *(["409"] if e.method != "GET" else []), "503"]
     out.update({code: {"$ref": f"#/components/responses/{code}"} for code in errors})
     return out

@@ -342,3 +342,39 @@ async def test_dev_mode_on_loopback_acts_as_the_local_operator(app: LongTail) ->
         assert started.status_code == 201
         assert await app.handle(started.json()["workflow_id"]).result(timeout=10) == "dev"
         assert (await app.get_run(started.json()["workflow_id"]))["principal"]["id"] == "system"
+
+
+async def test_a_backend_asks_a_role_reroutes_reads_the_history_cancels_and_waits_for_a_run(app: LongTail) -> None:
+    async with running(app), http_server(app) as base:
+        keys = await cast(app)
+        async with api(base, keys["bob"]) as bob, api(base, keys["alice"]) as alice:
+            asked = await bob.post("/escalations", json={"role": "b-team", "message": "refund 40 EUR?",
+                                                         "escalation_id": "refund-9", "type": "refund"})
+            assert asked.status_code == 201 and asked.headers["location"] == "/api/v1/escalations/refund-9"
+            assert (await bob.post("/escalations", json={"role": "b-team", "message": "refund 40 EUR?",
+                                                          "escalation_id": "refund-9", "type": "refund"})).json()[
+                "created_at"] == asked.json()["created_at"], "the same request again answers the first"
+            listed = await bob.get("/escalations", params={"type": "refund"})
+            assert [e["id"] for e in listed.json()["escalations"]] == ["refund-9"]
+            assert error(await alice.get("/escalations/refund-9"), 404)["code"] == "not_found"
+
+            moved = await bob.post("/escalations/refund-9/reroute", json={"role": "a-team", "reason": "theirs"})
+            assert moved.status_code == 200 and moved.json()["role"] == "a-team"
+            assert (await alice.get("/escalations/refund-9")).json()["role"] == "a-team", "now alice's role's"
+            gone = await alice.post("/escalations/refund-9/cancel", json={"reason": "refunded by hand"})
+            assert gone.json()["status"] == "cancelled"
+            history = (await alice.get("/escalations/refund-9/history")).json()
+            assert [(e["action"], e["actor"], e["reason"]) for e in history["history"]] == [
+                ("escalation.create", "bob", None), ("escalation.reroute", "bob", "theirs"),
+                ("escalation.cancel", "alice", "refunded by hand")]
+            assert "role" in error(await alice.post("/escalations/refund-9/reroute", json={}), 400)["message"]
+
+            started = await bob.post("/runs", json={"name": "waiter", "input": 1, "workflow_id": "w-api"})
+            short = (await bob.get("/runs/w-api/wait", params={"timeout_seconds": 0.2})).json()
+            assert short["done"] is False and short["run"]["status"] in ("pending", "running", "waiting")
+            await wait_status(app.handle("w-api"), "waiting")
+            await bob.post("/runs/w-api/signal", json={"name": "go", "payload": 2})
+            waited = (await bob.get(started.headers["location"].removeprefix("/api/v1") + "/wait")).json()
+            assert waited["done"] is True and waited["run"]["result"] == {"value": 1, "got": 2}
+            assert "timeout_seconds" in error(await bob.get("/runs/w-api/wait", params={"timeout_seconds": 99}),
+                                              400)["message"]
