@@ -10,10 +10,7 @@ import json
 import uuid
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema import ValidationError as FormError
-from jsonschema.validators import validator_for
-
+from longtail_mcp import schemas
 from longtail_mcp.db.pool import Conn, Database, expect_row
 from longtail_mcp.db.queries import load
 from longtail_mcp.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -254,22 +251,10 @@ def validate_resolution(schema: dict[str, Any] | None, payload: Any) -> None:
     """Raises InvalidInput listing what is wrong when `payload` does not satisfy the pinned form."""
     if not isinstance(payload, dict):
         raise InvalidInput("a resolution must be an object")
-    if not schema:
-        return
-    cls = validator_for(schema, default=Draft202012Validator)
-    errors = sorted(cls(schema).iter_errors(payload), key=lambda e: list(e.absolute_path))
-    if errors:
-        detail = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors[:5])
-        fields = [{"field": ".".join(["resolution", *map(str, e.absolute_path), *_missing(e)]), "message": e.message}
-                  for e in errors[:20]]
-        raise InvalidInput(f"the resolution does not match the form: {detail}", data={"errors": fields})
-
-
-def _missing(error: FormError) -> list[str]:
-    """The property a `required` error is about (its message is "'name' is a required property"), else none."""
-    if error.validator != "required" or not isinstance(error.validator_value, list):
-        return []
-    return [str(p) for p in error.validator_value if error.message.startswith(f"{p!r} ")][:1]
+    found = schemas.problems(schema, payload)
+    if found:
+        raise InvalidInput(f"the resolution does not match the form: {schemas.summary(found)}",
+                           data={"errors": [p.entry("resolution") for p in found]})
 
 
 async def resolve(db: Database, actor: Principal, escalation_id: str, resolution: dict[str, Any], *,

@@ -12,9 +12,8 @@ from functools import partial
 from typing import Any
 
 import anyio
-from jsonschema import Draft202012Validator
-from jsonschema.validators import validator_for
 
+from longtail_mcp import schemas
 from longtail_mcp.db.pool import Database
 from longtail_mcp.errors import InvalidInput
 from longtail_mcp.humans.identity import Principal, require_use
@@ -32,13 +31,9 @@ WORKFLOW = store.WORKFLOW
 
 def check(schema: dict[str, Any] | None, value: Any, what: str) -> None:
     """Raises InvalidInput listing what is wrong when `value` does not match the JSON Schema."""
-    if not schema:
-        return
-    cls = validator_for(schema, default=Draft202012Validator)
-    errors = sorted(cls(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
-    if errors:
-        detail = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors[:5])
-        raise InvalidInput(f"{what} does not match its schema: {detail}")
+    found = schemas.problems(schema, value)
+    if found:
+        raise InvalidInput(f"{what} does not match its schema: {schemas.summary(found)}")
 
 
 def workflow(db: Callable[[], Database]) -> Callable[[Context, dict[str, Any]], Any]:
