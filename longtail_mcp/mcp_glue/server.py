@@ -112,11 +112,16 @@ def error_result(exc: LongtailError) -> types.CallToolResult:
 
 def result_content(spec: ToolSpec | None, structured: dict[str, Any]) -> list[types.ContentBlock]:
     """What a client shows of a result: the structured result as JSON text, then the images the tool
-    finds in it (`ToolSpec.images`, e.g. a picture read by files/read_file) as image content."""
-    content: list[types.ContentBlock] = [types.TextContent(type="text", text=json.dumps(structured, indent=2))]
-    if spec is not None and spec.images is not None:
-        content += [types.ImageContent(type="image", data=image.data, mime_type=image.mime)
-                    for image in spec.images(structured)]
+    finds in it (`ToolSpec.images`, e.g. a picture read by files/read_file) as image content. The text
+    names an image's field instead of repeating its base64 (structuredContent keeps the whole result)."""
+    images = spec.images(structured) if spec is not None and spec.images is not None else []
+    shown = dict(structured)
+    for image in images:
+        if image.field in shown:
+            size = len(image.data) * 3 // 4 - (len(image.data) - len(image.data.rstrip("=")))  # base64's length
+            shown[image.field] = f"({image.mime}, {size} bytes: in the image content)"
+    content: list[types.ContentBlock] = [types.TextContent(type="text", text=json.dumps(shown, indent=2))]
+    content += [types.ImageContent(type="image", data=image.data, mime_type=image.mime) for image in images]
     return content
 
 

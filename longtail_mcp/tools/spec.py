@@ -93,10 +93,13 @@ Handler = Callable[[ToolCall, Any], Awaitable[BaseModel | dict[str, Any]]]
 
 @dataclass(frozen=True)
 class Image:
-    """An image a result carries, for clients that show images: base64 `data` and its MIME type."""
+    """An image a result carries, for clients that show images: base64 `data` and its MIME type, and the
+    top-level `field` of the result that holds it (the text copy of the result leaves that field's base64
+    out: the image content carries it, and a model reading the text would pay for it twice)."""
 
     data: str
     mime: str
+    field: str | None = None
 
 
 # The images in a tool's validated structured result (often none).

@@ -268,7 +268,8 @@ def read_images(result: dict[str, Any]) -> list[Image]:
         return []
     if not data.startswith(IMAGE_SIGNATURES[mime]) or (mime == "image/webp" and data[8:12] != b"WEBP"):
         return []
-    return [Image(data=base64.b64encode(data).decode("ascii"), mime=mime)]
+    return [Image(data=content if result.get("encoding") == "base64" else base64.b64encode(data).decode("ascii"),
+                  mime=mime, field="content")]
 
 
 REFUSALS = ("Paths outside the root, on the deny list (LONGTAIL_FILES_DENY) or through symbolic links are "
