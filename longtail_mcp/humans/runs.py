@@ -75,6 +75,11 @@ async def list_runs(db: Database, actor: Principal | None, *, status: str | None
                                    visible_to=visibility(actor))
 
 
+async def related_runs(db: Database, actor: Principal | None, parent: str, ids: list[str]) -> list[RunSummary]:
+    """The runs of `ids` and the hooks on `parent` that `actor` may see (see service.related_runs)."""
+    return await service.related_runs(db, parent, ids, visible_to=visibility(actor))
+
+
 async def export_run(db: Database, actor: Principal | None, workflow_id: str) -> RunExport:
     await require_visible(db, actor, workflow_id)
     return await service.export_run(db, workflow_id)
@@ -133,6 +138,9 @@ class Runs:
 
     async def export(self, workflow_id: str) -> RunExport:
         return await export_run(self.db, self.actor, workflow_id)
+
+    async def related(self, parent: str, ids: builtins.list[str]) -> builtins.list[RunSummary]:
+        return await related_runs(self.db, self.actor, parent, ids)
 
     async def signal(self, workflow_id: str, name: str, payload: Any = None) -> None:
         await signal_run(self.db, self.actor, workflow_id, name, payload)

@@ -229,6 +229,16 @@ async def list_runs(db: Database, *, status: str | None = None, name: str | None
     return RunSummary.all(rows)
 
 
+async def related_runs(db: Database, parent: str, ids: list[str], *,
+                       visible_to: Visibility = None) -> list[RunSummary]:
+    """The runs of `ids` (a parent's children, as its journal names them) and the hooks started on `parent`,
+    oldest first, in one query; only those `visible_to` may see (the others are simply absent)."""
+    async with db.connection() as conn:
+        rows = await (await conn.execute(Q["related_runs"], {
+            "parent": parent, "ids": ids, **_visibility_params(visible_to)})).fetchall()
+    return RunSummary.all(rows)
+
+
 async def find_runs(
     db: Database,
     *,

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from longtail_mcp.errors import InvalidInput, LongtailError, NotFound
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.humans.models import Escalation
-from longtail_mcp.runtime.models import Run, RunExport, RunSummary, Step
+from longtail_mcp.runtime.models import RunExport, RunSummary, Step
 from longtail_mcp.runtime.service import LIVE, STATUSES
 from longtail_mcp.sql import reports
 from longtail_mcp.tools import registry
@@ -114,7 +114,7 @@ class Child:
     id: str
     seq: int
     name: str
-    run: Run | None
+    run: RunSummary | None
 
 
 class RunPages:
@@ -214,8 +214,9 @@ class RunPages:
             NotFound: no such run, or one `who` may not see.
         """
         history = await self.client.runs(who).export(workflow_id)
+        children, hooks = await self.children(who, history)
         return {"run": history.run, "steps": history.steps, "signals": history.signals,
-                "escalations": await self.escalations(who, history), "children": await self.children(who, history),
+                "escalations": await self.escalations(who, history), "children": children, "hooks": hooks,
                 "live": history.run.status in LIVE, "took": took, "clock": clock, "tool_args": tool_args}
 
     async def escalations(self, who: Principal, history: RunExport) -> list[Escalation | str]:
@@ -233,17 +234,16 @@ class RunPages:
                     found[key] = key
         return sorted(found.values(), key=lambda e: (e.created_at, e.id) if isinstance(e, Escalation) else ("", e))
 
-    async def children(self, who: Principal, history: RunExport) -> list[Child]:
-        out = []
-        for step in history.steps:
-            child_id = step.input.get("workflow_id") if step.kind == "child" and isinstance(step.input, dict) else None
-            if isinstance(child_id, str):
-                try:
-                    run: Run | None = await self.client.runs(who).get(child_id)
-                except NotFound:
-                    run = None
-                out.append(Child(child_id, step.seq, step.name, run))
-        return out
+    async def children(self, who: Principal, history: RunExport) -> tuple[list[Child], list[RunSummary]]:
+        """The child runs its journal names (each with its row when `who` may see it) and the hooks started on
+        it that `who` may see: one query, however many there are."""
+        named = [(step, step.input["workflow_id"]) for step in history.steps
+                 if step.kind == "child" and isinstance(step.input, dict)
+                 and isinstance(step.input.get("workflow_id"), str)]
+        related = await self.client.runs(who).related(history.run.id, [child_id for _, child_id in named])
+        by_id = {r.id: r for r in related}
+        hooks = [r for r in related if r.kind == "hook" and r.parent_id == history.run.id]
+        return [Child(child_id, step.seq, step.name, by_id.get(child_id)) for step, child_id in named], hooks
 
     async def export(self, request: Request, visitor: Visitor, who: Principal, workflow_id: str) -> Response:
         """The run's export (`export_run`) as a JSON download."""

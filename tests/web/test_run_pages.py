@@ -232,6 +232,13 @@ async def test_a_run_page_shows_each_steps_kind_arguments_result_attempts_and_er
             assert page(the_child.text).find("a", href=run_url(wid)) is not None, "a link back to its parent"
             typed = await http.get(f"/runs/{child_id}")
             assert typed.status_code == 200 and "pack run" in typed.text, "an id typed with its bare slash works"
+            assert page(shown.text).find(id="hooks-heading") is None, "no hooks, no section"
+
+            hook = await app.hook(wid, "note", "wait", hook_id="order-1-note")
+            await wait_status(hook, "waiting")
+            hooks = page((await http.get(run_url(wid))).text).find(id="hooks-heading").find_parent("section")
+            assert hooks.find("a", href=run_url("order-1-note")) is not None and "waiting" in hooks.get_text()
+            await app.signal("order-1-note", "go")
 
             await app.humans(await as_(app, "rita")).resolve(escalation_id, {"ship": True})
             await wait_status(app.handle(wid), "completed")

@@ -193,6 +193,16 @@ WHERE (%(status)s::text IS NULL OR status = %(status)s)
 ORDER BY created_at DESC, id
 LIMIT %(limit)s OFFSET %(offset)s
 
+-- related_runs --
+-- A run's page in one query: some runs by id (its children, as its journal names them) and the hooks
+-- started on %(parent)s, oldest first; only those visible to %(who)s (see run_visible).
+SELECT id, name, kind, status, parent_id, created_at, updated_at, completed_at, waiting_for
+FROM workflow w
+WHERE (id = ANY(%(ids)s) OR (parent_id = %(parent)s AND kind = 'hook'))
+  AND (%(who)s::text IS NULL OR principal ->> 'id' = %(who)s
+       OR EXISTS (SELECT 1 FROM escalation e WHERE e.workflow_id = w.id AND e.role = ANY(%(roles)s)))
+ORDER BY created_at, id
+
 -- run_visible --
 -- The one visibility rule for runs: a run is visible to the account that started it and to members
 -- (and admins) of the roles it asked; %(who)s NULL (a superadmin, or trusted code) sees every run.
