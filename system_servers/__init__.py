@@ -6,6 +6,7 @@ from typing import Any
 
 import mcp.types as types
 
+from longtail_mcp.errors import NotFound
 from longtail_mcp.humans.identity import Principal
 from longtail_mcp.mcp_glue.server import ListChanged, Proxy, build_server
 from longtail_mcp.tools import registry
@@ -69,10 +70,14 @@ class RegisteredTools(Proxy):
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
                    progress: Progress = no_progress) -> dict[str, Any] | None:
         server, sep, tool = name.partition("__")
-        if not sep or await registry.get_manifest(self.client.db, server, tool) is None:
+        if not sep:
             return None
-        result = await registry.call_tool(self.client.db, server, tool, arguments, principal=principal,
-                                          sessions=self.client.remote_sessions)
+        try:
+            result = await registry.call_tool(self.client.db, server, tool, arguments, principal=principal,
+                                              sessions=self.client.remote_sessions,
+                                              progress=None if progress is no_progress else progress)
+        except NotFound:  # no such registered tool (its manifest, read once, there): not one of ours
+            return None
         return result if isinstance(result, dict) else {"result": result}
 
 

@@ -23,6 +23,7 @@ from longtail_mcp.records import iso
 from longtail_mcp.runtime.codec import dumps
 from longtail_mcp.runtime.replay import current_step_var
 from longtail_mcp.tools.sessions import CONNECT_SECONDS, RemoteSessions, connect
+from longtail_mcp.tools.spec import Progress
 
 Q = load("tools")
 H = load("humans")
@@ -224,9 +225,11 @@ async def manifests_for_gateway(db: Database) -> list[dict[str, Any]]:
 
 
 async def call_tool(db: Database, server: str, tool: str, args: dict[str, Any], *,
-                    principal: Principal | None = None, sessions: RemoteSessions | None = None) -> Any:
+                    principal: Principal | None = None, sessions: RemoteSessions | None = None,
+                    progress: Progress | None = None) -> Any:
     """Call a registered server's tool as `principal` (None: trusted code), on the server's session in
     `sessions` (None: a session for this call alone); its structured content (or text) is the result.
+    The server's progress notifications go to `progress` (the gateway passes its own caller's on).
 
     Raises:
         NotFound: no such server or tool.  Forbidden: `principal` may not call it (see `may_call`).
@@ -246,7 +249,8 @@ async def call_tool(db: Database, server: str, tool: str, args: dict[str, Any], 
     step = current_step_var.get()
     meta = {IDEMPOTENCY_META: step.idempotency_key} if step is not None else None
     try:
-        result = await (sessions or RemoteSessions()).call(row, tool, args, repeatable=repeatable, meta=meta)
+        result = await (sessions or RemoteSessions()).call(row, tool, args, repeatable=repeatable, meta=meta,
+                                                           progress=progress)
     except LongtailError:
         raise
     except Exception as exc:

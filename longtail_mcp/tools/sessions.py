@@ -19,13 +19,16 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 import anyio.to_thread
 
 from longtail_mcp.errors import InvalidInput, Unavailable
+
+if TYPE_CHECKING:  # tools.spec imports this module
+    from longtail_mcp.tools.spec import Progress
 
 logger = logging.getLogger(__name__)
 CONNECT_SECONDS = 30.0
@@ -206,8 +209,9 @@ class RemoteSessions:
                 self._tg = None  # later calls connect for themselves; the holders are being cancelled
 
     async def call(self, server: dict[str, Any], tool: str, args: dict[str, Any], *, repeatable: bool,
-                   meta: dict[str, Any] | None = None) -> Any:
+                   meta: dict[str, Any] | None = None, progress: "Progress | None" = None) -> Any:
         """Call `tool` on the server's session (the SDK's `CallToolResult`), opening one when there is none.
+        The server's progress notifications for this call go to `progress` (if given).
 
         A session found dead before the call is replaced before anything is sent. A session lost during
         the call is dropped; the call is sent again on a fresh one only if it is `repeatable` (the tool is
@@ -218,11 +222,11 @@ class RemoteSessions:
         """
         if self._tg is None:  # no pool running in this process: a session for this call alone
             async with connect(server) as client:
-                return await client.call_tool(tool, args, meta=meta)
+                return await client.call_tool(tool, args, progress_callback=progress, meta=meta)
         for attempt in (1, 2):
             session = await self._session(server)  # counted busy from here: it is not closed under the call
             try:
-                return await session.client.call_tool(tool, args, meta=meta)
+                return await session.client.call_tool(tool, args, progress_callback=progress, meta=meta)
             except Exception as exc:
                 if not (session.lost or connection_lost(exc)):
                     raise

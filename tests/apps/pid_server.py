@@ -1,8 +1,8 @@
 """An external MCP server that tells which process answered, for the session pool's tests:
 `python -m tests.apps.pid_server` (stdio).
 
-`pid` and `gather` are read-only; `crash` (not annotated) and, the first time, `flaky_pid` (read-only)
-end the process in the middle of the call, as a crashing server would.
+`pid`, `gather` and `count` (which reports progress) are read-only; `crash` (not annotated) and, the
+first time, `flaky_pid` (read-only) end the process in the middle of the call, as a crashing server would.
 """
 
 import os
@@ -39,6 +39,14 @@ async def gather(n: int) -> int:
 def idempotency_key(ctx: Context) -> str | None:
     meta = ctx.request_context.meta or {}
     return meta.get("io.longtail/idempotency-key")  # type: ignore[return-value]
+
+
+@server.tool(description="Count to `n`, reporting progress at each number (when the caller asked for it)",
+             annotations=READ_ONLY)
+async def count(n: int, ctx: Context) -> int:
+    for i in range(1, n + 1):
+        await ctx.report_progress(i, n, f"counted {i} of {n}")
+    return n
 
 
 @server.tool(description="End this server's process in the middle of the call")

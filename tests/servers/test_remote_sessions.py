@@ -140,3 +140,18 @@ async def test_registering_again_with_other_details_starts_a_new_session(app: Lo
         assert failed.content[0].text.startswith("[unavailable] cannot connect to MCP server 'pids'")
         await until_gone(second)
         assert app.remote_sessions.servers() == []
+
+
+async def test_a_registered_servers_progress_reaches_the_gateways_caller(app: LongTail) -> None:
+    async with app, McpClient(gateway(app, fixed_principal(SYSTEM))) as c:
+        await register_pids(app)
+        reports: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            reports.append((progress, total, message))
+
+        result = await c.call_tool("pids__count", {"n": 3}, progress_callback=on_progress)
+        assert not result.is_error and result.structured_content == {"result": 3}
+        assert reports == [(1, 3, "counted 1 of 3"), (2, 3, "counted 2 of 3"), (3, 3, "counted 3 of 3")]
+        unknown = await c.call_tool("pids__nope", {})
+        assert unknown.is_error and "nope" in unknown.content[0].text
