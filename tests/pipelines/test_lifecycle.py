@@ -132,6 +132,9 @@ async def test_search_schedules_events_and_permissions(app: LongTail) -> None:
         assert [p.name for p in await store.search(app.db, query="writ")] == ["note"], "prefixes match"
         assert [p.name for p in await store.search(app.db, tags=["notes"])] == ["note"]
         assert await store.search(app.db, query="invoices") == []
+        assert await store.search(app.db, query="it is not raining") == [], "stop-words ('not' ~ 'note') match nothing"
+        assert [p.name for p in await store.search(app.db, query="the notes please")] == ["note"]
+        assert await store.search(app.db, query="is it the") == [], "only stop-words: nothing, and no error"
         await store.deploy(app.db, rita, "note")
         with pytest.raises(Forbidden, match="superadmin"):
             await store.activate(app.db, rita, "note", force=True)

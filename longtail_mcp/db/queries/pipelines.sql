@@ -61,7 +61,9 @@ DELETE FROM pipeline WHERE name = %(name)s AND status IN ('draft', 'archived')
 RETURNING name
 
 -- list_pipelines --
--- Pipelines by status and tag, optionally matching words (full text over name, description, tags, tools).
+-- Pipelines by status and tag, optionally matching words (full text over name, description, tags, tools):
+-- the words, or a prefix of one ('writ' finds 'write'). The prefixes go through the same 'english'
+-- configuration as the text, so stop-words drop out ('not' would otherwise find 'note').
 SELECT name, status, version, active_version, description, tags, tools, read_only, access_roles, shipped,
        verified_version, source_run, prompt_template, created_by, created_at, updated_at,
        CASE WHEN %(query)s::text IS NULL THEN 0
@@ -70,7 +72,7 @@ FROM pipeline
 WHERE (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(tags)s::text[] IS NULL OR tags && %(tags)s::text[])
   AND (%(query)s::text IS NULL OR search @@ websearch_to_tsquery('english', %(query)s)
-       OR search @@ to_tsquery('simple', %(prefix)s))
+       OR search @@ to_tsquery('english', %(prefix)s))
 ORDER BY rank DESC, name
 LIMIT %(limit)s
 
