@@ -78,7 +78,7 @@ class Router:
         stamp = await store.active_stamp(services.db)
         if stamp != self._stamp:
             stamp, rows = await store.active_templates(services.db)
-            self._index, self._stamp = TemplateIndex(rows), stamp
+            self._index, self._stamp = TemplateIndex(rows, previous=self._index), stamp
         return self._index
 
     async def by_template(self, services: AgentServices, request: str, tags: list[str] | None) -> dict[str, Any] | None:

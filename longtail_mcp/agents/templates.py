@@ -101,11 +101,26 @@ def compile_template(row: dict[str, Any]) -> Template | None:
                     literal=literal, input_schema=dict(row.get("input_schema") or {}))
 
 
-class TemplateIndex:
-    """Every active template, keyed by its rarest literal word."""
+def _key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What a compiled template depends on: its pipeline's version (the hash covers its text and input
+    schema) and the pipeline's tags."""
+    return row["name"], row["version"], row["hash"], tuple(row.get("tags") or ())
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
-        templates = [t for row in rows if (t := compile_template(row)) is not None]
+
+class TemplateIndex:
+    """Every active template, keyed by its rarest literal word.
+
+    Built again whenever the active pipelines change; with `previous`, the templates of unchanged versions
+    are taken from it rather than compiled again (compiling is most of a build: ~1.4 s at 10,000), so one
+    pipeline activated among 10,000 costs the word counts, not 10,000 regular expressions."""
+
+    def __init__(self, rows: list[dict[str, Any]], previous: "TemplateIndex | None" = None) -> None:
+        known = previous.compiled if previous is not None else {}
+        self.compiled: dict[tuple[Any, ...], Template | None] = {}
+        for row in rows:
+            made = _key(row)
+            self.compiled[made] = known[made] if made in known else compile_template(row)
+        templates = [t for t in self.compiled.values() if t is not None]
         words = {t.name: set(_WORD.findall(re.sub(r"\{[^{}]*\}", " ", t.text.lower()))) for t in templates}
         frequency = Counter(w for ws in words.values() for w in ws)
         self.size = len(templates)

@@ -100,3 +100,21 @@ def test_a_template_matches_only_the_same_words_with_slots_of_the_right_type() -
     assert index.match("resize a.png to wide pixels") is None, "a slot must convert to its input's type"
     assert index.match("please resize a.png to 200 pixels") is None, "the same words, nothing more"
     assert index.match("resize a.png to 200 pixels", tags=["video"]) is None
+
+
+def test_a_rebuilt_index_reuses_the_templates_of_unchanged_versions_and_sees_what_changed() -> None:
+    def row(name: str, version: int, template: str, tags: list[str] | None = None) -> dict[str, Any]:
+        return {"name": name, "version": version, "hash": f"{name}-{version}", "tags": tags or [],
+                "template": template, "input_schema": {"type": "object", "properties": {"x": {"type": "string"}}}}
+
+    first = TemplateIndex([row("greet", 1, "greet {x} warmly"), row("wave", 1, "wave at {x}")])
+    second = TemplateIndex([row("greet", 1, "greet {x} warmly"), row("wave", 2, "wave twice at {x}"),
+                            row("nod", 1, "nod to {x}", ["polite"])], previous=first)
+    kept = next(t for t in second.compiled.values() if t is not None and t.name == "greet")
+    assert kept is next(t for t in first.compiled.values() if t is not None and t.name == "greet"), \
+        "an unchanged version is not compiled again"
+    assert second.match("wave at ada") is None and second.match("wave twice at ada")[0].version == 2
+    assert second.match("nod to ada", tags=["polite"])[0].name == "nod"
+    third = TemplateIndex([row("greet", 1, "greet {x} warmly", ["kind"])], previous=second)
+    assert third.match("greet ada warmly", tags=["kind"]) is not None, "changed tags are seen"
+    assert third.match("nod to ada") is None and len(third.compiled) == 1, "archived ones are gone"
