@@ -7,7 +7,9 @@ removed afterwards; DATABASE_URL is ignored), then times, in the same run:
   baseline  `store.active_tools(db)`: every active pipeline with its definition (what a tools/list
             reads, and what the gateway's PipelineTools.call read to find one tool before)
   lookup    `store.active_tool(db, name)`: the one row a call reads now
-and prints the median of `--rounds` of each.
+and prints the median of `--rounds` of each. Then a gateway's tools/list of them (`PipelineTools.tools`):
+  baseline  a fresh PipelineTools each time: every active pipeline read and made a tool
+  kept      one PipelineTools: the tools it kept, after one read of `pipeline_stamp`
 """
 
 import argparse
@@ -28,6 +30,7 @@ from longtail_mcp import LongTail  # noqa: E402
 from longtail_mcp.db import keeper  # noqa: E402
 from longtail_mcp.humans.identity import SYSTEM  # noqa: E402
 from longtail_mcp.pipelines import store  # noqa: E402
+from system_servers.runnables import PipelineTools  # noqa: E402
 
 Y = """name: p{i}
 description: Write a greeting {i}
@@ -63,6 +66,21 @@ async def main(home: Path, port: int, n: int, rounds: int) -> None:
                 print(f"{label}: p50 {medians[label] * 1000:.2f} ms")
             base, now = medians.values()
             print(f"lookup is {base / now:.0f}x faster than the baseline at {n} active pipelines")
+            # tools/list through the gateway: every active pipeline read and made a tool (a fresh PipelineTools,
+            # the baseline), against the tools kept while pipeline_stamp is unchanged.
+            listed = {}
+            kept = PipelineTools(app)
+            for label, fn in (("baseline tools/list, read every time", lambda: PipelineTools(app).tools(SYSTEM)),
+                              ("kept     tools/list, stamp unchanged", lambda: kept.tools(SYSTEM))):
+                times = []
+                for _ in range(rounds):
+                    t = time.perf_counter()
+                    assert len(await fn()) == n
+                    times.append(time.perf_counter() - t)
+                listed[label] = statistics.median(times)
+                print(f"{label}: p50 {listed[label] * 1000:.2f} ms")
+            base, now = listed.values()
+            print(f"a kept tools/list is {base / now:.0f}x faster at {n} active pipelines")
     finally:
         await anyio.to_thread.run_sync(lambda: keeper.stop(app.settings, force=True))
 

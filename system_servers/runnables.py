@@ -20,6 +20,7 @@ from longtail_mcp.humans.identity import Principal, may_use
 from longtail_mcp.mcp_glue.server import Proxy
 from longtail_mcp.pipelines import runner, store
 from longtail_mcp.pipelines.model import Pipeline
+from longtail_mcp.pipelines.records import PipelineInfo
 from longtail_mcp.runtime import service
 from longtail_mcp.runtime.handle import Handle
 from longtail_mcp.runtime.models import RunStatus
@@ -109,18 +110,24 @@ def _tool(name: str, description: str, input_schema: dict[str, Any], inner: dict
 
 
 class PipelineTools(Proxy):
-    """Every active pipeline as a tool (its active version's schemas)."""
+    """Every active pipeline as a tool (its active version's schemas).
+
+    The tools are kept between listings while `pipeline_stamp` says the pipelines did not change (one row
+    read per tools/list, instead of every active definition: clients list again after each list_changed),
+    and filtered per caller by access each time."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._listed: tuple[int, list[tuple[PipelineInfo, types.Tool]]] | None = None
 
     async def tools(self, principal: Principal) -> list[types.Tool]:
-        out = []
-        for info, pipeline, _ in await store.active_tools(self.services.db):
-            if may_use(principal, info.access_roles, info.read_only):
-                out.append(_tool(info.name, _describe(pipeline), pipeline.input_schema, pipeline.output_schema,
-                                 info.read_only))
-        return out
+        stamp = await store.active_stamp(self.services.db)  # before the rows: a change in between re-reads
+        if self._listed is None or self._listed[0] != stamp:
+            self._listed = (stamp, [
+                (info, _tool(info.name, _describe(pipeline), pipeline.input_schema, pipeline.output_schema,
+                             info.read_only))
+                for info, pipeline, _ in await store.active_tools(self.services.db)])
+        return [tool for info, tool in self._listed[1] if may_use(principal, info.access_roles, info.read_only)]
 
     async def call(self, name: str, arguments: dict[str, Any], principal: Principal,
                    progress: Progress = no_progress) -> dict[str, Any] | None:

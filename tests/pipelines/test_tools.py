@@ -21,6 +21,7 @@ from longtail_mcp.pipelines import store
 from system_servers.compiler import server as compiler
 from system_servers.workflows import server as workflows
 from tests.conftest import running
+from tests.humans.helpers import sql_exec
 from tests.pipelines.helpers import ToolsChanged, files_app, publish
 from tests.servers.sessions import http_server, session
 
@@ -132,6 +133,30 @@ async def test_a_pipeline_tool_is_for_whom_it_allows(app: LongTail) -> None:
             assert (await ok(c, "audit_order", {"sku": "w"}))["output"] == {"sku": "w", "audited": True}
             run = await app.get_run((await ok(c, "greet_file", {"who": "v"}))["workflow_id"])
             assert run.principal["id"] == "wendy", "the run acts for the caller"
+
+
+async def test_the_gateway_keeps_the_pipeline_tools_between_listings_until_a_pipeline_changes(
+        app: LongTail) -> None:
+    """One gateway (serve's, over HTTP) lists for every caller from the tools it kept, filtered per caller; a
+    change of any column a published tool is made of (here its access, written directly) bumps
+    pipeline_stamp, and the next listing reads them again."""
+    restricted = GREET.replace("output_schema:", "access: {roles: [writers]}\noutput_schema:")
+    async with running(app), http_server(app) as base:
+        await ident.create_role(app.db, SYSTEM, "writers")
+        for who in ("wendy", "olaf"):
+            await ident.create_account(app.db, SYSTEM, who)
+        await ident.set_membership(app.db, SYSTEM, "writers", "wendy")
+        await publish(app, restricted)
+        async with session("http", app, "workflows", "wendy", base) as wendy, \
+                session("http", app, "workflows", "olaf", base) as olaf:
+            assert "greet_file" in {t.name for t in (await wendy.list_tools()).tools}
+            assert "greet_file" not in {t.name for t in (await olaf.list_tools()).tools}, "kept, still filtered"
+            stamp = await store.active_stamp(app.db)
+            await sql_exec(app.db, "UPDATE pipeline SET access_roles = '{}' WHERE name = 'greet_file'")
+            assert await store.active_stamp(app.db) > stamp
+            assert "greet_file" in {t.name for t in (await olaf.list_tools()).tools}, "read again after the change"
+            await store.archive(app.db, SYSTEM, "greet_file")
+            assert "greet_file" not in {t.name for t in (await wendy.list_tools()).tools}
 
 
 async def test_the_compiler_server_creates_verifies_and_publishes(app: LongTail) -> None:
