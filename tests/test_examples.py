@@ -123,3 +123,20 @@ def test_agents_example_runs_the_agent_once_then_the_compiled_pipeline_with_no_m
     assert "second: path=template llm_calls=0 status=completed" in out, out
     assert "answer: Saved the open escalations of role approver to reports/approver.json." in out
     assert "reports/reviewer.json: ['check invoice 7']" in out and "reports/approver.json: ['pay invoice 7']" in out
+
+
+def test_json_api_example_a_backend_starts_a_run_a_person_decides_over_http_and_the_backend_gets_the_result(
+        dsn: str) -> None:
+    done = run_example("json_api.py", dsn)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "shop: POST /runs -> 201, Location: /api/v1/runs/refund-o-" in out, out
+    assert "shop: waited 1 s -> done=False status=waiting waiting_for=escalation" in out
+    assert "bea: her work: 'Refund 42.50 EUR on order o-" in out
+    assert ("bea: a decision the form rejects -> 400 [{'field': 'resolution.approved', 'message': \"'yes' is not "
+            "of type 'boolean'\"}]") in out
+    assert "shop: done=True result={'note': 'damaged in transit', 'order': 'o-" in out and "'refunded': True}" in out
+    assert [line.strip() for line in out.splitlines() if line.startswith("  escalation.")] == [
+        "escalation.create by shop", "escalation.reroute by bea: a support matter",
+        "escalation.cancel by sol: asked on the phone"]
+    assert "Traceback" not in done.stderr
