@@ -12,8 +12,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 # Root needs --no-sandbox; the rest keep Chromium from reaching anything but the server under test.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -46,10 +44,11 @@ def missing() -> str | None:
 
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Any]:
-    """A headless Chromium (a Playwright `Browser`); skips the test when there is none to be had."""
+    """A headless Chromium (a Playwright `Browser`). The tests that use it are skipped, with `missing()`'s
+    reason, where there is none to be had."""
     reason = missing()
     if reason is not None:
-        pytest.skip(reason)
+        raise RuntimeError(reason)
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:

@@ -30,11 +30,10 @@ from tests.web import test_pipeline_pages as pipelines
 from tests.web.test_pages import FORM, cast, url, waiting_review
 from tests.web.test_run_pages import run_url
 
-pytestmark = pytest.mark.anyio
-if (reason := browser.missing()) is not None:
-    pytest.skip(reason, allow_module_level=True)
-
-from playwright.async_api import expect  # noqa: E402 - only once it is known to be there
+MISSING = browser.missing()  # why these tests cannot run here (no Chromium, no Playwright), or None
+pytestmark = [pytest.mark.anyio, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
+if MISSING is None:
+    from playwright.async_api import expect  # only once it is known to be there
 
 UNIQUE_TAGS = {**FORM, "properties": {**FORM["properties"],
                                       "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}
