@@ -15,14 +15,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from longtail_mcp.db.pool import Conn, Database
-from longtail_mcp.errors import NotFound, Unauthenticated
+from longtail_mcp.errors import InvalidInput, NotFound, Unauthenticated
 from longtail_mcp.events import Event
 from longtail_mcp.humans.identity import SYSTEM, Principal, require_use, require_write
 from longtail_mcp.humans.waits import cancel_listener
 from longtail_mcp.runtime import service
+from longtail_mcp.runtime.codec import dumps
 from longtail_mcp.runtime.context import Context
 from longtail_mcp.runtime.handle import Handle
-from longtail_mcp.runtime.models import Run, RunExport, RunSummary
+from longtail_mcp.runtime.models import Run, RunExport, RunSummary, Step
 from longtail_mcp.runtime.ports import CancelListener
 from longtail_mcp.runtime.registry import WorkflowSpec
 from longtail_mcp.runtime.service import Visibility
@@ -83,6 +84,30 @@ async def related_runs(db: Database, actor: Principal | None, parent: str, ids: 
 async def export_run(db: Database, actor: Principal | None, workflow_id: str) -> RunExport:
     await require_visible(db, actor, workflow_id)
     return await service.export_run(db, workflow_id)
+
+
+EXPORT_PAGE_BYTES = 512 * 1024  # a page of a run's history stops adding journal entries past this much JSON
+
+
+async def export_page(db: Database, actor: Principal | None, workflow_id: str, *, offset: int = 0,
+                      budget: int = EXPORT_PAGE_BYTES) -> tuple[RunExport, int | None, int]:
+    """A run's history a page at a time, for answers that must stay readable (an MCP client takes about
+    1 MiB): the run, the journal entries from `offset` until their JSON passes `budget` (at least one),
+    and the signals on the first page only. Returns (the page, the offset of the next page or None, how
+    many journal entries there are)."""
+    if offset < 0:
+        raise InvalidInput("offset must not be negative")
+    whole = await export_run(db, actor, workflow_id)
+    steps: list[Step] = []
+    size = len(dumps(whole.run.to_json()))
+    for step in whole.steps[offset:]:
+        size += len(dumps(step.to_json()))
+        if steps and size > budget:
+            break
+        steps.append(step)
+    end = offset + len(steps)
+    page = RunExport(run=whole.run, steps=steps, signals=whole.signals if offset == 0 else [])
+    return page, end if end < len(whole.steps) else None, len(whole.steps)
 
 
 async def signal_run(db: Database, actor: Principal | None, workflow_id: str, name: str, payload: Any = None) -> None:

@@ -158,8 +158,22 @@ async def query(call: ToolCall, args: QueryIn) -> QueryOut:
     return await start_for(call, router.WORKFLOW, args, QueryResult)
 
 
-async def export_run(call: ToolCall, args: RunRef) -> RunExport:
-    return await runs.export_run(call.client.db, call.principal, args.workflow_id)
+class ExportIn(RunRef):
+    offset: int = Field(0, ge=0, description="Skip this many journal entries (pass the previous page's next_offset)")
+
+
+class ExportOut(RunExport):
+    steps_total: int = Field(description="How many journal entries the run has")
+    next_offset: int | None = Field(None, description="Where the next page of journal entries starts (call again "
+                                                      "with offset=next_offset); null when this page ends the "
+                                                      "journal")
+
+
+async def export_run(call: ToolCall, args: ExportIn) -> ExportOut:
+    page, next_offset, total = await runs.export_page(call.client.db, call.principal, args.workflow_id,
+                                                      offset=args.offset)
+    return ExportOut(run=page.run, steps=page.steps, signals=page.signals, steps_total=total,
+                     next_offset=next_offset)
 
 
 TOOLS = [
@@ -190,8 +204,9 @@ TOOLS = [
              "the tools (and, by policy, its run becomes a new pipeline). Says which path ran and why; a long run "
              "answers done=false with its id for wait_for_run.",
              QueryIn, QueryOut, query, tags=TAGS),
-    ToolSpec("export_run", "Export a run's full history: the run, every journal entry with timings, every signal.",
-             RunRef, RunExport, export_run, read_only=True, idempotent=True, tags=TAGS),
+    ToolSpec("export_run", "Export a run's full history: the run, every journal entry with timings, every signal. "
+             "A long history comes in pages of about 512 KiB: call again with offset=next_offset while it is set.",
+             ExportIn, ExportOut, export_run, read_only=True, idempotent=True, tags=TAGS),
 ]
 
 
@@ -202,7 +217,9 @@ RECENT_RUNS = 20  # runs shown in a resources listing (the rest by template or l
 
 
 async def read_run(call: ToolCall, uri: dict[str, str]) -> Contents:
-    return json_contents(await runs.export_run(call.client.db, call.principal, uri["id"]))
+    page, next_offset, total = await runs.export_page(call.client.db, call.principal, uri["id"])
+    return json_contents(ExportOut(run=page.run, steps=page.steps, signals=page.signals, steps_total=total,
+                                   next_offset=next_offset))
 
 
 async def recent_runs(call: ToolCall) -> list[Listed]:
@@ -213,7 +230,8 @@ async def recent_runs(call: ToolCall) -> list[Listed]:
 
 RESOURCES = [
     ResourceSpec(RUN_URI, "run", "A run with its history, as JSON: the run (status, input, result or error, what it "
-                 "waits for), every journal entry with timings and errors, every signal (export_run). Runs you "
+                 "waits for), its journal entries with timings and errors, its signals (export_run's first page: "
+                 "a longer journal goes on with export_run and offset=next_offset). Runs you "
                  f"started or that asked one of your roles (superadmins: all); your {RECENT_RUNS} latest are listed.",
                  read_run,
                  mime="application/json", listing=recent_runs),

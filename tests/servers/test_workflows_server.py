@@ -1,5 +1,6 @@
 """The workflows server through a real MCP client session: in process (direct and JSON-RPC)."""
 
+import json
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -201,3 +202,38 @@ async def test_a_cancelled_wait_for_run_stops_waiting_and_the_run_goes_on(
             assert await app.handle("w1").result() == 1
         assert (await call(c, "get_run", {"workflow_id": "w1"}))["status"] == "completed", "the session goes on"
     assert loud(caplog.records) == []
+
+
+async def test_a_long_history_is_exported_in_pages_a_client_can_take(app: LongTail) -> None:
+    """export_run (and the run resource) answer at most about 512 KiB of journal at a time, so a long run does
+    not exceed what a client accepts in one message (about 1 MiB); the pages together are the whole journal."""
+    @app.step()
+    async def chunk(i: int) -> str:
+        return f"{i}:" + "x" * 100_000
+
+    @app.workflow()
+    async def big(ctx):
+        got = await ctx.wait_for_signal("go")
+        return [len(await ctx.run(chunk, i)) for i in range(12)] + [got]
+
+    async with running(app), session("memory", app, "workflows") as c:
+        handle = await app.start("big", workflow_id="big-1")
+        await wait_status(handle, "waiting")
+        await app.signal("big-1", "go", "now")
+        await handle.result(timeout=30)
+        whole = await app.export("big-1")
+        pages, offset = [], 0
+        while offset is not None:
+            result = await c.call_tool("export_run", {"workflow_id": "big-1", "offset": offset})
+            assert not result.is_error and len(result.content[0].text) < 1024 * 1024, "one page fits a message"
+            pages.append(result.structured_content)
+            offset = pages[-1]["next_offset"]
+        assert len(pages) >= 3 and all(p["steps_total"] == len(whole.steps) for p in pages)
+        assert [s["seq"] for p in pages for s in p["steps"]] == [s.seq for s in whole.steps]
+        assert [s["name"] for s in pages[0]["signals"]] == ["go"] and all(p["signals"] == [] for p in pages[1:])
+        assert all(p["run"]["id"] == "big-1" for p in pages)
+        read = await c.read_resource("longtail://runs/big-1")
+        first = json.loads(read.contents[0].text)
+        assert first["next_offset"] == pages[0]["next_offset"] and first["steps"] == pages[0]["steps"]
+        beyond = await c.call_tool("export_run", {"workflow_id": "big-1", "offset": 999})
+        assert beyond.structured_content["steps"] == [] and beyond.structured_content["next_offset"] is None
