@@ -23,7 +23,7 @@ from system_servers.workflows import server as workflows
 from tests.conftest import running
 from tests.humans.helpers import sql_exec
 from tests.pipelines.helpers import ToolsChanged, files_app, publish
-from tests.servers.sessions import http_server, session
+from tests.servers.sessions import fast_progress, http_server, session
 
 pytestmark = pytest.mark.anyio
 
@@ -197,9 +197,10 @@ output: {written: "{{ steps.save is not none }}"}
 
 
 @pytest.mark.parametrize("transport", ["memory", "jsonrpc"])
-async def test_a_long_call_reports_progress_then_answers_with_the_run_to_wait_for(dsn: str, tmp_path: Path,
-                                                                                  transport: str) -> None:
-    app = files_app(dsn, tmp_path / "files", tool_wait_seconds=3)
+async def test_a_long_call_reports_progress_then_answers_with_the_run_to_wait_for(
+        dsn: str, tmp_path: Path, transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_progress(monkeypatch)  # a report every 0.2 s: the run reaches its person well within the 5 s call
+    app = files_app(dsn, tmp_path / "files", tool_wait_seconds=5)
     seen: list[tuple[float, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -58,7 +58,7 @@ async def test_after_downtime_a_schedule_fires_once_not_once_per_missed_tick(app
         return data
 
     async with app:
-        await app.schedule("hourly-report", "* * * * *", {"kind": "summary"}, workflow="report")
+        await app.schedule("hourly-report", "0 * * * *", {"kind": "summary"}, workflow="report")
         async with app.db.connection() as conn:  # the system was down for three hours
             await conn.execute("UPDATE schedule SET next_at = now() - interval '3 hours' WHERE name = 'hourly-report'")
     async with running(app):

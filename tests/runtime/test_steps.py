@@ -5,7 +5,7 @@ import pytest
 from longtail_mcp import LongTail, NonRetryableError, StepFailed, WorkflowFailed, current_step
 from longtail_mcp.runtime.registry import RetryPolicy
 from tests.conftest import running
-from tests.runtime.helpers import wait_status
+from tests.runtime.helpers import until, wait_status
 
 pytestmark = pytest.mark.anyio
 
@@ -146,7 +146,7 @@ async def test_a_long_retry_backoff_releases_the_worker(app: LongTail) -> None:
         handle = await app.start("wf")
         info = await wait_status(handle, "waiting")
         assert info["waiting_for"].startswith("retry:")
-        assert not worker.running, "a run waiting out a long backoff holds no worker slot"
+        await until(lambda: not worker.running)  # a run waiting out a long backoff holds no worker slot
         assert await handle.result(timeout=10) == 2
 
 

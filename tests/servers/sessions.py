@@ -55,16 +55,16 @@ async def call_with_progress(c: McpClient, tool: str, args: dict[str, Any],
 
 
 async def cancel_after_progress(c: McpClient, tool: str, args: dict[str, Any], *, reports: int = 1,
-                                before: Any = None) -> list[Report]:
+                                before: Any = None, when: Any = None) -> list[Report]:
     """Call `tool` and cancel the call as a client does (over JSON-RPC: notifications/cancelled) once it has
-    reported progress `reports` times (first awaiting `before()`, if given: a look at the work in flight);
-    the reports."""
+    reported progress `reports` times and, if given, `when(reports so far)` holds (first awaiting `before()`,
+    if given: a look at the work in flight); the reports."""
     seen: list[Report] = []
     with anyio.fail_after(30), anyio.CancelScope() as scope:
 
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             seen.append((progress, total, message))
-            if len(seen) >= reports:
+            if len(seen) >= reports and (when is None or when(seen)) and not scope.cancel_called:
                 if before is not None:
                     await before()
                 scope.cancel()

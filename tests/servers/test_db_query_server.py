@@ -1,6 +1,7 @@
 """The db-query server as people and agents use it: reports that respect RBAC, and read-only SQL."""
 
 from contextlib import AsyncExitStack
+from functools import partial
 from typing import Any
 
 import anyio
@@ -175,8 +176,8 @@ async def test_a_cancelled_run_sql_stops_the_statement_in_the_server_and_keeps_t
         base = await stack.enter_async_context(http_server(app)) if transport == "http" else None
         c = await stack.enter_async_context(session(transport, app, "db-query", base=base))
 
-        async def running() -> None:
-            (row,) = await _backends(app, "sleeping", "SELECT pg_sleep(30)")
+        async def running() -> None:  # the first report comes on a timer: the statement may still be starting
+            (row,) = await until(partial(_backends, app, "sleeping", "SELECT pg_sleep(30)"))
             sleeper.append(row["pid"])
 
         with anyio.fail_after(10):

@@ -190,7 +190,8 @@ async def test_a_cancelled_fetch_reports_bytes_received_then_hangs_up(
     fast_progress(monkeypatch)
     async with LongTail(dsn, http_allow=["127.0.0.1"], http_timeout=60) as app, \
             session(transport, app, "http-fetch") as c:
-        reports = await cancel_after_progress(c, "fetch_text", {"url": site.url("/trickle")}, reports=2)
+        reports = await cancel_after_progress(c, "fetch_text", {"url": site.url("/trickle")}, reports=2,
+                                              when=lambda seen: (seen[-1][2] or "").endswith(" bytes received"))
         closed = await anyio.to_thread.run_sync(site.hung_up.wait, 5)
         assert closed, "the fetch closed its connection when the call was cancelled"
     assert growing(reports) and all(total == 60 for _, total, _ in reports), reports

@@ -96,12 +96,14 @@ async def start(app: LongTail, who: str, name: str, arg: str, workflow_id: str, 
 
 
 async def at_the_review(app: LongTail, workflow_id: str) -> Any:
-    """The export of an `order` run once it waits for its reviewer ("waiting" is also its wait for the child)."""
+    """The export of an `order` run once it waits for its reviewer ("waiting" is also its wait for the child;
+    and the escalation's journal row comes a transaction before the run's status says "waiting")."""
     rita = app.runs(await as_(app, "rita"))
 
     async def asked() -> Any:
         history = await rita.export(workflow_id)
-        return history if any(s.kind == "escalation" for s in history.steps) else None
+        at_review = any(s.kind == "escalation" for s in history.steps) and history.run.status == "waiting"
+        return history if at_review else None
 
     return await until(asked, within=20)
 
@@ -256,7 +258,9 @@ async def test_the_export_downloads_what_the_export_service_returns(app: LongTai
         keys = await cast(app)
         wid = await start(app, "rita", "order", "o-2", "order-2", "waiting")
         rita = app.runs(await as_(app, "rita"))
-        child_id = next(s.input["workflow_id"] for s in (await rita.export(wid)).steps if s.kind == "child")
+        history = await at_the_review(app, wid)  # both runs at rest: no write lands between the two reads
+        child_id = next(s.input["workflow_id"] for s in history.steps if s.kind == "child")
+        await wait_status(app.handle(child_id), "completed")
         async with http_server(app) as base, browser(base) as http:
             await sign_in(http, keys["rita"])
             shown = page((await http.get(run_url(wid))).text)
