@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from jsonschema import ValidationError as SchemaError
 from jsonschema.validators import validator_for
 
-SHOWN = 5  # problems a summary names; the rest are counted
+SHOWN = 5  # problems a one-line summary names (the per-field entries hold up to `limit`)
 
 
 @dataclass(frozen=True)
