@@ -298,8 +298,12 @@ async def active_tools(db: Database) -> list[Served]:
 
 
 def _served(row: Any) -> Served:
-    return Served(PipelineInfo.of({**row, "status": "active", "version": row["active_version"]}),
-                  _definition_of(json.dumps(row["definition"], sort_keys=True)), row["hash"])
+    """An active pipeline as it serves: who may call it is the served version's `access`, as its run checks
+    (the row's access_roles follow the latest version saved, which may be a draft not yet served)."""
+    definition = _definition_of(json.dumps(row["definition"], sort_keys=True))
+    return Served(PipelineInfo.of({**row, "status": "active", "version": row["active_version"],
+                                   "access_roles": sorted(set(definition.access.roles))}),
+                  definition, row["hash"])
 
 
 async def active_tool(db: Database, name: str) -> Served | None:

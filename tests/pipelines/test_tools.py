@@ -22,7 +22,7 @@ from system_servers.compiler import server as compiler
 from system_servers.workflows import server as workflows
 from tests.conftest import running
 from tests.humans.helpers import sql_exec
-from tests.pipelines.helpers import ToolsChanged, files_app, publish
+from tests.pipelines.helpers import ToolsChanged, files_app, publish, save
 from tests.servers.sessions import fast_progress, http_server, session
 
 pytestmark = pytest.mark.anyio
@@ -133,6 +133,24 @@ async def test_a_pipeline_tool_is_for_whom_it_allows(app: LongTail) -> None:
             assert (await ok(c, "audit_order", {"sku": "w"}))["output"] == {"sku": "w", "audited": True}
             run = await app.get_run((await ok(c, "greet_file", {"who": "v"}))["workflow_id"])
             assert run.principal["id"] == "wendy", "the run acts for the caller"
+
+
+async def test_who_may_call_a_pipeline_tool_is_the_served_versions_access_not_a_newer_drafts(
+        app: LongTail) -> None:
+    restricted = GREET.replace("output_schema:", "access: {roles: [writers]}\noutput_schema:")
+    async with running(app):
+        await ident.create_role(app.db, SYSTEM, "writers")
+        await ident.create_account(app.db, SYSTEM, "olaf")
+        await publish(app, GREET)  # v1, open to every account, is served
+        await save(app, restricted.replace("Write a greeting", "Write a greeting (v2)"))  # v2, a draft
+        assert (await store.get(app.db, "greet_file")).access_roles == ["writers"], "the row follows v2"
+        async with session("memory", app, "workflows", "olaf") as c:
+            assert "greet_file" in {t.name for t in (await c.list_tools()).tools}
+            assert (await ok(c, "greet_file", {"who": "o"}))["status"] == "completed", "v1 serves, v1 allows"
+        await publish(app, restricted.replace("Write a greeting", "Write a greeting (v2)"))  # now v2 serves
+        async with session("memory", app, "workflows", "olaf") as c:
+            assert "greet_file" not in {t.name for t in (await c.list_tools()).tools}
+            assert (await c.call_tool("greet_file", {"who": "o"})).is_error
 
 
 async def test_the_gateway_keeps_the_pipeline_tools_between_listings_until_a_pipeline_changes(
