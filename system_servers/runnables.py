@@ -48,11 +48,12 @@ def output_schema(inner: dict[str, Any] | None) -> dict[str, Any]:
 
 
 async def start_and_wait(services: Services, principal: Principal, workflow: str, input: Any,
-                         progress: Progress = no_progress) -> dict[str, Any]:
+                         progress: Progress = no_progress, *, reads_only: bool = False) -> dict[str, Any]:
     """Start a run as `principal`, wait for it at most `tool_wait_seconds` (telling `progress` where it
-    stands every few seconds), and say where it stands. A cancelled call stops waiting; the run goes on."""
+    stands every few seconds), and say where it stands. A cancelled call stops waiting; the run goes on.
+    `reads_only`: a run that only reads, which a read-scope key may start (runs.start_run)."""
     seconds = services.settings.tool_wait_seconds
-    wid, _ = await runs.start_run(services.db, principal, workflow, input)
+    wid, _ = await runs.start_run(services.db, principal, workflow, input, reads_only=reads_only)
     handle = await runs.handle(services.db, principal, wid)
     with anyio.move_on_after(seconds), contextlib.suppress(WorkflowFailed):  # failed or cancelled: reported below
         await reporting(progress, handle.result(), total=seconds, status=lambda: run_progress(handle))
@@ -140,7 +141,8 @@ class PipelineTools(Proxy):
                             + (" with a read-scope key" if principal.scope != "full" else ""))
         runner.check(pipeline.input_schema, arguments, f"the input of {name}")
         return await start_and_wait(self.services, principal, runner.WORKFLOW,
-                                    store.run_input(name, info.version, digest, arguments), progress)
+                                    store.run_input(name, info.version, digest, arguments), progress,
+                                    reads_only=info.read_only)
 
 
 def _describe(pipeline: Pipeline) -> str:

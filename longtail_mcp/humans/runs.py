@@ -50,16 +50,19 @@ async def is_visible(db: Database, actor: Principal | None, workflow_id: str) ->
 
 
 async def start_run(db: Database, actor: Principal, name: str, input: Any = None, *,
-                    workflow_id: str | None = None,
-                    then: Callable[[Conn], Awaitable[None]] | None = None) -> tuple[str, bool]:
+                    workflow_id: str | None = None, then: Callable[[Conn], Awaitable[None]] | None = None,
+                    reads_only: bool = False) -> tuple[str, bool]:
     """Start a run acting for `actor` (its principal is recorded on the run). An id someone else
     started is a Conflict, not their run. `then` is written in the run's transaction (service.start_run).
+    `reads_only`: the run only reads (a read-only pipeline), so a read-scope key may start it; every tool it
+    calls still acts with that key's scope.
 
     Raises:
-        Forbidden: a read-only key.  Conflict: the id is taken by another account's run.
+        Forbidden: a read-only key (unless `reads_only`).  Conflict: the id is taken by another account's run.
         InvalidInput: an id of the form the runtime gives child runs and cron ticks (`check_caller_id`).
     """
-    require_write(actor)
+    if not reads_only:
+        require_write(actor)
     if workflow_id is not None and actor is not SYSTEM:  # only the local operator's own code names runs freely
         service.check_caller_id(workflow_id)
     return await service.start_run(db, name, input, workflow_id=workflow_id, principal=actor, then=then)

@@ -67,7 +67,7 @@ async def save(db: Database, actor: Principal, text: str, *, tools: ToolLookup, 
             "by": actor.id, **derived,
         })).fetchone()
         if row is not None:
-            await _insert_version(conn, pipeline, 1, yaml_text, digest, actor)
+            await _insert_version(conn, pipeline, 1, yaml_text, digest, actor, read_only=derived["read_only"])
             await audit(conn, actor, "pipeline.create", "pipeline", pipeline.name, after="draft",
                         data={"version": 1, "source_run": source_run})
             return PipelineInfo.of(row)
@@ -81,7 +81,7 @@ async def save(db: Database, actor: Principal, text: str, *, tools: ToolLookup, 
         if latest is not None and latest["hash"] == digest:
             return PipelineInfo.of(current)
         version = int(current["version"]) + 1
-        await _insert_version(conn, pipeline, version, yaml_text, digest, actor)
+        await _insert_version(conn, pipeline, version, yaml_text, digest, actor, read_only=derived["read_only"])
         updated = await (await conn.execute(Q["new_version"], {
             "name": pipeline.name, "version": version, "source_run": source_run, **derived,
         })).fetchone()
@@ -90,10 +90,10 @@ async def save(db: Database, actor: Principal, text: str, *, tools: ToolLookup, 
 
 
 async def _insert_version(conn: Conn, pipeline: Pipeline, version: int, yaml_text: str, digest: str,
-                          actor: Principal) -> None:
+                          actor: Principal, *, read_only: bool) -> None:
     await conn.execute(Q["insert_version"], {
         "name": pipeline.name, "version": version, "yaml": yaml_text,
-        "definition": dumps(pipeline.model_dump(mode="json")), "hash": digest, "by": actor.id,
+        "definition": dumps(pipeline.model_dump(mode="json")), "hash": digest, "by": actor.id, "read_only": read_only,
     })
 
 
@@ -298,8 +298,9 @@ async def active_tools(db: Database) -> list[Served]:
 
 
 def _served(row: Any) -> Served:
-    """An active pipeline as it serves: who may call it is the served version's `access`, as its run checks
-    (the row's access_roles follow the latest version saved, which may be a draft not yet served)."""
+    """An active pipeline as it serves: who may call it is the served version's `access`, as its run checks,
+    and whether it only reads is the served version's too (the row's access_roles and read_only follow the
+    latest version saved, which may be a draft not yet served)."""
     definition = _definition_of(json.dumps(row["definition"], sort_keys=True))
     return Served(PipelineInfo.of({**row, "status": "active", "version": row["active_version"],
                                    "access_roles": sorted(set(definition.access.roles))}),

@@ -21,7 +21,6 @@ from longtail_mcp.pipelines import store
 from system_servers.compiler import server as compiler
 from system_servers.workflows import server as workflows
 from tests.conftest import running
-from tests.humans.helpers import sql_exec
 from tests.pipelines.helpers import ToolsChanged, files_app, publish, save
 from tests.servers.sessions import fast_progress, http_server, session
 
@@ -153,26 +152,60 @@ async def test_who_may_call_a_pipeline_tool_is_the_served_versions_access_not_a_
             assert (await c.call_tool("greet_file", {"who": "o"})).is_error
 
 
+LOOK = """
+name: look_file
+description: Look at a file
+input_schema: {type: object, required: [path], properties: {path: {type: string}}}
+steps:
+  - id: look
+    tool: files/file_info
+    args: {path: "{{ inputs.path }}"}
+output: {size: "{{ steps.look.size }}"}
+"""
+
+
+async def test_whether_a_pipeline_tool_only_reads_is_the_served_versions(app: LongTail) -> None:
+    """A read-scope key may call a pipeline that only reads; a newer draft that writes does not take it away
+    (nor would a read-only draft of a writing pipeline hand it over) until it serves."""
+    writes = LOOK.replace("output:", """  - id: note
+    tool: files/write_file
+    args: {path: "looked.txt", content: "{{ steps.look.size }}"}
+output:""")
+    async with running(app):
+        await ident.create_account(app.db, SYSTEM, "rhea")
+        (Path(app.settings.files_dir) / "a.txt").write_text("abc")
+        await publish(app, LOOK)
+        await save(app, writes)  # v2, a draft that writes
+        assert (await store.get(app.db, "look_file")).read_only is False, "the row follows v2"
+        async with session("memory", app, "workflows", "rhea", scope="read") as c:
+            listed = {t.name: t for t in (await c.list_tools()).tools}
+            assert "look_file" in listed and listed["look_file"].annotations.read_only_hint is True
+            assert (await ok(c, "look_file", {"path": "a.txt"}))["output"] == {"size": 3}
+        await publish(app, writes)
+        async with session("memory", app, "workflows", "rhea", scope="read") as c:
+            assert "look_file" not in {t.name for t in (await c.list_tools()).tools}
+
+
 async def test_the_gateway_keeps_the_pipeline_tools_between_listings_until_a_pipeline_changes(
         app: LongTail) -> None:
-    """One gateway (serve's, over HTTP) lists for every caller from the tools it kept, filtered per caller; a
-    change of any column a published tool is made of (here its access, written directly) bumps
-    pipeline_stamp, and the next listing reads them again."""
+    """One gateway (serve's, over HTTP) lists for every caller from the tools it kept, filtered per caller;
+    serving another version bumps pipeline_stamp, and the next listing reads them again."""
     restricted = GREET.replace("output_schema:", "access: {roles: [writers]}\noutput_schema:")
     async with running(app), http_server(app) as base:
         await ident.create_role(app.db, SYSTEM, "writers")
         for who in ("wendy", "olaf"):
             await ident.create_account(app.db, SYSTEM, who)
         await ident.set_membership(app.db, SYSTEM, "writers", "wendy")
-        await publish(app, restricted)
+        await publish(app, GREET)
         async with session("http", app, "workflows", "wendy", base) as wendy, \
                 session("http", app, "workflows", "olaf", base) as olaf:
             assert "greet_file" in {t.name for t in (await wendy.list_tools()).tools}
-            assert "greet_file" not in {t.name for t in (await olaf.list_tools()).tools}, "kept, still filtered"
+            assert "greet_file" in {t.name for t in (await olaf.list_tools()).tools}, "kept, and still olaf's"
             stamp = await store.active_stamp(app.db)
-            await sql_exec(app.db, "UPDATE pipeline SET access_roles = '{}' WHERE name = 'greet_file'")
+            await publish(app, restricted)  # version 2, for writers only, serves now
             assert await store.active_stamp(app.db) > stamp
-            assert "greet_file" in {t.name for t in (await olaf.list_tools()).tools}, "read again after the change"
+            assert "greet_file" not in {t.name for t in (await olaf.list_tools()).tools}, "read again"
+            assert "greet_file" in {t.name for t in (await wendy.list_tools()).tools}
             await store.archive(app.db, SYSTEM, "greet_file")
             assert "greet_file" not in {t.name for t in (await wendy.list_tools()).tools}
 

@@ -111,10 +111,11 @@ async def session(transport: str, app: LongTail, server: str, account: str | Non
                   base: str | None = None, *, scope: str = "full") -> AsyncIterator[McpClient]:
     """A session to `server` acting as `account` (None: the local operator, `system`).
 
-    `http`/`sse` reach the gateway at `base` (from `http_server`) with a fresh key of the account
-    (of `scope`); `stdio` starts `longtail-mcp stdio <server> --as <account>`.
+    `memory`/`jsonrpc` act as the account with a key of `scope`; `http`/`sse` reach the gateway at `base`
+    (from `http_server`) with a fresh key of the account (of `scope`); `stdio` starts `longtail-mcp stdio
+    <server> --as <account>`.
     """
-    principal = SYSTEM if account is None else await ident.get_principal(app.db, account)
+    principal = SYSTEM if account is None else await ident.get_principal(app.db, account, scope=scope)
     if transport in ("memory", "jsonrpc"):
         build = builder(server)
         async with McpClient(build(app, fixed_principal(principal)),

@@ -26,8 +26,8 @@ RETURNING *
 
 -- insert_version --
 -- A content version.
-INSERT INTO pipeline_version (name, version, yaml, definition, hash, created_by)
-VALUES (%(name)s, %(version)s, %(yaml)s, %(definition)s, %(hash)s, %(by)s)
+INSERT INTO pipeline_version (name, version, yaml, definition, hash, created_by, read_only)
+VALUES (%(name)s, %(version)s, %(yaml)s, %(definition)s, %(hash)s, %(by)s, %(read_only)s)
 
 -- get_version --
 -- One version (the latest when %(version)s is NULL).
@@ -77,15 +77,18 @@ ORDER BY rank DESC, name
 LIMIT %(limit)s
 
 -- active_tools --
--- The active pipelines, with the definition of the version each serves (the MCP tools they publish).
-SELECT p.name, p.description, p.read_only, p.access_roles, p.active_version, v.definition, v.hash
+-- The active pipelines, with the definition of the version each serves (the MCP tools they publish) and
+-- whether that version only reads.
+SELECT p.name, p.description, coalesce(v.read_only, p.read_only) AS read_only, p.access_roles, p.active_version,
+       v.definition, v.hash
 FROM pipeline p JOIN pipeline_version v ON v.name = p.name AND v.version = p.active_version
 WHERE p.status = 'active'
 ORDER BY p.name
 
 -- active_tool --
 -- One active pipeline by name, with the definition of the version it serves (a call of its MCP tool).
-SELECT p.name, p.description, p.read_only, p.access_roles, p.active_version, v.definition, v.hash
+SELECT p.name, p.description, coalesce(v.read_only, p.read_only) AS read_only, p.access_roles, p.active_version,
+       v.definition, v.hash
 FROM pipeline p JOIN pipeline_version v ON v.name = p.name AND v.version = p.active_version
 WHERE p.status = 'active' AND p.name = %(name)s
 
