@@ -13,18 +13,17 @@ and prints the median of `--rounds` of each. Then a gateway's tools/list of them
 """
 
 import argparse
-import shutil
-import socket
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-# bench/ holds mcp.py: first on sys.path it would hide the MCP SDK the servers import.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# bench/ holds mcp.py: first on sys.path it would hide the MCP SDK the servers import. Last, it still gives
+# _throwaway.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [*(p for p in sys.path if Path(p or ".").resolve() != HERE), str(HERE)]
 
 import anyio  # noqa: E402
+from _throwaway import compare, on_throwaway_postgres  # noqa: E402
 
 from longtail_mcp import LongTail  # noqa: E402
 from longtail_mcp.db import keeper  # noqa: E402
@@ -54,33 +53,18 @@ async def main(home: Path, port: int, n: int, rounds: int) -> None:
                 await store.deploy(app.db, SYSTEM, f"p{i}")
                 await store.activate(app.db, SYSTEM, f"p{i}", force=True)
             print(f"setup {n} active pipelines: {time.perf_counter()-t:.1f} s")
-            medians = {}
-            for label, fn in (("baseline active_tools (all, pick one)", lambda: store.active_tools(app.db)),
-                              ("lookup   active_tool(name)", lambda: store.active_tool(app.db, f"p{n // 2}"))):
-                times = []
-                for _ in range(rounds):
-                    t = time.perf_counter()
-                    await fn()
-                    times.append(time.perf_counter() - t)
-                medians[label] = statistics.median(times)
-                print(f"{label}: p50 {medians[label] * 1000:.2f} ms")
-            base, now = medians.values()
-            print(f"lookup is {base / now:.0f}x faster than the baseline at {n} active pipelines")
+            faster = await compare(rounds,
+                                   ("baseline active_tools (all, pick one)", lambda: store.active_tools(app.db)),
+                                   ("lookup   active_tool(name)", lambda: store.active_tool(app.db, f"p{n // 2}")))
+            print(f"lookup is {faster:.0f}x faster than the baseline at {n} active pipelines")
             # tools/list through the gateway: every active pipeline read and made a tool (a fresh PipelineTools,
             # the baseline), against the tools kept while pipeline_stamp is unchanged.
-            listed = {}
             kept = PipelineTools(app)
-            for label, fn in (("baseline tools/list, read every time", lambda: PipelineTools(app).tools(SYSTEM)),
-                              ("kept     tools/list, stamp unchanged", lambda: kept.tools(SYSTEM))):
-                times = []
-                for _ in range(rounds):
-                    t = time.perf_counter()
-                    assert len(await fn()) == n
-                    times.append(time.perf_counter() - t)
-                listed[label] = statistics.median(times)
-                print(f"{label}: p50 {listed[label] * 1000:.2f} ms")
-            base, now = listed.values()
-            print(f"a kept tools/list is {base / now:.0f}x faster at {n} active pipelines")
+            assert len(await kept.tools(SYSTEM)) == len(await PipelineTools(app).tools(SYSTEM)) == n
+            faster = await compare(rounds,
+                                   ("baseline tools/list, read every time", lambda: PipelineTools(app).tools(SYSTEM)),
+                                   ("kept     tools/list, stamp unchanged", lambda: kept.tools(SYSTEM)))
+            print(f"a kept tools/list is {faster:.0f}x faster at {n} active pipelines")
     finally:
         await anyio.to_thread.run_sync(lambda: keeper.stop(app.settings, force=True))
 
@@ -90,15 +74,4 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=30)
     options = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="longtail-bench-"))
-    home.chmod(0o755)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    try:
-        anyio.run(main, home, port, options.n, options.rounds)
-    finally:
-        cluster = home / "pgdata"
-        if cluster.is_symlink():
-            shutil.rmtree(cluster.resolve().parent, ignore_errors=True)
-        shutil.rmtree(home, ignore_errors=True)
+    on_throwaway_postgres(main, options.n, options.rounds)

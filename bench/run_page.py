@@ -11,18 +11,17 @@ and prints the median of `--rounds` of each.
 """
 
 import argparse
-import shutil
-import socket
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-# bench/ holds mcp.py: first on sys.path it would hide the MCP SDK the servers import.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# bench/ holds mcp.py: first on sys.path it would hide the MCP SDK the servers import. Last, it still gives
+# _throwaway.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [*(p for p in sys.path if Path(p or ".").resolve() != HERE), str(HERE)]
 
 import anyio  # noqa: E402
+from _throwaway import compare, on_throwaway_postgres  # noqa: E402
 
 from longtail_mcp import Context, LongTail  # noqa: E402
 from longtail_mcp.db import keeper  # noqa: E402
@@ -61,18 +60,9 @@ async def main(home: Path, port: int, n: int, rounds: int) -> None:
                 for child in ids:
                     await runs.get(child)
 
-            medians = {}
-            for label, fn in (("baseline one get per child", one_by_one),
-                              ("related  one query", lambda: runs.related(handle.workflow_id, ids))):
-                times = []
-                for _ in range(rounds):
-                    t = time.perf_counter()
-                    await fn()
-                    times.append(time.perf_counter() - t)
-                medians[label] = statistics.median(times)
-                print(f"{label}: p50 {medians[label] * 1000:.2f} ms")
-            base, now = medians.values()
-            print(f"related is {base / now:.0f}x faster than the baseline at {n} children")
+            faster = await compare(rounds, ("baseline one get per child", one_by_one),
+                                   ("related  one query", lambda: runs.related(handle.workflow_id, ids)))
+            print(f"related is {faster:.0f}x faster than the baseline at {n} children")
     finally:
         await anyio.to_thread.run_sync(lambda: keeper.stop(app.settings, force=True))
 
@@ -82,15 +72,4 @@ if __name__ == "__main__":
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=20)
     options = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="longtail-bench-"))
-    home.chmod(0o755)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    try:
-        anyio.run(main, home, port, options.n, options.rounds)
-    finally:
-        cluster = home / "pgdata"
-        if cluster.is_symlink():
-            shutil.rmtree(cluster.resolve().parent, ignore_errors=True)
-        shutil.rmtree(home, ignore_errors=True)
+    on_throwaway_postgres(main, options.n, options.rounds)
