@@ -14,6 +14,16 @@ async def make_roles(db: Database, *names: str) -> None:
         await ident.create_role(db, SYSTEM, name)
 
 
+async def teams(db: Database, *more: tuple[str, str]) -> None:
+    """The cast of the authorization tests: the superadmin `serve` creates, roles a-team and b-team, alice
+    in a-team, bob and carl in b-team, and `more` (account, existing role) members."""
+    await ident.ensure_admin(db)
+    await make_roles(db, "a-team", "b-team")
+    for who, role in (("alice", "a-team"), ("bob", "b-team"), ("carl", "b-team"), *more):
+        await ident.create_account(db, SYSTEM, who)
+        await ident.set_membership(db, SYSTEM, role, who)
+
+
 async def person(db: Database, account_id: str, memberships: dict[str, str] | None = None, *,
                  kind: str = "human") -> Principal:
     """Create an account with `{role: membership type}` and return its (full-scope) principal."""

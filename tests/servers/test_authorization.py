@@ -22,7 +22,7 @@ from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans import inbox, runs
 from longtail_mcp.humans.identity import SYSTEM
 from tests.conftest import running
-from tests.humans.helpers import sql_one
+from tests.humans.helpers import sql_one, teams
 from tests.runtime.helpers import wait_status
 from tests.servers.sessions import http_server, session
 
@@ -44,13 +44,7 @@ def app(dsn: str, tmp_path: Path) -> LongTail:
 
 
 async def cast(app: LongTail) -> None:
-    await ident.ensure_admin(app.db)
-    for role in ("a-team", "b-team"):
-        await ident.create_role(app.db, SYSTEM, role)
-    for who, role in (("alice", "a-team"), ("bob", "b-team"), ("carl", "b-team"), ("carol", "approver"),
-                      ("dave", "approver")):
-        await ident.create_account(app.db, SYSTEM, who)
-        await ident.set_membership(app.db, SYSTEM, role, who)
+    await teams(app.db, ("carol", "approver"), ("dave", "approver"))
 
 
 @asynccontextmanager

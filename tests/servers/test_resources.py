@@ -24,6 +24,7 @@ from longtail_mcp.mcp_glue.server import fixed_principal
 from longtail_mcp.tools.resources import ResourceSpec, uri_of
 from system_servers import SERVERS, gateway
 from tests.conftest import running
+from tests.humans.helpers import teams
 from tests.pipelines.helpers import publish
 from tests.runtime.helpers import wait_status
 from tests.servers.sessions import http_server, session
@@ -68,12 +69,7 @@ def app(dsn: str, root: Path) -> LongTail:
 
 
 async def cast(app: LongTail) -> None:
-    await ident.ensure_admin(app.db)
-    for role in ("a-team", "b-team"):
-        await ident.create_role(app.db, SYSTEM, role)
-    for who, role in (("alice", "a-team"), ("bob", "b-team"), ("carl", "b-team")):
-        await ident.create_account(app.db, SYSTEM, who)
-        await ident.set_membership(app.db, SYSTEM, role, who)
+    await teams(app.db)
 
 
 async def start_as(app: LongTail, account: str, name: str, workflow_id: str, input: Any, status: str) -> None:

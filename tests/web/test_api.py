@@ -19,6 +19,7 @@ from longtail_mcp.humans import identity as ident
 from longtail_mcp.humans.identity import SYSTEM
 from longtail_mcp.web.api import ENDPOINTS
 from tests.conftest import running
+from tests.humans.helpers import teams
 from tests.runtime.helpers import wait_status
 from tests.servers.sessions import http_server
 
@@ -47,12 +48,7 @@ def app(dsn: str) -> LongTail:
 
 async def cast(app: LongTail) -> dict[str, str]:
     """The accounts, b-team's resolution form, and keys: `bob`, `carl`, `alice` (full) and `bob_read`."""
-    await ident.ensure_admin(app.db)
-    for role in ("a-team", "b-team"):
-        await ident.create_role(app.db, SYSTEM, role)
-    for who, role in (("alice", "a-team"), ("bob", "b-team"), ("carl", "b-team")):
-        await ident.create_account(app.db, SYSTEM, who)
-        await ident.set_membership(app.db, SYSTEM, role, who)
+    await teams(app.db)
     await ident.add_form(app.db, SYSTEM, "b-team", FORM)
     keys = {who: (await ident.create_key(app.db, SYSTEM, who))["key"] for who in ("alice", "bob", "carl")}
     keys["bob_read"] = (await ident.create_key(app.db, SYSTEM, "bob", scope="read"))["key"]
